@@ -1,1 +1,22 @@
-//! runrs core
+//! runtime-core: the runrs container runtime as a synchronous library. An OCI bundle
+//! becomes a running container: namespaces, rootfs and mounts, devices, cgroups,
+//! capabilities, rlimits, hooks; created by re-executing the runrs binary into a
+//! single-threaded init (see DESIGN.md). Also home of the `runrs` CLI.
+
+pub mod capabilities;
+pub mod cgroups;
+pub mod container;
+pub mod error;
+pub mod hooks;
+pub mod namespaces;
+pub mod process;
+pub mod rlimits;
+pub mod rootfs;
+pub mod spec;
+pub mod state;
+pub mod sys;
+pub mod sysctl;
+
+pub use container::{Container, CreateOptions};
+pub use error::{Error, Kind};
+pub use state::{OciState, Status};

@@ -1,1 +1,3 @@
+//! containerd-shim-runrs-v2 (work in progress).
+
 fn main() {}

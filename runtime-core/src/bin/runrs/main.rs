@@ -1,0 +1,313 @@
+//! `runrs`: a runc-compatible command line over runtime-core.
+
+mod logging;
+mod run;
+mod spec_cmd;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use runtime_core::container::{self, ConsoleSocket, Container, CreateOptions};
+use runtime_core::process::spawn::{InitStdio, Reap};
+
+/// runrs: an OCI container runtime, command-line compatible with runc.
+#[derive(Parser, Debug)]
+#[command(name = "runrs", version, about, disable_help_subcommand = true)]
+struct Cli {
+    /// Root directory for container state.
+    #[arg(long, global = true, default_value = "/run/runrs")]
+    root: PathBuf,
+    /// Log file (default: stderr).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format.
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    log_format: logging::Format,
+    /// Enable debug logging.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Use the systemd cgroup driver.
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Rootless mode (true, false or auto); accepted for compatibility.
+    #[arg(long)]
+    rootless: Option<String>,
+    /// Path to the criu binary.
+    #[arg(long, global = true, default_value = "criu")]
+    criu: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create a new specification file (config.json).
+    Spec {
+        /// Bundle directory to write config.json into.
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// Generate a spec for a rootless container.
+        #[arg(long = "rootless", id = "spec_rootless")]
+        rootless: bool,
+    },
+    /// Create a container.
+    Create(CreateArgs),
+    /// Start a created container.
+    Start {
+        /// Container id.
+        id: String,
+    },
+    /// Create and start a container, and wait for it unless detached.
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Detach from the container's process.
+        #[arg(short, long)]
+        detach: bool,
+        /// Keep the container's state after it exits.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Output the state of a container.
+    State {
+        /// Container id.
+        id: String,
+    },
+    /// List containers.
+    #[command(alias = "ps-containers")]
+    List {
+        /// table or json.
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        /// Print only ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Send a signal to a container's init (default SIGTERM).
+    Kill {
+        /// Container id.
+        id: String,
+        /// Signal name or number.
+        signal: Option<String>,
+        /// Send to all processes of the container.
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Delete a container.
+    Delete {
+        /// Container id.
+        id: String,
+        /// Kill a running container first.
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct CreateArgs {
+    /// Container id.
+    id: String,
+    /// Bundle directory.
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    /// Unix socket to send the pty master to.
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Write the init pid to this file.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Do not use pivot_root (MS_MOVE + chroot instead).
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// Do not create a session keyring (accepted for compatibility).
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    /// Pass N extra descriptors (3..3+N) to the container.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+}
+
+impl CreateArgs {
+    fn into_options(self, root: PathBuf) -> CreateOptions {
+        CreateOptions {
+            id: self.id,
+            bundle: self.bundle,
+            root,
+            console_socket: self.console_socket.map(ConsoleSocket::Path),
+            pid_file: self.pid_file.map(absolute),
+            no_pivot: self.no_pivot,
+            preserve_fds: self.preserve_fds,
+            stdio: InitStdio::Inherit,
+            reap: Reap::Here,
+        }
+    }
+}
+
+fn absolute(p: PathBuf) -> PathBuf {
+    if p.is_absolute() {
+        p
+    } else {
+        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
+    }
+}
+
+fn main() {
+    runtime_core::process::init::maybe_run();
+    let cli = Cli::parse();
+    let to_file = cli.log.is_some();
+    if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
+        eprintln!("runrs: {e}");
+        std::process::exit(1);
+    }
+    match dispatch(cli) {
+        Ok(code) => {
+            logging::flush();
+            std::process::exit(code)
+        }
+        Err(e) => {
+            let msg = e
+                .chain()
+                .map(|c| c.to_string())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(": ");
+            if to_file {
+                tracing::error!("{msg}");
+            }
+            let _ = writeln!(std::io::stderr(), "runrs: {msg}");
+            std::process::exit(1)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    if cli.systemd_cgroup {
+        anyhow::bail!("--systemd-cgroup: the systemd cgroup driver is not available in this build");
+    }
+    let root = absolute(cli.root);
+    match cli.cmd {
+        Cmd::Spec { bundle, rootless } => {
+            spec_cmd::write(&bundle, rootless)?;
+            Ok(0)
+        }
+        Cmd::Create(a) => {
+            container::create(a.into_options(root))?;
+            Ok(0)
+        }
+        Cmd::Start { id } => {
+            Container::load(&root, &id)?.start()?;
+            Ok(0)
+        }
+        Cmd::Run {
+            create,
+            detach,
+            keep,
+        } => run::run(create.into_options(root), detach, keep),
+        Cmd::State { id } => {
+            let c = Container::load(&root, &id)?;
+            println!("{}", serde_json::to_string_pretty(&c.oci_state())?);
+            Ok(0)
+        }
+        Cmd::List { format, quiet } => list(&root, &format, quiet),
+        Cmd::Kill { id, signal, all } => {
+            let sig = container::parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?;
+            Container::load(&root, &id)?.kill(sig, all)?;
+            Ok(0)
+        }
+        Cmd::Delete { id, force } => {
+            match Container::load(&root, &id) {
+                Ok(c) => c.delete(force)?,
+                Err(e) => {
+                    // runc: a forced delete of a missing container is not an error.
+                    if !(force && e.kind() == runtime_core::Kind::NotFound) {
+                        return Err(e.into());
+                    }
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn owner_name(root: &std::path::Path, id: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata(root.join(id))
+        .map(|m| m.uid())
+        .unwrap_or(0);
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("#{uid}"))
+}
+
+fn list(root: &std::path::Path, format: &str, quiet: bool) -> anyhow::Result<i32> {
+    let cs = container::list(root)?;
+    if quiet {
+        for c in &cs {
+            println!("{}", c.id());
+        }
+        return Ok(0);
+    }
+    match format {
+        "json" => {
+            let v: Vec<_> = cs
+                .iter()
+                .map(|c| {
+                    let mut s = c.oci_state();
+                    s.owner = owner_name(root, c.id());
+                    s
+                })
+                .collect();
+            println!("{}", serde_json::to_string(&v)?);
+        }
+        "table" => {
+            let rows: Vec<[String; 6]> = cs
+                .iter()
+                .map(|c| {
+                    let s = c.oci_state();
+                    [
+                        s.id,
+                        s.pid.to_string(),
+                        s.status.to_string(),
+                        s.bundle,
+                        s.created,
+                        owner_name(root, c.id()),
+                    ]
+                })
+                .collect();
+            let head = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"];
+            let mut w = [0usize; 6];
+            for (i, h) in head.iter().enumerate() {
+                w[i] = rows
+                    .iter()
+                    .map(|r| r[i].len())
+                    .max()
+                    .unwrap_or(0)
+                    .max(h.len());
+            }
+            let line = |cols: [&str; 6]| {
+                let mut s = String::new();
+                for (i, c) in cols.iter().enumerate() {
+                    if i < 5 {
+                        s.push_str(&format!("{c:<width$}   ", width = w[i]));
+                    } else {
+                        s.push_str(c);
+                    }
+                }
+                s
+            };
+            println!("{}", line(head));
+            for r in &rows {
+                println!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
+            }
+        }
+        f => anyhow::bail!("invalid format option {f:?} (table or json)"),
+    }
+    Ok(0)
+}

@@ -1,0 +1,211 @@
+//! `runrs run` in the foreground: create + start, forward signals to the container's
+//! init, relay its terminal if it has one, reap, delete, and exit with its status.
+//! The CLI is a child subreaper, so the container's init (a grandchild) is reaped here.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::SignalFd;
+use nix::sys::termios;
+use runtime_core::container::{self, ConsoleSocket, CreateOptions};
+use runtime_core::process::console;
+use runtime_core::process::spawn::{InitStdio, Reap};
+
+/// Signals forwarded to the container (SIGCHLD is ours, SIGWINCH resizes the pty).
+const FORWARD: [Signal; 10] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGCONT,
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+];
+
+/// Create, start and wait; returns the exit code to exit with.
+pub fn run(mut opts: CreateOptions, detach: bool, keep: bool) -> anyhow::Result<i32> {
+    let terminal = runtime_core::spec::load(&opts.bundle)
+        .ok()
+        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+        .unwrap_or(false);
+    if detach {
+        let mut c = container::create(opts)?;
+        if let Err(e) = c.start() {
+            let _ = c.delete(true);
+            return Err(e.into());
+        }
+        return Ok(0);
+    }
+    let mut ours: Option<UnixStream> = None;
+    if terminal && opts.console_socket.is_none() {
+        let (a, b) = UnixStream::pair()?;
+        opts.console_socket = Some(ConsoleSocket::Fd(OwnedFd::from(b)));
+        ours = Some(a);
+    }
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let mut set = SigSet::empty();
+    for s in FORWARD {
+        set.add(s);
+    }
+    set.add(Signal::SIGCHLD);
+    set.add(Signal::SIGWINCH);
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+    let sfd = SignalFd::new(&set)?;
+
+    opts.reap = Reap::Here;
+    opts.stdio = InitStdio::Inherit;
+    let mut c = container::create(opts)?;
+    let pid = c.pid();
+    let master = match ours {
+        Some(sock) => match console::recv_master(sock.as_fd()) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = c.delete(true);
+                return Err(e.into());
+            }
+        },
+        None => None,
+    };
+    let _raw = master.as_ref().and_then(RawGuard::enter);
+    let mut copier = None;
+    if let Some(m) = &master {
+        copier = Some(relay(m)?);
+    }
+    if let Err(e) = c.start() {
+        let _ = c.delete(true);
+        return Err(e.into());
+    }
+    let code = loop {
+        let Some(info) = sfd.read_signal()? else {
+            continue;
+        };
+        let signo = info.ssi_signo as i32;
+        if signo == libc::SIGCHLD {
+            if let Some(code) = reap_until(pid) {
+                break code;
+            }
+        } else if signo == libc::SIGWINCH {
+            if let Some(m) = &master {
+                copy_winsize(m);
+            }
+        } else {
+            // SAFETY: kill takes plain integers; pid is the container's init.
+            unsafe { libc::kill(pid, signo) };
+        }
+    };
+    if let Some(h) = copier {
+        // The pty's last output is read until the slave side is gone.
+        let _ = h.join();
+    }
+    drop(_raw);
+    c.state.exit_status = Some(code);
+    if !keep {
+        c.delete(true)?;
+    }
+    Ok(code)
+}
+
+/// Reap every exited child; return the exit code once `pid` is among them.
+fn reap_until(pid: i32) -> Option<i32> {
+    let mut result = None;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes into `status`, a valid int.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if r <= 0 {
+            return result;
+        }
+        if r == pid {
+            result = Some(if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            });
+        }
+    }
+}
+
+/// Copy stdin to the pty master (detached thread) and the master to stdout (joined).
+fn relay(master: &OwnedFd) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    copy_winsize(master);
+    let mut to_pty = std::fs::File::from(master.try_clone()?);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if to_pty.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let mut from_pty = std::fs::File::from(master.try_clone()?);
+    Ok(std::thread::spawn(move || {
+        let mut out = std::io::stdout();
+        let mut buf = [0u8; 8192];
+        loop {
+            match from_pty.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if out.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                    let _ = out.flush();
+                }
+            }
+        }
+    }))
+}
+
+fn copy_winsize(master: &OwnedFd) {
+    let mut ws: libc::winsize = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into the valid pointer we pass.
+    if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_row > 0 {
+        let _ = console::resize(master.as_fd(), ws.ws_row, ws.ws_col);
+    }
+}
+
+/// Puts the caller's terminal in raw mode while the container's pty is relayed.
+struct RawGuard {
+    saved: termios::Termios,
+}
+
+impl RawGuard {
+    fn enter(_master: &OwnedFd) -> Option<RawGuard> {
+        let stdin = std::io::stdin();
+        // SAFETY: isatty takes a descriptor number.
+        if unsafe { libc::isatty(stdin.as_raw_fd()) } != 1 {
+            return None;
+        }
+        let saved = termios::tcgetattr(stdin.as_fd()).ok()?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(stdin.as_fd(), termios::SetArg::TCSANOW, &raw).ok()?;
+        Some(RawGuard { saved })
+    }
+}
+
+impl Drop for RawGuard {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(
+            std::io::stdin().as_fd(),
+            termios::SetArg::TCSANOW,
+            &self.saved,
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! `create`: validate the bundle, make the state dir, cgroup and exec fifo, spawn init
+//! and wait until the container is created (init blocked on the fifo). On any failure
+//! everything made so far is undone: no process, cgroup, mount or state dir remains.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use oci_spec::runtime::Spec;
+
+use super::{drain_cgroup, Container};
+use crate::cgroups::{CgroupPaths, Hierarchies, Mode};
+use crate::error::Error;
+use crate::hooks;
+use crate::namespaces;
+use crate::process::init::InitConfig;
+use crate::process::spawn::{self, InitFds, InitStdio, Reap};
+use crate::state::{self, ContainerState, OciState, Status, OCI_VERSION};
+use crate::sys::{self, SysError};
+
+/// Where the pty master of a terminal container goes.
+#[derive(Debug)]
+pub enum ConsoleSocket {
+    /// A unix socket path to connect to (`--console-socket`).
+    Path(PathBuf),
+    /// An already connected socket (e.g. one end of a socketpair held by a shim).
+    Fd(OwnedFd),
+}
+
+/// Options of [`create`].
+#[derive(Debug)]
+pub struct CreateOptions {
+    /// Container id.
+    pub id: String,
+    /// Bundle directory.
+    pub bundle: PathBuf,
+    /// State root (`--root`).
+    pub root: PathBuf,
+    /// Console socket for terminal containers.
+    pub console_socket: Option<ConsoleSocket>,
+    /// Write the init pid here.
+    pub pid_file: Option<PathBuf>,
+    /// MS_MOVE + chroot instead of pivot_root.
+    pub no_pivot: bool,
+    /// Pass descriptors 3..3+N to the container.
+    pub preserve_fds: u32,
+    /// The container's stdio.
+    pub stdio: InitStdio,
+    /// Who reaps init's short-lived first stage.
+    pub reap: Reap,
+}
+
+/// Create a container. Returns it in the `created` state.
+pub fn create(opts: CreateOptions) -> Result<Container, Error> {
+    state::check_id(&opts.id)?;
+    let bundle =
+        std::fs::canonicalize(&opts.bundle).map_err(|e| Error::Bundle(opts.bundle.clone(), e))?;
+    let spec = crate::spec::load(&bundle)?;
+    crate::spec::validate(&spec)?;
+    crate::sysctl::validate(&spec)?;
+    let rootfs = crate::spec::rootfs_path(&spec, &bundle)?;
+    let rootfs = std::fs::canonicalize(&rootfs).map_err(|e| Error::Bundle(rootfs.clone(), e))?;
+    let process = spec.process().as_ref().expect("validated: process present");
+    let terminal = process.terminal() == Some(true);
+    match (&opts.console_socket, terminal) {
+        (None, true) => {
+            return Err(Error::Usage(
+                "process.terminal is true but no console socket was given (use --console-socket)"
+                    .into(),
+            ))
+        }
+        (Some(_), false) => {
+            return Err(Error::Usage(
+                "a console socket was given but process.terminal is false".into(),
+            ))
+        }
+        _ => {}
+    }
+    let nss = namespaces::from_spec(&spec);
+    let hier = Hierarchies::host()?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let cgroups_path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref());
+    let cgroup = hier.resolve(
+        cgroups_path.map(|p| p.to_str().unwrap_or_default()),
+        &opts.id,
+        &own,
+    )?;
+
+    // From here on, undo on failure.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&opts.root)
+        .map_err(|e| Error::StateDir(opts.root.clone(), e))?;
+    let dir = state::dir(&opts.root, &opts.id);
+    match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(state::StateError::Exists(opts.id.clone()).into())
+        }
+        Err(e) => return Err(Error::StateDir(dir, e)),
+    }
+    let mut undo = Undo {
+        dir: dir.clone(),
+        cgroup: None,
+    };
+
+    if cgroup.exists() && !cgroup.pids()?.is_empty() {
+        return Err(Error::CgroupBusy(cgroup.path.clone()));
+    }
+    cgroup.create(&hier)?;
+    undo.cgroup = Some(cgroup.clone());
+
+    let fifo_path = dir.join(state::EXEC_FIFO);
+    mkfifo(&fifo_path, root_ids(&spec))?;
+    let fifo = sys::open(&fifo_path, libc::O_PATH, 0)?;
+    let console = match opts.console_socket {
+        Some(ConsoleSocket::Path(p)) => Some(OwnedFd::from(
+            std::os::unix::net::UnixStream::connect(&p)
+                .map_err(|e| Error::ConsoleSocket(p.clone(), e))?,
+        )),
+        Some(ConsoleSocket::Fd(fd)) => Some(fd),
+        None => None,
+    };
+
+    let created = state::now_rfc3339();
+    let mut st = ContainerState {
+        id: opts.id.clone(),
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        init_pid: 0,
+        init_start_time: 0,
+        recorded_status: Status::Creating,
+        created: created.clone(),
+        owner: String::new(),
+        cgroup: cgroup.clone(),
+        config: spec.clone(),
+        no_pivot: opts.no_pivot,
+        exit_status: None,
+    };
+    state::save(&opts.root, &st)?;
+
+    let cfg = InitConfig {
+        id: opts.id.clone(),
+        spec: spec.clone(),
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        namespaces: nss.clone(),
+        cgroup: cgroup.clone(),
+        cgroup_mounts: cgroup_mounts(&hier),
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+        console_socket: console.is_some(),
+        parent_hooks: spec
+            .hooks()
+            .as_ref()
+            .is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some()),
+        created: created.clone(),
+    };
+    let hook_state = |pid: i32| OciState {
+        oci_version: OCI_VERSION.into(),
+        id: opts.id.clone(),
+        pid,
+        status: Status::Creating,
+        bundle: bundle.display().to_string(),
+        rootfs: rootfs.display().to_string(),
+        created: created.clone(),
+        owner: String::new(),
+        annotations: spec
+            .annotations()
+            .as_ref()
+            .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+    };
+    let spawned = spawn::spawn(
+        cfg,
+        InitFds {
+            exec_fifo: fifo.as_fd(),
+            console_socket: console.as_ref().map(|c| c.as_fd()),
+        },
+        opts.stdio,
+        opts.reap,
+        &cgroup,
+        |pid| {
+            if let Some(h) = spec.hooks().as_ref() {
+                let s = hook_state(pid);
+                hooks::run("prestart", h.prestart().as_deref().unwrap_or_default(), &s)?;
+                hooks::run(
+                    "createRuntime",
+                    h.create_runtime().as_deref().unwrap_or_default(),
+                    &s,
+                )?;
+            }
+            Ok(())
+        },
+    )?;
+    drop(console);
+    drop(fifo);
+
+    st.init_pid = spawned.pid;
+    st.init_start_time = state::proc_stat(spawned.pid)
+        .map(|s| s.start_time)
+        .unwrap_or(0);
+    st.recorded_status = Status::Created;
+    if let Err(e) = state::save(&opts.root, &st) {
+        kill_init(spawned.pid);
+        return Err(e.into());
+    }
+    if let Some(pf) = &opts.pid_file {
+        if let Err(e) = write_pid_file(pf, spawned.pid) {
+            kill_init(spawned.pid);
+            return Err(e);
+        }
+    }
+    undo.disarm();
+    Ok(Container {
+        root: opts.root,
+        state: st,
+    })
+}
+
+fn kill_init(pid: i32) {
+    // SAFETY: kill takes plain integers; the pid is the container init we just made.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    super::wait_gone(pid, Duration::from_secs(5));
+}
+
+/// The v1 hierarchies as (mountpoint directory name, controllers).
+fn cgroup_mounts(h: &Hierarchies) -> Vec<(String, Vec<String>)> {
+    if h.mode == Mode::Unified {
+        return Vec::new();
+    }
+    h.mounts
+        .iter()
+        .filter(|m| m.controllers != [crate::cgroups::UNIFIED])
+        .filter_map(|m| {
+            let name = m.mountpoint.file_name()?.to_string_lossy().into_owned();
+            Some((name, m.controllers.clone()))
+        })
+        .collect()
+}
+
+/// Host uid/gid of the container's root (for the fifo's owner).
+fn root_ids(spec: &Spec) -> (u32, u32) {
+    let l = spec.linux().as_ref();
+    let find = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.into_iter()
+            .flatten()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+            .unwrap_or(0)
+    };
+    (
+        find(l.and_then(|l| l.uid_mappings().as_ref())),
+        find(l.and_then(|l| l.gid_mappings().as_ref())),
+    )
+}
+
+fn mkfifo(path: &Path, (uid, gid): (u32, u32)) -> Result<(), Error> {
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap_or_default();
+    // SAFETY: `c` is a valid C string; umask-independent mode is fixed below.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o622) } < 0 {
+        return Err(SysError::last("mkfifo", path.display().to_string()).into());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::chmod(c.as_ptr(), 0o622) } < 0 {
+        return Err(SysError::last("chmod", path.display().to_string()).into());
+    }
+    // SAFETY: as above.
+    if (uid, gid) != (0, 0) && unsafe { libc::chown(c.as_ptr(), uid, gid) } < 0 {
+        return Err(SysError::last("chown", path.display().to_string()).into());
+    }
+    Ok(())
+}
+
+/// Write the pid file atomically, as runc does.
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&tmp, pid.to_string()).map_err(|e| Error::PidFile(path.to_path_buf(), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::PidFile(path.to_path_buf(), e))
+}
+
+/// Removes what create made when it fails.
+struct Undo {
+    dir: PathBuf,
+    cgroup: Option<CgroupPaths>,
+}
+
+impl Undo {
+    fn disarm(&mut self) {
+        self.dir = PathBuf::new();
+        self.cgroup = None;
+    }
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some(cg) = self.cgroup.take() {
+            drain_cgroup(&cg, Duration::from_secs(5));
+            if let Err(e) = cg.remove() {
+                tracing::warn!("cleanup after failed create: {e}");
+            }
+        }
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

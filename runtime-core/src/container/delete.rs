@@ -1,0 +1,68 @@
+//! `delete`: remove a container's resources. A created container's init is killed; a
+//! running or paused one only with `force`. Processes left in the cgroup are killed
+//! (thawing a frozen cgroup so the signal lands), the cgroup and state dir removed,
+//! then the poststop hooks run (their failures are logged, not fatal).
+
+use std::time::Duration;
+
+use super::{drain_cgroup, wait_gone, Container};
+use crate::error::Error;
+use crate::state::Status;
+
+impl Container {
+    /// Delete the container.
+    pub fn delete(self, force: bool) -> Result<(), Error> {
+        let status = self.status();
+        match status {
+            Status::Stopped => {}
+            Status::Created | Status::Creating => self.kill_and_wait(),
+            Status::Running | Status::Paused => {
+                if !force {
+                    return Err(Error::WrongState {
+                        id: self.id().to_string(),
+                        status,
+                        action: "delete",
+                        want: "stopped (or use --force)",
+                    });
+                }
+                self.kill_and_wait();
+            }
+        }
+        self.destroy()
+    }
+
+    fn kill_and_wait(&self) {
+        let _ = self.signal_all(libc::SIGKILL);
+        let _ = super::kill::signal_pid(self.pid(), libc::SIGKILL);
+        wait_gone(self.pid(), Duration::from_secs(10));
+    }
+
+    /// Remove cgroup and state; run poststop hooks.
+    fn destroy(self) -> Result<(), Error> {
+        let cg = &self.state.cgroup;
+        if cg.exists() {
+            if self.frozen() {
+                let _ = crate::cgroups::freeze(cg, false);
+            }
+            // Without its own pid namespace, the container's other processes survive
+            // init: kill them too (runc does the same).
+            drain_cgroup(cg, Duration::from_secs(10));
+            cg.remove()?;
+        }
+        let st = self.state.oci(Status::Stopped);
+        let dir = self.dir();
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::StateDir(dir.clone(), e))?;
+        if let Some(h) = self
+            .state
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().as_ref())
+        {
+            if let Err(e) = crate::hooks::run("poststop", h, &st) {
+                tracing::warn!("{e}");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,140 @@
+//! `kill`: send a signal to the container's init, or with `all` to every process in
+//! its cgroup (frozen first for SIGKILL so nothing forks away, as runc does).
+//! Signals go through a pidfd, so a recycled pid is never hit. See pidfd_send_signal(2).
+
+use std::os::fd::AsRawFd;
+
+use super::Container;
+use crate::error::Error;
+use crate::state::Status;
+use crate::sys;
+
+/// Parse a signal given as a number, `KILL` or `SIGKILL` (case-insensitive).
+pub fn parse_signal(s: &str) -> Result<i32, Error> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        return Err(Error::Usage(format!("invalid signal number {n}")));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let n = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" | "CLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => {
+            if let Some(rest) = name.strip_prefix("RTMIN") {
+                let off: i32 = rest.trim_start_matches('+').parse().unwrap_or(0);
+                libc::SIGRTMIN() + off
+            } else if let Some(rest) = name.strip_prefix("RTMAX") {
+                let off: i32 = rest.trim_start_matches('-').parse().unwrap_or(0);
+                libc::SIGRTMAX() - off
+            } else {
+                return Err(Error::Usage(format!("unknown signal {s:?}")));
+            }
+        }
+    };
+    Ok(n)
+}
+
+/// pidfd_send_signal(2) to a non-child.
+pub(crate) fn signal_pid(pid: i32, sig: i32) -> Result<(), sys::SysError> {
+    let fd = sys::pidfd_open(pid)?;
+    // SAFETY: the pidfd is open; a null siginfo means a plain kill-like signal.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(sys::SysError::last(
+            "pidfd_send_signal",
+            format!("pid {pid} signal {sig}"),
+        ));
+    }
+    Ok(())
+}
+
+impl Container {
+    /// Send `sig` to init, or to every process of the container with `all`.
+    pub fn kill(&self, sig: i32, all: bool) -> Result<(), Error> {
+        let status = self.status();
+        if all {
+            return self.signal_all(sig);
+        }
+        if status == Status::Stopped {
+            return Err(Error::NotRunning(self.id().to_string()));
+        }
+        match signal_pid(self.pid(), sig) {
+            Err(e) if e.errno() == Some(libc::ESRCH) => {
+                Err(Error::NotRunning(self.id().to_string()))
+            }
+            r => Ok(r?),
+        }
+    }
+
+    /// Signal every process in the container's cgroup.
+    pub fn signal_all(&self, sig: i32) -> Result<(), Error> {
+        let cg = &self.state.cgroup;
+        let freeze = sig == libc::SIGKILL && !self.frozen();
+        if freeze {
+            let _ = crate::cgroups::freeze(cg, true);
+        }
+        for pid in cg.pids()? {
+            // SAFETY: kill takes plain integers; these are processes of the container.
+            unsafe { libc::kill(pid, sig) };
+        }
+        if freeze || (sig == libc::SIGKILL && self.frozen()) {
+            let _ = crate::cgroups::freeze(cg, false);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_signal;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("9").expect("n"), 9);
+        assert_eq!(parse_signal("KILL").expect("n"), 9);
+        assert_eq!(parse_signal("sigterm").expect("n"), 15);
+        assert_eq!(parse_signal("SIGRTMIN+1").expect("n"), libc::SIGRTMIN() + 1);
+        assert!(parse_signal("FOO").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+}

@@ -1,0 +1,146 @@
+//! Containers and their lifecycle verbs, one file per verb: [`create`], [`start`],
+//! [`kill`], [`delete`]. A [`Container`] is its persisted state plus the live status
+//! derived from the kernel. See the OCI runtime spec, runtime.md "Lifecycle".
+
+mod create;
+mod delete;
+mod kill;
+mod start;
+
+pub use create::{create, ConsoleSocket, CreateOptions};
+pub use kill::parse_signal;
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::namespaces::Kind;
+use crate::state::{self, ContainerState, OciState, Status};
+use crate::sys;
+
+/// A container known to the runtime.
+#[derive(Debug, Clone)]
+pub struct Container {
+    /// The runtime's state root.
+    pub root: PathBuf,
+    /// The persisted state.
+    pub state: ContainerState,
+}
+
+impl Container {
+    /// Load a container from the state root.
+    pub fn load(root: &Path, id: &str) -> Result<Self, Error> {
+        Ok(Container {
+            root: root.to_path_buf(),
+            state: state::load(root, id)?,
+        })
+    }
+
+    /// The container id.
+    pub fn id(&self) -> &str {
+        &self.state.id
+    }
+
+    /// Host pid of the container's init.
+    pub fn pid(&self) -> i32 {
+        self.state.init_pid
+    }
+
+    /// The container's state directory.
+    pub fn dir(&self) -> PathBuf {
+        state::dir(&self.root, &self.state.id)
+    }
+
+    /// The exec fifo path (exists until start).
+    pub fn fifo(&self) -> PathBuf {
+        self.dir().join(state::EXEC_FIFO)
+    }
+
+    /// Persist the state.
+    pub fn save(&self) -> Result<(), Error> {
+        Ok(state::save(&self.root, &self.state)?)
+    }
+
+    /// The live status.
+    pub fn status(&self) -> Status {
+        let s = &self.state;
+        if !state::alive(s.init_pid, s.init_start_time) {
+            return Status::Stopped;
+        }
+        if s.recorded_status == Status::Creating {
+            return Status::Creating;
+        }
+        if self.fifo().exists() {
+            return Status::Created;
+        }
+        if self.frozen() {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+
+    /// Whether the container's cgroup is frozen.
+    pub fn frozen(&self) -> bool {
+        let cg = &self.state.cgroup;
+        if let Some(d) = cg.dirs.get("freezer") {
+            return std::fs::read_to_string(d.join("freezer.state"))
+                .map(|s| s.trim() == "FROZEN")
+                .unwrap_or(false);
+        }
+        if cg.mode == crate::cgroups::Mode::Unified {
+            if let Some(d) = cg.dirs.get(crate::cgroups::UNIFIED) {
+                return std::fs::read_to_string(d.join("cgroup.freeze"))
+                    .map(|s| s.trim() == "1")
+                    .unwrap_or(false);
+            }
+        }
+        false
+    }
+
+    /// The OCI state document with the live status.
+    pub fn oci_state(&self) -> OciState {
+        self.state.oci(self.status())
+    }
+
+    /// Whether the container has its own pid namespace (then killing init kills all).
+    pub fn own_pid_ns(&self) -> bool {
+        crate::namespaces::from_spec(&self.state.config)
+            .iter()
+            .any(|n| n.kind == Kind::Pid && n.path.is_none())
+    }
+}
+
+/// Every container under `root`, sorted by id. Unreadable entries are skipped.
+pub fn list(root: &Path) -> Result<Vec<Container>, Error> {
+    Ok(state::list(root)?
+        .into_iter()
+        .filter_map(|id| Container::load(root, &id).ok())
+        .collect())
+}
+
+/// Wait until `pid` has exited (or `timeout` passed). Works for non-children through a
+/// pidfd. Returns whether it is gone.
+pub fn wait_gone(pid: i32, timeout: Duration) -> bool {
+    let Ok(fd) = sys::pidfd_open(pid) else {
+        return true; // ESRCH: already gone
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    matches!(sys::poll_one(fd.as_fd(), libc::POLLIN, ms), Ok(r) if r != 0)
+}
+
+/// Wait until the cgroup has no processes left, signalling stragglers with SIGKILL.
+pub(crate) fn drain_cgroup(cg: &crate::cgroups::CgroupPaths, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pids = cg.pids().unwrap_or_default();
+        if pids.is_empty() || Instant::now() >= deadline {
+            return;
+        }
+        for p in &pids {
+            // SAFETY: kill takes plain integers; these are processes of the container.
+            unsafe { libc::kill(*p, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

@@ -1,0 +1,112 @@
+//! The error type of runtime-core's public API, wrapping each module's error, with a
+//! [`Kind`] for callers that map errors to protocol codes (the shim's gRPC codes).
+
+use std::path::PathBuf;
+
+use crate::state::Status;
+
+/// What kind of failure, for mapping to protocol status codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The container (or file) does not exist.
+    NotFound,
+    /// It already exists.
+    AlreadyExists,
+    /// The container is in the wrong state for the request.
+    FailedPrecondition,
+    /// The request or configuration is invalid.
+    InvalidArgument,
+    /// Anything else.
+    Internal,
+}
+
+/// A runtime-core failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bundle's config.
+    #[error("invalid configuration")]
+    Spec(#[from] crate::spec::SpecError),
+    /// State persistence.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// cgroups.
+    #[error("cgroup")]
+    Cgroup(#[from] crate::cgroups::CgroupError),
+    /// Spawning init, or init's own report.
+    #[error("create container")]
+    Spawn(#[from] crate::process::spawn::SpawnError),
+    /// A hook.
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
+    /// A syscall.
+    #[error(transparent)]
+    Sys(#[from] crate::sys::SysError),
+    /// The bundle directory.
+    #[error("bundle {0}")]
+    Bundle(PathBuf, #[source] std::io::Error),
+    /// The state directory.
+    #[error("state directory {0}")]
+    StateDir(PathBuf, #[source] std::io::Error),
+    /// The pid file.
+    #[error("write pid file {0}")]
+    PidFile(PathBuf, #[source] std::io::Error),
+    /// The console socket.
+    #[error("connect to console socket {0}")]
+    ConsoleSocket(PathBuf, #[source] std::io::Error),
+    /// The container's cgroup already holds processes.
+    #[error("the container's cgroup {0} is not empty")]
+    CgroupBusy(String),
+    /// A verb the container's status does not allow.
+    #[error("cannot {action} container {id}: it is {status}, must be {want}")]
+    WrongState {
+        /// The container.
+        id: String,
+        /// Its status.
+        status: Status,
+        /// The verb.
+        action: &'static str,
+        /// What it would need to be.
+        want: &'static str,
+    },
+    /// The container is not running.
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    /// Init exited between create and start.
+    #[error("container {0}: init exited before it was started")]
+    InitDied(String),
+    /// Bad usage of the API or CLI.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// The kind of failure.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Error::State(crate::state::StateError::NotFound(_)) => Kind::NotFound,
+            Error::State(crate::state::StateError::Exists(_)) => Kind::AlreadyExists,
+            Error::State(crate::state::StateError::BadId(..)) => Kind::InvalidArgument,
+            Error::Spec(_) | Error::Usage(_) | Error::Bundle(..) => Kind::InvalidArgument,
+            Error::WrongState { .. }
+            | Error::NotRunning(_)
+            | Error::InitDied(_)
+            | Error::CgroupBusy(_) => Kind::FailedPrecondition,
+            _ => Kind::Internal,
+        }
+    }
+}
+
+/// Render an error with its whole source chain on one line ("a: b: c").
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !t.is_empty() && !s.ends_with(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    s
+}

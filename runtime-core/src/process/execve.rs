@@ -1,0 +1,164 @@
+//! The last steps before the container's program runs: find it on the container's
+//! PATH, build its environment, reset signal state inherited from the runtime, mark
+//! every descriptor past the preserved ones close-on-exec, and execve(2).
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::sys::SysError;
+
+/// PATH used when the process environment has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Why the program cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// Not found on PATH.
+    #[error("exec: {0:?}: executable file not found in $PATH")]
+    NotFound(String),
+    /// Found but not runnable.
+    #[error("exec: {path}: {reason}")]
+    NotRunnable {
+        /// The resolved path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// execve itself failed.
+    #[error("exec {0}")]
+    Exec(PathBuf, #[source] SysError),
+}
+
+/// The value of `key` in a KEY=value list.
+pub fn env_get<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
+    env.iter()
+        .rev()
+        .find_map(|e| e.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+}
+
+fn check_runnable(p: &Path) -> Result<(), String> {
+    let md = std::fs::metadata(p).map_err(|e| e.to_string())?;
+    if md.is_dir() {
+        return Err("is a directory".into());
+    }
+    let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| "bad path".to_string())?;
+    // SAFETY: `c` is a valid C string.
+    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } < 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    Ok(())
+}
+
+/// Resolve `prog` like execvp, with the container's PATH (in the current root).
+pub fn lookup(prog: &str, env: &[String]) -> Result<PathBuf, ExecError> {
+    if prog.contains('/') {
+        let p = PathBuf::from(prog);
+        return check_runnable(&p)
+            .map(|()| p.clone())
+            .map_err(|reason| ExecError::NotRunnable { path: p, reason });
+    }
+    let path = env_get(env, "PATH").unwrap_or(DEFAULT_PATH);
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let cand = Path::new(dir).join(prog);
+        if check_runnable(&cand).is_ok() {
+            return Ok(cand);
+        }
+    }
+    Err(ExecError::NotFound(prog.to_string()))
+}
+
+/// Restore default signal dispositions and an empty mask (a Rust runtime ignores
+/// SIGPIPE, and callers may block signals; neither must leak into the container).
+pub fn reset_signals() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: resetting a disposition to SIG_DFL is always valid.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    // SAFETY: an empty sigset is a valid mask; the old mask is not needed.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Mark every descriptor from `first` upwards close-on-exec.
+pub fn cloexec_from(first: u32) {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: close_range only changes descriptor flags of this process.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r < 0 {
+        // Older kernels: walk /proc/self/fd.
+        if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
+            for e in rd.flatten() {
+                if let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
+                    if fd >= first as i32 {
+                        crate::sys::set_cloexec_raw(fd);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// execve(2); returns only on failure.
+pub fn exec(path: &Path, args: &[String], env: &[String]) -> ExecError {
+    let to_c = |s: &str| CString::new(s).unwrap_or_default();
+    let cpath = match CString::new(path.as_os_str().as_bytes()) {
+        Ok(c) => c,
+        Err(_) => {
+            return ExecError::NotRunnable {
+                path: path.into(),
+                reason: "path contains a NUL byte".into(),
+            }
+        }
+    };
+    let argv: Vec<CString> = args.iter().map(|a| to_c(a)).collect();
+    let envp: Vec<CString> = env.iter().map(|e| to_c(e)).collect();
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    // SAFETY: all pointers are valid NUL-terminated strings, and both arrays are
+    // NULL-terminated; they outlive the call (which only returns on failure).
+    unsafe {
+        libc::execve(cpath.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr());
+    }
+    ExecError::Exec(
+        path.into(),
+        SysError::last("execve", path.display().to_string()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_lookup_takes_last() {
+        let env = vec!["PATH=/a".to_string(), "X=1".into(), "PATH=/b".into()];
+        assert_eq!(env_get(&env, "PATH"), Some("/b"));
+        assert_eq!(env_get(&env, "PAT"), None);
+    }
+
+    #[test]
+    fn finds_sh() {
+        let env = vec!["PATH=/nonexistent:/bin".to_string()];
+        assert_eq!(lookup("sh", &env).expect("sh"), PathBuf::from("/bin/sh"));
+        assert!(matches!(
+            lookup("no-such-prog-xyz", &env),
+            Err(ExecError::NotFound(_))
+        ));
+        assert!(matches!(
+            lookup("/etc/passwd", &env),
+            Err(ExecError::NotRunnable { .. })
+        ));
+    }
+}

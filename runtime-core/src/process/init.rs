@@ -1,0 +1,504 @@
+//! The init side of container creation (`runrs init`), run in a freshly exec'd,
+//! single-threaded copy of the runrs binary.
+//!
+//! Stage 1 joins or creates the namespaces (user first, with the parent writing the id
+//! maps) and forks; the child, stage 2, is the container's init: it builds the rootfs,
+//! console, hostname, sysctls, masked/read-only paths, pivots, applies rlimits, user,
+//! capabilities and no_new_privs, reports Ready, waits on the exec fifo for `start`,
+//! and execs the user's program. Every failure before Ready travels to the parent as a
+//! structured [`Msg::Error`]. See DESIGN.md "Process model".
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+use super::sync::{self, Msg};
+use super::{console, execve, user};
+use crate::cgroups::CgroupPaths;
+use crate::namespaces::{self, Kind, Namespace};
+use crate::rootfs::{self, mounts::MountContext};
+use crate::state::{OciState, Status, OCI_VERSION};
+use crate::sys::{self, SysError};
+use crate::{capabilities, hooks, rlimits, sysctl};
+
+/// Environment variable carrying the sync socket's descriptor number to init.
+pub const INIT_ENV: &str = "_RUNRS_INIT_FD";
+
+/// What init builds, sent by the parent as the first message.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InitConfig {
+    /// Container id.
+    pub id: String,
+    /// The validated spec.
+    pub spec: Spec,
+    /// Absolute bundle path.
+    pub bundle: PathBuf,
+    /// Absolute rootfs path.
+    pub rootfs: PathBuf,
+    /// Namespaces, in join/create order.
+    pub namespaces: Vec<Namespace>,
+    /// The container's cgroups.
+    pub cgroup: CgroupPaths,
+    /// v1 hierarchies (mountpoint name, controllers), for cgroup mounts.
+    pub cgroup_mounts: Vec<(String, Vec<String>)>,
+    /// MS_MOVE + chroot instead of pivot_root.
+    pub no_pivot: bool,
+    /// Descriptors 3..3+N are passed to the container process.
+    pub preserve_fds: u32,
+    /// A console socket descriptor follows the exec fifo descriptor.
+    pub console_socket: bool,
+    /// The parent runs prestart/createRuntime hooks: sync before pivot.
+    pub parent_hooks: bool,
+    /// Creation time, for hook state.
+    pub created: String,
+}
+
+/// If this process was started as runrs' init, run it; never returns then.
+/// Every runrs binary calls this first in `main`, before any thread exists.
+pub fn maybe_run() {
+    let Some(v) = std::env::var_os(INIT_ENV) else {
+        return;
+    };
+    let fd: i32 = v.to_str().and_then(|s| s.parse().ok()).unwrap_or(-1);
+    if fd < 0 {
+        eprintln!("runrs init: bad {INIT_ENV}");
+        std::process::exit(1);
+    }
+    std::env::remove_var(INIT_ENV);
+    // SAFETY: the parent passed this descriptor to us for exactly this use; nothing
+    // else in this fresh process owns it.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    sys::set_cloexec_raw(fd);
+    stage1(sock)
+}
+
+fn fail(sock: BorrowedFd<'_>, err: &dyn std::error::Error) -> ! {
+    let mut message = err.to_string();
+    let mut src = err.source();
+    while let Some(s) = src {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        src = s.source();
+    }
+    let _ = sync::send(sock, &Msg::Error { message }, &[]);
+    std::process::exit(1)
+}
+
+/// Failures inside init, one variant per step.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// Talking to the parent.
+    #[error("sync with runtime")]
+    Sync(#[from] sync::SyncError),
+    /// The parent sent something unexpected.
+    #[error("protocol error: expected {0}")]
+    Protocol(&'static str),
+    /// A namespace step.
+    #[error("namespaces")]
+    Namespace(#[source] SysError),
+    /// A process attribute step.
+    #[error("{0}")]
+    Sys(&'static str, #[source] SysError),
+    /// The rootfs.
+    #[error("rootfs")]
+    Rootfs(#[from] rootfs::RootfsError),
+    /// The console.
+    #[error("console")]
+    Console(#[from] console::ConsoleError),
+    /// A sysctl.
+    #[error(transparent)]
+    Sysctl(#[from] sysctl::SysctlError),
+    /// A hook run by init.
+    #[error(transparent)]
+    Hook(#[from] hooks::HookError),
+    /// rlimits.
+    #[error(transparent)]
+    Rlimit(#[from] rlimits::RlimitError),
+    /// Capabilities.
+    #[error("capabilities")]
+    Caps(#[from] capabilities::CapsError),
+    /// The program cannot be run.
+    #[error(transparent)]
+    Exec(#[from] execve::ExecError),
+    /// process.cwd resolves outside the container.
+    #[error("process.cwd {0:?} is outside the container's root")]
+    CwdEscape(PathBuf),
+    /// oom_score_adj.
+    #[error("set oom_score_adj to {value}{hint}")]
+    OomScore {
+        /// The requested value.
+        value: i32,
+        /// Explanation for EACCES.
+        hint: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn stage1(sock: OwnedFd) -> ! {
+    let s = sock.as_fd();
+    // Non-dumpable until execve: the container cannot open /proc/<init>/exe or fds
+    // (CVE-2019-5736).
+    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, "PR_SET_DUMPABLE");
+    let (cfg, fds) = match sync::recv(s) {
+        Ok((Msg::Config(c), fds)) => (c, fds),
+        Ok(_) => fail(s, &InitError::Protocol("config")),
+        Err(e) => fail(s, &InitError::Sync(e)),
+    };
+    match stage1_inner(&cfg, s) {
+        Ok(0) => stage2(cfg, sock, fds),
+        Ok(child) => {
+            if let Err(e) = sync::send(s, &Msg::Child { pid: child }, &[]) {
+                fail(s, &InitError::Sync(e));
+            }
+            std::process::exit(0)
+        }
+        Err(e) => fail(s, &e),
+    }
+}
+
+/// Returns the child's pid in the parent branch, 0 in the child.
+fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<i32, InitError> {
+    let process = cfg
+        .spec
+        .process()
+        .as_ref()
+        .ok_or(InitError::Protocol("process"))?;
+    if let Some(adj) = process.oom_score_adj() {
+        // Inherited by the container's init across fork.
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|source| {
+            InitError::OomScore {
+                value: adj,
+                hint: if matches!(source.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) {
+                    " (lowering oom_score_adj needs CAP_SYS_RESOURCE, which the runtime does not have)"
+                } else {
+                    ""
+                },
+                source,
+            }
+        })?;
+    }
+    let joins = namespaces::open_joins(&cfg.namespaces).map_err(InitError::Namespace)?;
+    let mut in_userns = joins.join_user().map_err(InitError::Namespace)?;
+    if !in_userns && namespaces::creates(&cfg.namespaces, Kind::User) {
+        sys::unshare(libc::CLONE_NEWUSER).map_err(InitError::Namespace)?;
+        sync::send(s, &Msg::MapRequest, &[])?;
+        match sync::recv(s)?.0 {
+            Msg::MapDone => {}
+            _ => return Err(InitError::Protocol("map_done")),
+        }
+        in_userns = true;
+    }
+    if in_userns {
+        // Become root of the user namespace (runc does the same in nsexec).
+        user::switch(0, 0, &[], false)
+            .map_err(|e| InitError::Sys("become root in the user namespace", e))?;
+    }
+    joins.join_rest().map_err(InitError::Namespace)?;
+    let flags = namespaces::new_flags_except_user(&cfg.namespaces);
+    if flags != 0 {
+        sys::unshare(flags).map_err(InitError::Namespace)?;
+    }
+    if flags & Kind::Time.flag() != 0 {
+        write_time_offsets(&cfg.spec)?;
+    }
+    // SAFETY: init is single-threaded (a fresh exec that never spawned a thread), so
+    // the child may run arbitrary code after fork.
+    match unsafe { libc::fork() } {
+        -1 => Err(InitError::Sys(
+            "fork container init",
+            SysError::last("fork", ""),
+        )),
+        pid => Ok(pid),
+    }
+}
+
+fn write_time_offsets(spec: &Spec) -> Result<(), InitError> {
+    let Some(offsets) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        text.push_str(&format!(
+            "{} {} {}\n",
+            clock,
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    std::fs::write("/proc/self/timens_offsets", text).map_err(|e| {
+        InitError::Sys(
+            "write time namespace offsets",
+            SysError::new("write", "/proc/self/timens_offsets", e),
+        )
+    })
+}
+
+fn stage2(cfg: Box<InitConfig>, sock: OwnedFd, fds: Vec<OwnedFd>) -> ! {
+    let s = sock.as_fd();
+    let err = match stage2_inner(&cfg, s, fds) {
+        Ok(e) => e,
+        Err(e) => fail(s, &e),
+    };
+    // Only reached when execve failed after start: nobody listens on the socket any
+    // more, the container's stderr is the only place left.
+    eprintln!("runrs: {err}");
+    std::process::exit(match err {
+        execve::ExecError::Exec(_, ref e) if e.errno() == Some(libc::ENOENT) => 127,
+        _ => 126,
+    })
+}
+
+fn hook_state(cfg: &InitConfig, pid: i32) -> OciState {
+    OciState {
+        oci_version: OCI_VERSION.into(),
+        id: cfg.id.clone(),
+        pid,
+        status: Status::Creating,
+        bundle: cfg.bundle.display().to_string(),
+        rootfs: cfg.rootfs.display().to_string(),
+        created: cfg.created.clone(),
+        owner: String::new(),
+        annotations: cfg
+            .spec
+            .annotations()
+            .as_ref()
+            .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Returns only when execve failed after start.
+fn stage2_inner(
+    cfg: &InitConfig,
+    s: BorrowedFd<'_>,
+    mut fds: Vec<OwnedFd>,
+) -> Result<execve::ExecError, InitError> {
+    let spec = &cfg.spec;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or(InitError::Protocol("process"))?;
+    let linux = spec.linux().as_ref().ok_or(InitError::Protocol("linux"))?;
+    if fds.is_empty() {
+        return Err(InitError::Protocol("exec fifo descriptor"));
+    }
+    let fifo = fds.remove(0);
+    let console_sock = if cfg.console_socket {
+        Some(
+            fds.pop()
+                .ok_or(InitError::Protocol("console socket descriptor"))?,
+        )
+    } else {
+        None
+    };
+    // SAFETY: setsid takes no arguments; a forked child is never a group leader.
+    unsafe { libc::setsid() };
+
+    // Handles on the host's /proc and /dev/null, taken before the container's mounts
+    // can shadow anything.
+    let host_proc = sys::open(Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(|e| InitError::Sys("open host /proc", e))?;
+    let devnull = sys::open(Path::new("/dev/null"), libc::O_PATH, 0)
+        .map_err(|e| InitError::Sys("open host /dev/null", e))?;
+    let host_pid = std::fs::read_link(format!("{}/self", sys::fd_path(host_proc.as_fd())))
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
+        // SAFETY: getpid has no preconditions.
+        .unwrap_or_else(|| unsafe { libc::getpid() });
+
+    if !namespaces::has(&cfg.namespaces, Kind::Mount) {
+        return Err(rootfs::RootfsError::NoMountNamespace.into());
+    }
+    let userns = namespaces::has(&cfg.namespaces, Kind::User);
+    let root = rootfs::enter(spec, &cfg.rootfs)?;
+    let ctx = MountContext {
+        rootfs: &cfg.rootfs,
+        root: root.as_fd(),
+        cgroup: &cfg.cgroup,
+        cgroup_mounts: &cfg.cgroup_mounts,
+        userns,
+        cgroupns: namespaces::has(&cfg.namespaces, Kind::Cgroup),
+        mount_label: linux.mount_label().as_deref(),
+    };
+    for m in spec.mounts().iter().flatten() {
+        rootfs::mounts::mount(&ctx, m)?;
+    }
+    rootfs::setup_dev(spec, root.as_fd(), userns)?;
+    // runc creates a missing cwd inside the rootfs.
+    rootfs::safe::mkdir_all(root.as_fd(), process.cwd(), 0o755)
+        .map_err(|e| InitError::Sys("create process.cwd", e))?;
+
+    if cfg.parent_hooks {
+        sync::send(s, &Msg::Hooks, &[])?;
+        match sync::recv(s)?.0 {
+            Msg::HooksDone => {}
+            _ => return Err(InitError::Protocol("hooks_done")),
+        }
+    }
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().as_ref())
+    {
+        sys::fchdir(root.as_fd()).map_err(|e| InitError::Sys("enter rootfs", e))?;
+        hooks::run("createContainer", h, &hook_state(cfg, host_pid))?;
+    }
+
+    let pty = if process.terminal() == Some(true) {
+        let pty = console::open_pty(root.as_fd())?;
+        if let Some(b) = process.console_size() {
+            console::resize(pty.master.as_fd(), b.height() as u16, b.width() as u16)?;
+        }
+        console::mount_console(root.as_fd(), pty.slave.as_fd())?;
+        let cs = console_sock
+            .as_ref()
+            .ok_or(InitError::Protocol("console socket"))?;
+        console::send_master(cs.as_fd(), pty.master.as_fd())?;
+        Some(pty.slave)
+    } else {
+        None
+    };
+    drop(console_sock);
+
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(|e| {
+            InitError::Sys("set hostname", SysError::new("sethostname", h, e.into()))
+        })?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        set_domainname(d)?;
+    }
+    sysctl::apply(spec, host_proc.as_fd())?;
+    rootfs::protect_paths(spec, root.as_fd(), devnull.as_fd())?;
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        rootfs::readonly_root(&cfg.rootfs)?;
+    }
+    rootfs::switch_root(&cfg.rootfs, root.as_fd(), cfg.no_pivot)?;
+    drop(root);
+    drop(devnull);
+    if let Some(slave) = pty {
+        console::become_stdio(slave.as_fd())?;
+    }
+
+    let u = process.user();
+    // SAFETY: umask only swaps the process' file mode mask.
+    unsafe { libc::umask(u.umask().unwrap_or(0o022)) };
+    sys::chdir(process.cwd()).map_err(|e| InitError::Sys("enter process.cwd", e))?;
+    // A cwd reached through a leaked descriptor would lie outside our root, where
+    // getcwd reports "(unreachable)" (CVE-2024-21626).
+    match std::env::current_dir() {
+        Ok(p) if p.is_absolute() => {}
+        _ => return Err(InitError::CwdEscape(process.cwd().clone())),
+    }
+
+    if let Some(l) = process.rlimits() {
+        rlimits::apply(l)?;
+    }
+    if process.no_new_privileges() == Some(true) {
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, "PR_SET_NO_NEW_PRIVS")
+            .map_err(|e| InitError::Sys("set no_new_privs", e))?;
+    }
+    user::fix_stdio_owner(u.uid(), u.gid());
+    let groups: Vec<u32> = u.additional_gids().clone().unwrap_or_default();
+    let allow_setgroups = !userns || setgroups_allowed();
+    if let Some(c) = process.capabilities() {
+        let (sets, unknown) = capabilities::resolve(c);
+        for n in unknown {
+            send_log(
+                s,
+                "warn",
+                &format!("capability {n} is not known to this kernel; ignored"),
+            );
+        }
+        capabilities::apply_bounding(sets.bounding)?;
+        sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0, "PR_SET_KEEPCAPS")
+            .map_err(|e| InitError::Sys("keep capabilities", e))?;
+        user::switch(u.uid(), u.gid(), &groups, allow_setgroups)
+            .map_err(|e| InitError::Sys("set user", e))?;
+        sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0, "PR_SET_KEEPCAPS")
+            .map_err(|e| InitError::Sys("keep capabilities", e))?;
+        for name in capabilities::apply(&sets)? {
+            send_log(s, "debug", &format!("can't raise ambient capability {name}: it is not both permitted and inheritable"));
+        }
+    } else {
+        user::switch(u.uid(), u.gid(), &groups, allow_setgroups)
+            .map_err(|e| InitError::Sys("set user", e))?;
+    }
+
+    let args = process.args().clone().unwrap_or_default();
+    let mut env = process.env().clone().unwrap_or_default();
+    if execve::env_get(&env, "HOME").is_none() {
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        env.push(format!("HOME={}", user::home_of(&passwd, u.uid())));
+    }
+    let path = execve::lookup(&args[0], &env)?;
+
+    sync::send(s, &Msg::Ready, &[])?;
+
+    // Wait for start: opening the fifo for writing blocks until `start` opens it for
+    // reading. Reopen through the host procfs: the fifo lives outside our root.
+    let wfd = sys::openat(
+        host_proc.as_fd(),
+        Path::new(&format!("thread-self/fd/{}", fifo.as_raw_fd())),
+        libc::O_WRONLY,
+        0,
+    )
+    .map_err(|e| InitError::Sys("open exec fifo", e))?;
+    sys::write_all(wfd.as_fd(), b"0", "exec fifo")
+        .map_err(|e| InitError::Sys("write exec fifo", e))?;
+    drop(wfd);
+    drop(fifo);
+    drop(host_proc);
+
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+    {
+        let mut st = hook_state(cfg, host_pid);
+        st.status = Status::Running;
+        if let Err(e) = hooks::run("startContainer", h, &st) {
+            eprintln!("runrs: {e}");
+            std::process::exit(1);
+        }
+    }
+    execve::cloexec_from(3 + cfg.preserve_fds);
+    execve::reset_signals();
+    Ok(execve::exec(&path, &args, &env))
+}
+
+fn send_log(s: BorrowedFd<'_>, level: &str, message: &str) {
+    let _ = sync::send(
+        s,
+        &Msg::Log {
+            level: level.into(),
+            message: message.into(),
+        },
+        &[],
+    );
+}
+
+fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() == "allow")
+        .unwrap_or(true)
+}
+
+fn set_domainname(d: &str) -> Result<(), InitError> {
+    // SAFETY: `d` points to d.len() valid bytes.
+    if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } < 0 {
+        return Err(InitError::Sys(
+            "set domainname",
+            SysError::last("setdomainname", d),
+        ));
+    }
+    Ok(())
+}

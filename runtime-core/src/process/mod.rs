@@ -1,0 +1,10 @@
+//! Process creation: the parent side ([`spawn`]), the re-exec'd init ([`init`]), their
+//! protocol ([`sync`]), and the pieces init applies to itself (console, user, execve).
+
+pub mod binary;
+pub mod console;
+pub mod execve;
+pub mod init;
+pub mod spawn;
+pub mod sync;
+pub mod user;

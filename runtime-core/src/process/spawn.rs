@@ -1,0 +1,279 @@
+//! The parent side of container creation: start `runrs init` from a sealed copy of
+//! the binary, put it in the container's cgroups before it does anything, send it the
+//! config, answer its requests (id maps, hooks) and wait for Ready or an error.
+//! The caller decides who reaps the short-lived stage-1 process (see [`Reap`]).
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use oci_spec::runtime::{LinuxIdMapping, Spec};
+
+use super::binary;
+use super::init::{InitConfig, INIT_ENV};
+use super::sync::{self, Msg, SyncError};
+use crate::cgroups::{CgroupError, CgroupPaths};
+use crate::sys::SysError;
+
+/// Who reaps the stage-1 init process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reap {
+    /// This call waits for it (CLI: the runtime is its parent and nothing else reaps).
+    Here,
+    /// A process-wide reaper owns all children (the shim): do not wait.
+    External,
+}
+
+/// Stdio of the container's process.
+#[derive(Debug, Default)]
+pub enum InitStdio {
+    /// Inherit the caller's stdin/stdout/stderr (runc's pass-through).
+    #[default]
+    Inherit,
+    /// These descriptors become 0, 1, 2.
+    Fds {
+        /// stdin.
+        stdin: OwnedFd,
+        /// stdout.
+        stdout: OwnedFd,
+        /// stderr.
+        stderr: OwnedFd,
+    },
+}
+
+/// Failures of the parent side.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The init process could not be started.
+    #[error("start init process")]
+    Start(#[source] std::io::Error),
+    /// Preparing the executable.
+    #[error("prepare init executable")]
+    Binary(#[source] SysError),
+    /// Placing init in its cgroups.
+    #[error("place init in its cgroup")]
+    Cgroup(#[source] CgroupError),
+    /// Talking to init.
+    #[error("talk to init")]
+    Sync(#[source] SyncError),
+    /// Writing the id maps.
+    #[error("write {file} of pid {pid}")]
+    IdMap {
+        /// uid_map or gid_map.
+        file: &'static str,
+        /// The process.
+        pid: i32,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Init reported a failure.
+    #[error("{0}")]
+    Init(String),
+    /// Init died without saying why.
+    #[error("init exited before the container was created{0}")]
+    Died(String),
+    /// A parent-side hook failed.
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
+    /// Init sent a message out of order.
+    #[error("unexpected message from init: {0}")]
+    Protocol(String),
+}
+
+/// A running init that reported Ready.
+#[derive(Debug)]
+pub struct Spawned {
+    /// Host pid of the container's init.
+    pub pid: i32,
+}
+
+/// Extra descriptors handed to init with the config.
+pub struct InitFds<'a> {
+    /// O_PATH descriptor of the exec fifo.
+    pub exec_fifo: BorrowedFd<'a>,
+    /// Connected console socket, when the process has a terminal.
+    pub console_socket: Option<BorrowedFd<'a>>,
+}
+
+/// Spawn init and drive it to Ready. `on_hooks` runs the parent's hooks (prestart,
+/// createRuntime) with the container's host pid when init asks for them. On error the
+/// init processes are killed; cgroup and state cleanup is the caller's.
+pub fn spawn(
+    cfg: InitConfig,
+    fds: InitFds<'_>,
+    stdio: InitStdio,
+    reap: Reap,
+    cgroup: &CgroupPaths,
+    mut on_hooks: impl FnMut(i32) -> Result<(), crate::hooks::HookError>,
+) -> Result<Spawned, SpawnError> {
+    let exe = binary::sealed_copy().map_err(SpawnError::Binary)?;
+    let (parent, child) = crate::sys::seqpacket_pair().map_err(SpawnError::Binary)?;
+    let child_raw = child.as_raw_fd();
+    let mut cmd = Command::new(crate::sys::fd_path(exe.as_fd()));
+    cmd.arg0("runrs")
+        .arg("init")
+        .env_clear()
+        .env(INIT_ENV, child_raw.to_string());
+    match stdio {
+        InitStdio::Inherit => {}
+        InitStdio::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            cmd.stdin(Stdio::from(stdin))
+                .stdout(Stdio::from(stdout))
+                .stderr(Stdio::from(stderr));
+        }
+    }
+    // SAFETY: the closure runs between fork and exec and only calls fcntl, which is
+    // async-signal-safe; it touches no memory shared with other threads.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(child_raw, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut proc = cmd.spawn().map_err(SpawnError::Start)?;
+    drop(child);
+    drop(exe);
+    let stage1 = proc.id() as i32;
+    let mut guard = Guard {
+        stage1,
+        child: None,
+        reap,
+        proc: Some(&mut proc),
+    };
+
+    cgroup.add_pid(stage1).map_err(SpawnError::Cgroup)?;
+    let spec_maps = IdMaps::from_spec(&cfg.spec);
+    let mut extra: Vec<BorrowedFd<'_>> = vec![fds.exec_fifo];
+    extra.extend(fds.console_socket);
+    sync::send(parent.as_fd(), &Msg::Config(Box::new(cfg)), &extra).map_err(SpawnError::Sync)?;
+
+    loop {
+        let msg = match sync::recv(parent.as_fd()) {
+            Ok((m, _)) => m,
+            Err(SyncError::Closed) => return Err(SpawnError::Died(guard.exit_note())),
+            Err(e) => return Err(SpawnError::Sync(e)),
+        };
+        match msg {
+            Msg::MapRequest => {
+                spec_maps.write(stage1)?;
+                sync::send(parent.as_fd(), &Msg::MapDone, &[]).map_err(SpawnError::Sync)?;
+            }
+            Msg::Child { pid } => {
+                guard.child = Some(pid);
+                guard.reap_stage1();
+            }
+            Msg::Hooks => {
+                let pid = guard
+                    .child
+                    .ok_or_else(|| SpawnError::Protocol("hooks before child".into()))?;
+                on_hooks(pid)?;
+                sync::send(parent.as_fd(), &Msg::HooksDone, &[]).map_err(SpawnError::Sync)?;
+            }
+            Msg::Ready => {
+                let pid = guard
+                    .child
+                    .ok_or_else(|| SpawnError::Protocol("ready before child".into()))?;
+                guard.disarm();
+                return Ok(Spawned { pid });
+            }
+            Msg::Error { message } => return Err(SpawnError::Init(message)),
+            Msg::Log { level, message } => match level.as_str() {
+                "error" => tracing::error!("init: {message}"),
+                "warn" => tracing::warn!("init: {message}"),
+                "info" => tracing::info!("init: {message}"),
+                _ => tracing::debug!("init: {message}"),
+            },
+            other => return Err(SpawnError::Protocol(format!("{other:?}"))),
+        }
+    }
+}
+
+/// Kills init on early return.
+struct Guard<'a> {
+    stage1: i32,
+    child: Option<i32>,
+    reap: Reap,
+    proc: Option<&'a mut std::process::Child>,
+}
+
+impl Guard<'_> {
+    fn reap_stage1(&mut self) {
+        if self.reap == Reap::Here {
+            if let Some(p) = self.proc.take() {
+                let _ = p.wait();
+            }
+        } else {
+            self.proc = None;
+        }
+    }
+
+    fn exit_note(&mut self) -> String {
+        if self.reap == Reap::Here {
+            if let Some(p) = self.proc.take() {
+                if let Ok(st) = p.wait() {
+                    return format!(" ({st})");
+                }
+            }
+        }
+        String::new()
+    }
+
+    fn disarm(&mut self) {
+        self.child = None;
+        self.proc = None;
+        self.stage1 = 0;
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.child {
+            // SAFETY: kill takes plain integers; the pid is the container init we made.
+            unsafe { libc::kill(c, libc::SIGKILL) };
+            crate::container::wait_gone(c, std::time::Duration::from_secs(5));
+        }
+        if self.stage1 > 0 {
+            if let Some(p) = self.proc.take() {
+                let _ = p.kill();
+                let _ = p.wait();
+            }
+        }
+    }
+}
+
+/// uid/gid maps of a new user namespace.
+struct IdMaps {
+    uid: String,
+    gid: String,
+}
+
+impl IdMaps {
+    fn from_spec(spec: &Spec) -> Self {
+        let fmt = |m: Option<&Vec<LinuxIdMapping>>| {
+            m.into_iter()
+                .flatten()
+                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                .collect::<String>()
+        };
+        let l = spec.linux().as_ref();
+        IdMaps {
+            uid: fmt(l.and_then(|l| l.uid_mappings().as_ref())),
+            gid: fmt(l.and_then(|l| l.gid_mappings().as_ref())),
+        }
+    }
+
+    fn write(&self, pid: i32) -> Result<(), SpawnError> {
+        for (file, text) in [("uid_map", &self.uid), ("gid_map", &self.gid)] {
+            std::fs::write(format!("/proc/{pid}/{file}"), text)
+                .map_err(|source| SpawnError::IdMap { file, pid, source })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,74 @@
+//! Switching to the process' user: supplementary groups, gid, uid (setgroups(2),
+//! setresgid(2), setresuid(2)), HOME from the container's /etc/passwd, and stdio
+//! ownership so a non-root process can use its terminal.
+
+use std::os::fd::BorrowedFd;
+
+use crate::sys::SysError;
+
+/// Set supplementary groups, then gid, then uid. `allow_setgroups` is false in a user
+/// namespace whose setgroups file says "deny".
+pub fn switch(uid: u32, gid: u32, groups: &[u32], allow_setgroups: bool) -> Result<(), SysError> {
+    if allow_setgroups {
+        // SAFETY: `groups` is a valid slice of gid_t of the given length.
+        if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } < 0 {
+            return Err(SysError::last("setgroups", format!("{groups:?}")));
+        }
+    }
+    // SAFETY: setresgid takes ids by value.
+    if unsafe { libc::setresgid(gid, gid, gid) } < 0 {
+        return Err(SysError::last("setresgid", gid.to_string()));
+    }
+    // SAFETY: setresuid takes ids by value.
+    if unsafe { libc::setresuid(uid, uid, uid) } < 0 {
+        return Err(SysError::last("setresuid", uid.to_string()));
+    }
+    Ok(())
+}
+
+/// The home directory of `uid` in an /etc/passwd text, `/` if absent.
+pub fn home_of(passwd: &str, uid: u32) -> String {
+    passwd
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+        })
+        .next()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".to_string())
+}
+
+/// Give stdio descriptors to the process' user (runc's fixStdioPermissions): the
+/// null device is left alone, and errors from ids the kernel cannot map are ignored.
+pub fn fix_stdio_owner(uid: u32, gid: u32) {
+    for fd in 0..3 {
+        // SAFETY: fds 0..2 are the process' stdio; borrowing them for fstat/fchown only.
+        let b = unsafe { BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = crate::sys::fstat(b) else {
+            continue;
+        };
+        if st.st_mode & libc::S_IFMT == libc::S_IFCHR
+            && libc::major(st.st_rdev) == 1
+            && libc::minor(st.st_rdev) == 3
+        {
+            continue;
+        }
+        if st.st_uid == uid && st.st_gid == gid {
+            continue;
+        }
+        let _ = crate::sys::fchown(b, uid, gid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn home_lookup() {
+        let p =
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+        assert_eq!(super::home_of(p, 0), "/root");
+        assert_eq!(super::home_of(p, 65534), "/nonexistent");
+        assert_eq!(super::home_of(p, 1000), "/");
+    }
+}

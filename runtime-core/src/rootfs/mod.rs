@@ -1,0 +1,239 @@
+//! The container's root filesystem, prepared by init inside its new mount namespace:
+//! root propagation, the rootfs bind mount, the spec's mounts, /dev (devices, symlinks,
+//! ptmx), masked and read-only paths, a read-only root, then pivot_root(2) (or
+//! MS_MOVE + chroot with `--no-pivot`).
+//!
+//! Everything below the rootfs is resolved relative to an O_PATH descriptor of it (see
+//! [`safe`]). See the OCI config.md "Root" and "Mounts", config-linux.md
+//! "Rootfs Mount Propagation", "Masked Paths", "Readonly Paths"; pivot_root(2).
+
+pub mod devices;
+pub mod flags;
+pub mod mounts;
+pub mod paths;
+pub mod safe;
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+use crate::sys::{self, SysError};
+
+/// Failures while preparing the rootfs.
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    /// Changing the propagation of `/` or the rootfs parent.
+    #[error("set mount propagation of {0}")]
+    Propagation(String, #[source] SysError),
+    /// Bind-mounting the rootfs onto itself.
+    #[error("bind mount rootfs {0}")]
+    BindRoot(PathBuf, #[source] SysError),
+    /// One of the spec's mounts.
+    #[error("mount {typ} on {dest}")]
+    Mount {
+        /// Destination inside the container.
+        dest: PathBuf,
+        /// Mount type.
+        typ: String,
+        /// The failed step.
+        #[source]
+        source: SysError,
+    },
+    /// A destination the runtime refuses.
+    #[error("{dest}: {reason}")]
+    Forbidden {
+        /// The path.
+        dest: PathBuf,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Creating a device node or /dev symlink.
+    #[error("create device {path}")]
+    Device {
+        /// Container path of the device.
+        path: PathBuf,
+        /// The failed step.
+        #[source]
+        source: SysError,
+    },
+    /// Masking a path.
+    #[error("mask {path}")]
+    Masked {
+        /// The masked path.
+        path: PathBuf,
+        /// The failed step.
+        #[source]
+        source: SysError,
+    },
+    /// Making a path read-only.
+    #[error("make {path} read-only")]
+    Readonly {
+        /// The path.
+        path: PathBuf,
+        /// The failed step.
+        #[source]
+        source: SysError,
+    },
+    /// Remounting the root read-only.
+    #[error("remount rootfs read-only")]
+    ReadonlyRoot(#[source] SysError),
+    /// pivot_root or its fallback.
+    #[error("switch root to {0}")]
+    Pivot(PathBuf, #[source] SysError),
+    /// A mount namespace is required to prepare a rootfs.
+    #[error("linux.namespaces: a mount namespace is required")]
+    NoMountNamespace,
+    /// Reading the mount table.
+    #[error("read /proc/self/mountinfo")]
+    MountInfo(#[source] std::io::Error),
+}
+
+/// Whether the spec bind-mounts /dev from the host (then runrs creates no devices).
+pub fn dev_is_bind(spec: &Spec) -> bool {
+    spec.mounts().iter().flatten().any(|m| {
+        Path::new("/").join(safe::relative(m.destination())) == Path::new("/dev")
+            && (m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .iter()
+                    .flatten()
+                    .any(|o| o == "bind" || o == "rbind"))
+    })
+}
+
+/// Set the propagation of `/` (rootfsPropagation, default rslave) and bind-mount the
+/// rootfs onto itself so it is a mount point pivot_root can use. Returns an O_PATH
+/// descriptor of the rootfs.
+pub fn enter(spec: &Spec, rootfs: &Path) -> Result<OwnedFd, RootfsError> {
+    let prop = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(flags::propagation)
+        .unwrap_or(libc::MS_SLAVE | libc::MS_REC);
+    sys::mount(None, "/", None, prop | libc::MS_REC, None)
+        .map_err(|e| RootfsError::Propagation("/".into(), e))?;
+    if prop & libc::MS_SHARED != 0 {
+        // pivot_root refuses a shared parent mount: make only that one private.
+        let parent = mount_point_of(rootfs.parent().unwrap_or(Path::new("/")))?;
+        sys::mount(
+            None,
+            &parent.to_string_lossy(),
+            None,
+            libc::MS_PRIVATE,
+            None,
+        )
+        .map_err(|e| RootfsError::Propagation(parent.display().to_string(), e))?;
+    }
+    let r = rootfs.to_string_lossy();
+    sys::mount(
+        Some(&r),
+        &r,
+        Some("bind"),
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    )
+    .map_err(|e| RootfsError::BindRoot(rootfs.to_path_buf(), e))?;
+    sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(|e| RootfsError::BindRoot(rootfs.to_path_buf(), e))
+}
+
+/// The mount point of the mount that holds `path` (longest matching mountinfo entry).
+fn mount_point_of(path: &Path) -> Result<PathBuf, RootfsError> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").map_err(RootfsError::MountInfo)?;
+    let mut best = PathBuf::from("/");
+    for line in mi.lines() {
+        if let Some(mp) = line.split(' ').nth(4) {
+            let mp = Path::new(mp);
+            if path.starts_with(mp) && mp.as_os_str().len() > best.as_os_str().len() {
+                best = mp.to_path_buf();
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// Create the devices and /dev symlinks (unless /dev is a bind mount from the host).
+pub fn setup_dev(spec: &Spec, root: BorrowedFd<'_>, userns: bool) -> Result<(), RootfsError> {
+    if dev_is_bind(spec) {
+        return Ok(());
+    }
+    let spec_devs = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default();
+    devices::create(root, &devices::from_spec(&spec_devs), userns)?;
+    devices::symlinks(root)?;
+    devices::ptmx(root)
+}
+
+/// Masked and read-only paths of the spec.
+pub fn protect_paths(
+    spec: &Spec,
+    root: BorrowedFd<'_>,
+    devnull: BorrowedFd<'_>,
+) -> Result<(), RootfsError> {
+    let Some(linux) = spec.linux().as_ref() else {
+        return Ok(());
+    };
+    if let Some(ro) = linux.readonly_paths() {
+        paths::readonly(root, ro)?;
+    }
+    if let Some(masked) = linux.masked_paths() {
+        if !masked.is_empty() {
+            paths::verify_devnull(devnull)?;
+            paths::mask(root, masked, devnull)?;
+        }
+    }
+    Ok(())
+}
+
+/// Remount the rootfs read-only (root.readonly).
+pub fn readonly_root(rootfs: &Path) -> Result<(), RootfsError> {
+    let r = rootfs.to_string_lossy();
+    let keep =
+        flags::locked_from_statvfs(sys::statvfs_flags(&r).map_err(RootfsError::ReadonlyRoot)?);
+    sys::mount(
+        None,
+        &r,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep,
+        None,
+    )
+    .map_err(RootfsError::ReadonlyRoot)
+}
+
+/// Make the rootfs the process' root: pivot_root(".", ".") and detach the old root
+/// (runc's trick, needs no directory in the rootfs), or MS_MOVE + chroot.
+pub fn switch_root(rootfs: &Path, root: BorrowedFd<'_>, no_pivot: bool) -> Result<(), RootfsError> {
+    let err = |e| RootfsError::Pivot(rootfs.to_path_buf(), e);
+    if no_pivot {
+        sys::fchdir(root).map_err(err)?;
+        sys::mount(
+            Some(&rootfs.to_string_lossy()),
+            "/",
+            None,
+            libc::MS_MOVE,
+            None,
+        )
+        .map_err(err)?;
+        sys::chroot(Path::new(".")).map_err(err)?;
+        return sys::chdir(Path::new("/")).map_err(err);
+    }
+    let old = sys::open(Path::new("/"), libc::O_DIRECTORY | libc::O_RDONLY, 0).map_err(err)?;
+    let new = sys::open(rootfs, libc::O_DIRECTORY | libc::O_RDONLY, 0).map_err(err)?;
+    sys::fchdir(new.as_fd()).map_err(err)?;
+    sys::pivot_root(Path::new("."), Path::new(".")).map_err(err)?;
+    sys::fchdir(old.as_fd()).map_err(err)?;
+    // The old root is now stacked on "."; make sure unmounting it does not propagate
+    // to the host, then detach it.
+    sys::mount(None, ".", None, libc::MS_SLAVE | libc::MS_REC, None).map_err(err)?;
+    sys::umount2(Path::new("."), libc::MNT_DETACH).map_err(err)?;
+    sys::chdir(Path::new("/")).map_err(err)
+}
+
+/// Descriptor helpers used by init around the rootfs.
+pub fn as_fd(fd: &OwnedFd) -> BorrowedFd<'_> {
+    fd.as_fd()
+}
