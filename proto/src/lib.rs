@@ -1,1 +1,16 @@
-//! protos
+//! Vendored protocol definitions compiled with prost (see `vendor/`, each file names
+//! its origin): containerd's legacy runc task options and the CRI runtime options.
+
+#![allow(missing_docs)]
+#![allow(clippy::all)]
+
+/// `containerd.linux.runc`: CreateOptions / CheckpointOptions sent to runtimes that are
+/// not named io.containerd.runc.*.
+pub mod runctypes {
+    include!(concat!(env!("OUT_DIR"), "/containerd.linux.runc.rs"));
+}
+
+/// `runtimeoptions.v1.Options`: what containerd's CRI plugin sends for such runtimes.
+pub mod runtimeoptions {
+    include!(concat!(env!("OUT_DIR"), "/runtimeoptions.v1.rs"));
+}

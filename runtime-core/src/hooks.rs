@@ -122,7 +122,7 @@ fn run_one(kind: &'static str, h: &Hook, state: &[u8]) -> Result<(), HookError> 
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     let _ = child.kill();
-                    let _ = child.wait();
+                    let _ = crate::process::reap::wait_child(child.id() as i32);
                     return Err(HookError::Timeout {
                         kind,
                         path,
@@ -172,11 +172,12 @@ fn run_one(kind: &'static str, h: &Hook, state: &[u8]) -> Result<(), HookError> 
     }
     drain_all(&mut stdout, &mut out);
     drain_all(&mut stderr, &mut err);
-    let status = child.wait().map_err(|e| HookError::Wait {
+    let raw = crate::process::reap::wait_child(child.id() as i32).map_err(|e| HookError::Wait {
         kind,
         path: path.clone(),
         source: sys::SysError::new("wait", "hook", e),
     })?;
+    let status = <std::process::ExitStatus as std::os::unix::process::ExitStatusExt>::from_raw(raw);
     if status.success() {
         return Ok(());
     }

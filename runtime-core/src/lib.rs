@@ -3,6 +3,7 @@
 //! capabilities, rlimits, hooks; created by re-executing the runrs binary into a
 //! single-threaded init (see DESIGN.md). Also home of the `runrs` CLI.
 
+pub mod bundle;
 pub mod capabilities;
 pub mod cgroups;
 pub mod container;

@@ -5,6 +5,7 @@ pub mod binary;
 pub mod console;
 pub mod execve;
 pub mod init;
+pub mod reap;
 pub mod spawn;
 pub mod sync;
 pub mod user;

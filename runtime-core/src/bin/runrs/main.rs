@@ -172,10 +172,12 @@ fn main() {
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
                 .join(": ");
+            // Like runc: the log line goes to --log (or stderr when there is none); with a
+            // log file, stderr also gets the bare message.
+            tracing::error!("{msg}");
             if to_file {
-                tracing::error!("{msg}");
+                let _ = writeln!(std::io::stderr(), "{msg}");
             }
-            let _ = writeln!(std::io::stderr(), "runrs: {msg}");
             std::process::exit(1)
         }
     }
@@ -206,7 +208,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         } => run::run(create.into_options(root), detach, keep),
         Cmd::State { id } => {
             let c = Container::load(&root, &id)?;
-            println!("{}", serde_json::to_string_pretty(&c.oci_state())?);
+            // runc prints the state without a trailing newline.
+            print!("{}", serde_json::to_string_pretty(&c.oci_state())?);
             Ok(0)
         }
         Cmd::List { format, quiet } => list(&root, &format, quiet),
@@ -264,7 +267,12 @@ fn list(root: &std::path::Path, format: &str, quiet: bool) -> anyhow::Result<i32
                     s
                 })
                 .collect();
-            println!("{}", serde_json::to_string(&v)?);
+            // runc prints null, not [], when there are no containers.
+            if v.is_empty() {
+                println!("null");
+            } else {
+                println!("{}", serde_json::to_string(&v)?);
+            }
         }
         "table" => {
             let rows: Vec<[String; 6]> = cs
@@ -284,18 +292,20 @@ fn list(root: &std::path::Path, format: &str, quiet: bool) -> anyhow::Result<i32
             let head = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"];
             let mut w = [0usize; 6];
             for (i, h) in head.iter().enumerate() {
-                w[i] = rows
+                // Go's tabwriter as runc configures it: min width 12, padding 3.
+                let longest = rows
                     .iter()
                     .map(|r| r[i].len())
                     .max()
                     .unwrap_or(0)
                     .max(h.len());
+                w[i] = (longest + 3).max(12);
             }
             let line = |cols: [&str; 6]| {
                 let mut s = String::new();
                 for (i, c) in cols.iter().enumerate() {
                     if i < 5 {
-                        s.push_str(&format!("{c:<width$}   ", width = w[i]));
+                        s.push_str(&format!("{c:<width$}", width = w[i]));
                     } else {
                         s.push_str(c);
                     }
