@@ -1,3 +1,64 @@
-//! containerd-shim-runrs-v2 (work in progress).
+//! containerd-shim-runrs-v2: the containerd shim v2 for runrs. containerd starts it
+//! (`start`), talks to its daemon over ttrpc (the Task API), and cleans up with
+//! `delete`; containers are created in-process by runtime-core, no runtime binary runs.
 
-fn main() {}
+mod container;
+mod daemon;
+mod delete;
+mod error;
+mod events;
+mod logging;
+mod options;
+mod reaper;
+mod service;
+mod start;
+mod stdio;
+
+/// File in the bundle recording the state root used at Create (for `delete`).
+pub const STATE_FILE_IN_BUNDLE: &str = ".runrs-root";
+
+fn main() {
+    // A container's init is this binary re-executed: it must branch off before any
+    // thread or runtime exists.
+    runtime_core::process::init::maybe_run();
+    let args: Vec<String> = std::env::args().collect();
+    if args
+        .iter()
+        .skip(1)
+        .any(|a| a == "-v" || a == "--version" || a == "-version")
+    {
+        println!(
+            "{}:\n  Version:  {}\n  Runtime:  io.containerd.runrs.v2",
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION")
+        );
+        return;
+    }
+    let flags = match containerd_shim::parse(&args[1..]) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("containerd-shim-runrs-v2: {e}");
+            std::process::exit(1);
+        }
+    };
+    match flags.action.as_str() {
+        "start" => match start::run(&flags) {
+            Ok(addr) => start::print(&addr),
+            Err(e) => {
+                eprintln!("containerd-shim-runrs-v2 start: {e}");
+                std::process::exit(1);
+            }
+        },
+        "delete" => delete::run(&flags),
+        "" => {
+            if let Err(e) = daemon::run(flags) {
+                eprintln!("containerd-shim-runrs-v2: {e}");
+                std::process::exit(1);
+            }
+        }
+        other => {
+            eprintln!("containerd-shim-runrs-v2: unknown action {other:?}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! What the shim tracks per container and per process: the runtime-core container, the
+//! init's status and exit (a watch channel that Wait RPCs await), and its stdio.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use containerd_shim_protos::api::Status;
+use tokio::sync::watch;
+
+use crate::stdio::{Io, StdioSpec};
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exit {
+    /// Exit code, or 128 + signal.
+    pub status: u32,
+    /// When the shim saw it.
+    pub at: SystemTime,
+}
+
+/// Lifecycle of a process as containerd sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Created, not started.
+    Created,
+    /// Started.
+    Running,
+    /// Exited.
+    Stopped,
+}
+
+/// A process of a container (the init, later exec'd ones).
+pub struct Process {
+    /// The process id containerd uses (container id for the init).
+    pub id: String,
+    /// Host pid.
+    pub pid: i32,
+    /// What containerd asked for.
+    pub stdio: StdioSpec,
+    /// Shim side of the stdio.
+    pub io: tokio::sync::Mutex<Io>,
+    state: Mutex<State>,
+    exit_tx: watch::Sender<Option<Exit>>,
+}
+
+impl Process {
+    /// A created process.
+    pub fn new(id: String, pid: i32, stdio: StdioSpec, io: Io) -> Self {
+        Process {
+            id,
+            pid,
+            stdio,
+            io: tokio::sync::Mutex::new(io),
+            state: Mutex::new(State::Created),
+            exit_tx: watch::channel(None).0,
+        }
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Mark started.
+    pub fn set_running(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if *s == State::Created {
+            *s = State::Running;
+        }
+    }
+
+    /// Record the exit and wake every waiter.
+    pub fn set_exited(&self, exit: Exit) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = State::Stopped;
+        self.exit_tx.send_replace(Some(exit));
+    }
+
+    /// The exit, if it happened.
+    pub fn exit(&self) -> Option<Exit> {
+        *self.exit_tx.borrow()
+    }
+
+    /// Wait for the exit.
+    pub async fn wait(&self) -> Exit {
+        let mut rx = self.exit_tx.subscribe();
+        loop {
+            if let Some(e) = *rx.borrow_and_update() {
+                return e;
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives as long as `self`; unreachable in practice.
+                return Exit {
+                    status: 255,
+                    at: SystemTime::now(),
+                };
+            }
+        }
+    }
+
+    /// The containerd status of this process (paused is decided by the container).
+    pub fn status(&self) -> Status {
+        match self.state() {
+            State::Created => Status::CREATED,
+            State::Running => Status::RUNNING,
+            State::Stopped => Status::STOPPED,
+        }
+    }
+}
+
+/// A container served by this shim.
+pub struct Container {
+    /// Container id.
+    pub id: String,
+    /// Bundle directory.
+    pub bundle: PathBuf,
+    /// Where the shim mounted containerd's rootfs mounts (to unmount on delete).
+    pub mounted_rootfs: Option<PathBuf>,
+    /// The runtime-core container.
+    pub core: tokio::sync::Mutex<runtime_core::Container>,
+    /// The init process.
+    pub init: std::sync::Arc<Process>,
+    /// Kill everything in the cgroup when the init exits (no own pid namespace).
+    pub kill_all_on_exit: bool,
+    /// Held while a Create or Start is being reported, so TaskExit follows them.
+    pub gate: tokio::sync::Mutex<()>,
+}

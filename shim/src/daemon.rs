@@ -1,0 +1,97 @@
+//! The shim daemon: a current-thread tokio runtime (runtime-core work runs on a small
+//! blocking pool), the single reaper, the event forwarder and the ttrpc server on the
+//! socket `start` bound. It exits when Shutdown finds no container left, after the
+//! queued events are sent.
+
+use std::os::fd::FromRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use containerd_shim::Flags;
+use containerd_shim_protos::shim_async::create_task;
+use containerd_shim_protos::ttrpc::r#async::transport::Listener;
+use containerd_shim_protos::ttrpc::r#async::Server;
+use tokio::sync::Notify;
+
+use crate::events::Events;
+use crate::reaper::Reaper;
+use crate::service::Service;
+use crate::start::LISTEN_FD_ENV;
+
+/// Run the daemon until shutdown.
+pub fn run(flags: Flags) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .thread_keep_alive(Duration::from_secs(5))
+        .build()
+        .map_err(|e| format!("start runtime: {e}"))?;
+    rt.block_on(serve(flags))
+}
+
+async fn serve(flags: Flags) -> Result<(), String> {
+    crate::logging::init(flags.debug);
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let reaper = Reaper::start().map_err(|e| format!("install SIGCHLD handler: {e}"))?;
+    let ttrpc_address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
+    let events = Events::start(ttrpc_address, flags.namespace.clone());
+    let shutdown = Arc::new(Notify::new());
+    let service = Arc::new(Service::new(
+        flags.namespace.clone(),
+        events.clone(),
+        reaper,
+        shutdown.clone(),
+    ));
+
+    let (listener, socket_path) = match std::env::var(LISTEN_FD_ENV) {
+        Ok(fd) => {
+            let fd: i32 = fd.parse().map_err(|_| format!("bad {LISTEN_FD_ENV}"))?;
+            // SAFETY: `start` passed us this listening socket as this descriptor.
+            let l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
+            let path = l
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| p.to_path_buf()));
+            (l, path)
+        }
+        Err(_) => {
+            let addr = flags
+                .socket
+                .strip_prefix("unix://")
+                .unwrap_or(&flags.socket)
+                .to_string();
+            if addr.is_empty() {
+                return Err("no listening socket: run through `start`".into());
+            }
+            let l = std::os::unix::net::UnixListener::bind(&addr)
+                .map_err(|e| format!("bind {addr}: {e}"))?;
+            (l, Some(addr.into()))
+        }
+    };
+    std::env::remove_var(LISTEN_FD_ENV);
+    let listener = Listener::try_from(listener).map_err(|e| format!("listener: {e}"))?;
+    let mut server = Server::new()
+        .add_listener(listener)
+        .register_service(create_task(service));
+    server
+        .start()
+        .await
+        .map_err(|e| format!("start ttrpc server: {e:?}"))?;
+    tracing::info!("shim started for namespace {}", flags.namespace);
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("install SIGTERM handler: {e}"))?;
+    tokio::select! {
+        _ = shutdown.notified() => {}
+        _ = term.recv() => tracing::info!("SIGTERM"),
+    }
+    // Let the Shutdown reply go out, then stop serving.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let _ = server.shutdown().await;
+    events.flush(Duration::from_secs(2)).await;
+    if let Some(p) = socket_path {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! `containerd-shim-runrs-v2 delete`: containerd runs it after a shim went away (and
+//! after every shim exit). It kills and removes whatever is left of the container,
+//! unmounts its rootfs and prints a DeleteResponse with the persisted exit status (or
+//! 137, as the Go shim reports, when none was recorded). It must always succeed.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use containerd_shim::Flags;
+use containerd_shim_protos::api::DeleteResponse;
+use containerd_shim_protos::protobuf::Message;
+
+use crate::events::timestamp;
+
+/// Run `delete` and write the response to stdout.
+pub fn run(flags: &Flags) {
+    let bundle = if flags.bundle.is_empty() {
+        std::env::current_dir().unwrap_or_default()
+    } else {
+        PathBuf::from(&flags.bundle)
+    };
+    let root = crate::service::recorded_root(&bundle)
+        .unwrap_or_else(|| PathBuf::from(crate::service::DEFAULT_ROOT).join(&flags.namespace));
+    let mut pid = 0;
+    let mut status = 128 + libc::SIGKILL;
+    match runtime_core::Container::load(&root, &flags.id) {
+        Ok(c) => {
+            pid = c.pid();
+            if let Some(s) = c.state.exit_status {
+                status = s;
+            }
+            if let Err(e) = c.delete(true) {
+                eprintln!(
+                    "delete container {}: {}",
+                    flags.id,
+                    runtime_core::error::chain(&e)
+                );
+            }
+        }
+        Err(e) if e.kind() == runtime_core::Kind::NotFound => {}
+        Err(e) => eprintln!(
+            "load container {}: {}",
+            flags.id,
+            runtime_core::error::chain(&e)
+        ),
+    }
+    if let Err(e) = runtime_core::bundle::unmount_all(&bundle.join("rootfs")) {
+        eprintln!("unmount rootfs: {}", runtime_core::error::chain(&e));
+    }
+    let _ = std::fs::remove_file(bundle.join(crate::STATE_FILE_IN_BUNDLE));
+    let resp = DeleteResponse {
+        pid: pid as u32,
+        exit_status: status as u32,
+        exited_at: Some(timestamp(std::time::SystemTime::now())).into(),
+        ..Default::default()
+    };
+    let bytes = resp.write_to_bytes().unwrap_or_default();
+    let mut out = std::io::stdout();
+    let _ = out.write_all(&bytes);
+    let _ = out.flush();
+}

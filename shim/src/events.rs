@@ -1,0 +1,126 @@
+//! Task events to containerd, in the order they happen (DESIGN.md "Events"): one
+//! forwarder task owns the ttrpc connection and sends each envelope only after the
+//! previous one was accepted, reconnecting when containerd restarts. `flush` lets the
+//! shim exit without losing queued events.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use containerd_shim_protos::api::ForwardRequest;
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim_protos::protobuf::MessageFull;
+use containerd_shim_protos::shim::event::Envelope;
+use containerd_shim_protos::shim_async::{Client, EventsClient};
+use containerd_shim_protos::ttrpc;
+use tokio::sync::{mpsc, oneshot};
+
+enum Cmd {
+    Publish(Box<Envelope>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Sender side of the event queue.
+#[derive(Clone)]
+pub struct Events {
+    tx: mpsc::UnboundedSender<Cmd>,
+    namespace: String,
+}
+
+/// A protobuf timestamp for `t`.
+pub fn timestamp(t: SystemTime) -> Timestamp {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    Timestamp {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+        ..Default::default()
+    }
+}
+
+/// An Any with the bare type name containerd's typeurl expects.
+pub fn to_any<M: MessageFull>(m: &M) -> Any {
+    Any {
+        type_url: M::descriptor().full_name().to_string(),
+        value: m.write_to_bytes().unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+impl Events {
+    /// Start the forwarder for containerd's ttrpc socket `address`.
+    pub fn start(address: String, namespace: String) -> Events {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(forward(address, rx));
+        Events { tx, namespace }
+    }
+
+    /// Queue an event.
+    pub fn publish<M: MessageFull>(&self, topic: &str, event: &M) {
+        tracing::debug!(topic, "event");
+        let env = Envelope {
+            timestamp: Some(timestamp(SystemTime::now())).into(),
+            namespace: self.namespace.clone(),
+            topic: topic.to_string(),
+            event: Some(to_any(event)).into(),
+            ..Default::default()
+        };
+        let _ = self.tx.send(Cmd::Publish(Box::new(env)));
+    }
+
+    /// Wait (bounded) until every event queued so far was sent.
+    pub async fn flush(&self, limit: Duration) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Flush(tx)).is_ok() {
+            let _ = tokio::time::timeout(limit, rx).await;
+        }
+    }
+}
+
+async fn connect(address: &str) -> Option<EventsClient> {
+    let addr = if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("unix://{address}")
+    };
+    match Client::connect(&addr).await {
+        Ok(c) => Some(EventsClient::new(c)),
+        Err(e) => {
+            tracing::warn!("connect to containerd at {addr}: {e:?}");
+            None
+        }
+    }
+}
+
+async fn forward(address: String, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+    let mut client: Option<EventsClient> = None;
+    while let Some(cmd) = rx.recv().await {
+        let env = match cmd {
+            Cmd::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+            Cmd::Publish(env) => env,
+        };
+        let req = ForwardRequest {
+            envelope: Some(*env).into(),
+            ..Default::default()
+        };
+        for attempt in 0..5u64 {
+            if client.is_none() {
+                client = connect(&address).await;
+            }
+            if let Some(c) = &client {
+                match c
+                    .forward(ttrpc::context::with_timeout(5_000_000_000), &req)
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!("forward event {}: {e:?}", req.envelope.topic);
+                        client = None;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
+        }
+    }
+}

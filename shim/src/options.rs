@@ -1,0 +1,199 @@
+//! Runtime options containerd sends with Create (and on `start`'s stdin), as a
+//! protobuf Any: `containerd.runc.v1.Options` (current clients for io.containerd.runc.*
+//! names), `containerd.linux.runc.CreateOptions` (clients for other runtime names, such
+//! as ours), or the CRI's `runtimeoptions.v1.Options` whose body is the TOML table of
+//! the runtime's options. Type URLs come bare or with a `type.googleapis.com/` prefix.
+
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::shim::oci;
+
+use crate::error::ShimError;
+
+/// The options runrs honours.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuntimeOptions {
+    /// State root override (runc's `Root`).
+    pub root: Option<String>,
+    /// Use the systemd cgroup driver.
+    pub systemd_cgroup: bool,
+    /// MS_MOVE + chroot instead of pivot_root.
+    pub no_pivot_root: bool,
+    /// Owner of the stdio pipes.
+    pub io_uid: u32,
+    /// Group of the stdio pipes.
+    pub io_gid: u32,
+    /// Cgroup for the shim itself (only used by `start`).
+    pub shim_cgroup: Option<String>,
+    /// CRIU image path default.
+    pub criu_image_path: Option<String>,
+    /// CRIU work path default.
+    pub criu_work_path: Option<String>,
+}
+
+fn type_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// Decode the options Any. `None`/empty gives the defaults.
+pub fn decode(any: Option<&Any>) -> Result<RuntimeOptions, ShimError> {
+    let Some(any) = any.filter(|a| !a.type_url.is_empty() || !a.value.is_empty()) else {
+        return Ok(RuntimeOptions::default());
+    };
+    let bad = |e: &dyn std::fmt::Display| {
+        ShimError::InvalidArgument(format!("runtime options {}: {e}", any.type_url))
+    };
+    match type_name(&any.type_url) {
+        "containerd.runc.v1.Options" => {
+            let o = oci::Options::parse_from_bytes(&any.value).map_err(|e| bad(&e))?;
+            Ok(RuntimeOptions {
+                root: non_empty(&o.root),
+                systemd_cgroup: o.systemd_cgroup,
+                no_pivot_root: o.no_pivot_root,
+                io_uid: o.io_uid,
+                io_gid: o.io_gid,
+                shim_cgroup: non_empty(&o.shim_cgroup),
+                criu_image_path: non_empty(&o.criu_image_path),
+                criu_work_path: non_empty(&o.criu_work_path),
+            })
+        }
+        "containerd.linux.runc.CreateOptions" => {
+            let o = <runrs_proto::runctypes::CreateOptions as prost::Message>::decode(&*any.value)
+                .map_err(|e| bad(&e))?;
+            Ok(RuntimeOptions {
+                no_pivot_root: o.no_pivot_root,
+                io_uid: o.io_uid,
+                io_gid: o.io_gid,
+                shim_cgroup: non_empty(&o.shim_cgroup),
+                criu_image_path: non_empty(&o.criu_image_path),
+                criu_work_path: non_empty(&o.criu_work_path),
+                ..Default::default()
+            })
+        }
+        "runtimeoptions.v1.Options" => {
+            let o = <runrs_proto::runtimeoptions::Options as prost::Message>::decode(&*any.value)
+                .map_err(|e| bad(&e))?;
+            let body = if o.config_body.is_empty() && !o.config_path.is_empty() {
+                std::fs::read(&o.config_path)
+                    .map_err(|e| bad(&format!("read {}: {e}", o.config_path)))?
+            } else {
+                o.config_body
+            };
+            from_toml(&String::from_utf8_lossy(&body)).map_err(|e| bad(&e))
+        }
+        other => Err(ShimError::InvalidArgument(format!(
+            "unsupported runtime options type {other:?} (expected containerd.runc.v1.Options, \
+             containerd.linux.runc.CreateOptions or runtimeoptions.v1.Options)"
+        ))),
+    }
+}
+
+/// Read the few keys runrs supports from a flat TOML table (`Key = value` lines).
+pub fn from_toml(body: &str) -> Result<RuntimeOptions, String> {
+    let mut o = RuntimeOptions::default();
+    for (n, line) in body.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() || line.starts_with('[') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(format!("line {}: expected key = value", n + 1));
+        };
+        let (k, v) = (k.trim(), v.trim());
+        let string = || v.trim_matches('"').to_string();
+        let boolean = || match v {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(format!("{k}: expected true or false, got {v}")),
+        };
+        let number = || {
+            v.parse::<u32>()
+                .map_err(|_| format!("{k}: expected a number, got {v}"))
+        };
+        match k {
+            "Root" => o.root = non_empty(&string()),
+            "SystemdCgroup" => o.systemd_cgroup = boolean()?,
+            "NoPivotRoot" => o.no_pivot_root = boolean()?,
+            "IoUid" => o.io_uid = number()?,
+            "IoGid" => o.io_gid = number()?,
+            "ShimCgroup" => o.shim_cgroup = non_empty(&string()),
+            "CriuImagePath" => o.criu_image_path = non_empty(&string()),
+            "CriuWorkPath" => o.criu_work_path = non_empty(&string()),
+            // BinaryName: there is no runtime binary to run; others are runc-only knobs.
+            _ => {}
+        }
+    }
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_runc_options_bare_and_prefixed() {
+        let mut o = oci::Options::new();
+        o.systemd_cgroup = true;
+        o.root = "/run/x".into();
+        o.io_uid = 7;
+        let value = o.write_to_bytes().expect("encode");
+        for url in [
+            "containerd.runc.v1.Options",
+            "type.googleapis.com/containerd.runc.v1.Options",
+        ] {
+            let any = Any {
+                type_url: url.into(),
+                value: value.clone(),
+                ..Default::default()
+            };
+            let d = decode(Some(&any)).expect("decode");
+            assert!(d.systemd_cgroup);
+            assert_eq!(d.root.as_deref(), Some("/run/x"));
+            assert_eq!(d.io_uid, 7);
+        }
+    }
+
+    #[test]
+    fn decodes_legacy_and_cri() {
+        let c = runrs_proto::runctypes::CreateOptions {
+            no_pivot_root: true,
+            io_gid: 5,
+            ..Default::default()
+        };
+        let any = Any {
+            type_url: "containerd.linux.runc.CreateOptions".into(),
+            value: prost::Message::encode_to_vec(&c),
+            ..Default::default()
+        };
+        let d = decode(Some(&any)).expect("decode");
+        assert!(d.no_pivot_root);
+        assert_eq!(d.io_gid, 5);
+
+        let r = runrs_proto::runtimeoptions::Options {
+            config_body: b"BinaryName = \"x\"\nSystemdCgroup = true\nRoot = \"/run/r\"\n".to_vec(),
+            ..Default::default()
+        };
+        let any = Any {
+            type_url: "runtimeoptions.v1.Options".into(),
+            value: prost::Message::encode_to_vec(&r),
+            ..Default::default()
+        };
+        let d = decode(Some(&any)).expect("decode");
+        assert!(d.systemd_cgroup);
+        assert_eq!(d.root.as_deref(), Some("/run/r"));
+        assert!(decode(None).expect("none") == RuntimeOptions::default());
+        let bad = Any {
+            type_url: "foo.Bar".into(),
+            value: vec![1],
+            ..Default::default()
+        };
+        assert!(matches!(
+            decode(Some(&bad)),
+            Err(ShimError::InvalidArgument(_))
+        ));
+    }
+}

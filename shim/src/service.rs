@@ -1,0 +1,659 @@
+//! The Task service: containerd's requests, each mapped onto runtime-core (called on
+//! blocking threads) and answered with the events containerd expects, in order:
+//! TaskCreate, TaskStart, TaskExit (after the output is relayed), TaskDelete.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use containerd_shim_protos::api::{self, Status};
+use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskIO, TaskStart};
+use containerd_shim_protos::shim_async::Task;
+use containerd_shim_protos::topics;
+use containerd_shim_protos::ttrpc::{self, r#async::TtrpcContext};
+use runtime_core::bundle::RootfsMount;
+use runtime_core::container::{ConsoleSocket, CreateOptions};
+use runtime_core::process::spawn::Reap;
+use tokio::sync::Notify;
+
+use crate::container::{Container, Exit, Process, State};
+use crate::error::{Result, ShimError};
+use crate::events::{timestamp, Events};
+use crate::reaper::Reaper;
+use crate::stdio::{self, StdioSpec};
+use crate::{options, STATE_FILE_IN_BUNDLE};
+
+/// Default state root of the shim (runc's Root option overrides it).
+pub const DEFAULT_ROOT: &str = "/run/containerd/runrs";
+
+/// How long TaskExit waits for a terminal's output to be relayed.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+/// The shim's Task service.
+pub struct Service {
+    namespace: String,
+    events: Events,
+    reaper: Reaper,
+    containers: tokio::sync::Mutex<HashMap<String, Arc<Container>>>,
+    reserved: Mutex<HashSet<String>>,
+    shutdown: Arc<Notify>,
+}
+
+fn blocking_err(e: tokio::task::JoinError) -> ShimError {
+    ShimError::Internal(format!("runtime task failed: {e}"))
+}
+
+impl Service {
+    /// A service for containerd namespace `namespace`.
+    pub fn new(namespace: String, events: Events, reaper: Reaper, shutdown: Arc<Notify>) -> Self {
+        Service {
+            namespace,
+            events,
+            reaper,
+            containers: tokio::sync::Mutex::new(HashMap::new()),
+            reserved: Mutex::new(HashSet::new()),
+            shutdown,
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Arc<Container>> {
+        self.containers
+            .lock()
+            .await
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ShimError::NotFound(format!("container {id} not created")))
+    }
+
+    async fn process(&self, id: &str, exec_id: &str) -> Result<(Arc<Container>, Arc<Process>)> {
+        let c = self.get(id).await?;
+        if !exec_id.is_empty() && exec_id != id {
+            return Err(ShimError::NotFound(format!(
+                "process does not exist {exec_id}"
+            )));
+        }
+        let p = c.init.clone();
+        Ok((c, p))
+    }
+
+    async fn do_create(&self, req: api::CreateTaskRequest) -> Result<api::CreateTaskResponse> {
+        if !req.checkpoint.is_empty() || !req.parent_checkpoint.is_empty() {
+            return Err(ShimError::Unimplemented(
+                "restoring a checkpoint is not supported by this shim yet".into(),
+            ));
+        }
+        {
+            let mut r = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
+            if self
+                .containers
+                .try_lock()
+                .map(|m| m.contains_key(&req.id))
+                .unwrap_or(false)
+                || !r.insert(req.id.clone())
+            {
+                return Err(ShimError::AlreadyExists(format!(
+                    "container {} already exists",
+                    req.id
+                )));
+            }
+        }
+        let r = self.create_inner(&req).await;
+        self.reserved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&req.id);
+        r
+    }
+
+    async fn create_inner(&self, req: &api::CreateTaskRequest) -> Result<api::CreateTaskResponse> {
+        if self.containers.lock().await.contains_key(&req.id) {
+            return Err(ShimError::AlreadyExists(format!(
+                "container {} already exists",
+                req.id
+            )));
+        }
+        let opts = options::decode(req.options.as_ref())?;
+        if opts.systemd_cgroup {
+            return Err(ShimError::InvalidArgument(
+                "SystemdCgroup: the systemd cgroup driver is not available".into(),
+            ));
+        }
+        let root = PathBuf::from(opts.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into()))
+            .join(&self.namespace);
+        let bundle = PathBuf::from(&req.bundle);
+        let spec = StdioSpec {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
+        let mounts: Vec<RootfsMount> = req
+            .rootfs
+            .iter()
+            .map(|m| RootfsMount {
+                typ: m.type_.clone(),
+                source: m.source.clone(),
+                options: m.options.clone(),
+            })
+            .collect();
+
+        let (init_stdio, io, console) = if req.terminal {
+            let (ours, theirs) =
+                UnixStream::pair().map_err(|e| ShimError::Internal(format!("socketpair: {e}")))?;
+            (Default::default(), None, Some((ours, theirs)))
+        } else {
+            let (fds, io) = stdio::prepare(&spec, opts.io_uid, opts.io_gid)?;
+            (fds, Some(io), None)
+        };
+        let id = req.id.clone();
+        let no_pivot = opts.no_pivot_root;
+        let b = bundle.clone();
+        let r = root.clone();
+        let (core, mounted, master) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let rootfs = b.join("rootfs");
+            let mounted = if mounts.is_empty() {
+                None
+            } else {
+                match std::fs::create_dir(&rootfs) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        return Err(ShimError::Internal(format!(
+                            "create {}: {e}",
+                            rootfs.display()
+                        )))
+                    }
+                }
+                runtime_core::bundle::mount_all(&mounts, &rootfs)
+                    .map_err(|e| ShimError::Internal(runtime_core::error::chain(&e)))?;
+                Some(rootfs.clone())
+            };
+            let _ = std::fs::write(b.join(STATE_FILE_IN_BUNDLE), r.display().to_string());
+            let (ours, console_socket) = match console {
+                Some((o, t)) => (Some(o), Some(ConsoleSocket::Fd(t.into()))),
+                None => (None, None),
+            };
+            let created = runtime_core::container::create(CreateOptions {
+                id,
+                bundle: b,
+                root: r,
+                console_socket,
+                pid_file: None,
+                no_pivot,
+                preserve_fds: 0,
+                stdio: init_stdio,
+                reap: Reap::External,
+            });
+            let core = match created {
+                Ok(c) => c,
+                Err(e) => {
+                    if let Some(m) = &mounted {
+                        let _ = runtime_core::bundle::unmount_all(m);
+                    }
+                    return Err(e.into());
+                }
+            };
+            let master = match ours {
+                Some(sock) => match runtime_core::process::console::recv_master(
+                    std::os::fd::AsFd::as_fd(&sock),
+                ) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        let _ = core.clone().delete(true);
+                        if let Some(m) = &mounted {
+                            let _ = runtime_core::bundle::unmount_all(m);
+                        }
+                        return Err(ShimError::Internal(runtime_core::error::chain(&e)));
+                    }
+                },
+                None => None,
+            };
+            Ok((core, mounted, master))
+        })
+        .await
+        .map_err(blocking_err)??;
+
+        let pid = core.pid();
+        // Subscribe before anything else can observe the exit.
+        let exited = self.reaper.subscribe(pid);
+        let io = match (io, master) {
+            (Some(io), _) => io,
+            (None, Some(m)) => stdio::relay_terminal(&spec, m)?,
+            (None, None) => Default::default(),
+        };
+        let kill_all_on_exit = !core.own_pid_ns();
+        let container = Arc::new(Container {
+            id: req.id.clone(),
+            bundle: bundle.clone(),
+            mounted_rootfs: mounted,
+            core: tokio::sync::Mutex::new(core),
+            init: Arc::new(Process::new(req.id.clone(), pid, spec.clone(), io)),
+            kill_all_on_exit,
+            gate: tokio::sync::Mutex::new(()),
+        });
+        let gate = container.gate.lock().await;
+        self.containers
+            .lock()
+            .await
+            .insert(req.id.clone(), container.clone());
+        self.spawn_exit_watcher(container.clone(), exited);
+        self.events.publish(
+            topics::TASK_CREATE_EVENT_TOPIC,
+            &TaskCreate {
+                container_id: req.id.clone(),
+                bundle: req.bundle.clone(),
+                rootfs: req.rootfs.clone(),
+                io: Some(TaskIO {
+                    stdin: req.stdin.clone(),
+                    stdout: req.stdout.clone(),
+                    stderr: req.stderr.clone(),
+                    terminal: req.terminal,
+                    ..Default::default()
+                })
+                .into(),
+                checkpoint: req.checkpoint.clone(),
+                pid: pid as u32,
+                ..Default::default()
+            },
+        );
+        drop(gate);
+        tracing::info!(id = %req.id, pid, "created");
+        Ok(api::CreateTaskResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
+    }
+
+    fn spawn_exit_watcher(&self, c: Arc<Container>, exited: tokio::sync::oneshot::Receiver<i32>) {
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let Ok(raw) = exited.await else { return };
+            let status = runtime_core::process::reap::exit_code(raw) as u32;
+            let _gate = c.gate.lock().await;
+            if c.kill_all_on_exit {
+                let core = c.core.lock().await.clone();
+                let _ = tokio::task::spawn_blocking(move || core.signal_all(libc::SIGKILL)).await;
+            }
+            c.init.io.lock().await.drained(DRAIN_LIMIT).await;
+            let exit = Exit {
+                status,
+                at: SystemTime::now(),
+            };
+            c.init.set_exited(exit);
+            {
+                // Persist it, so `shim delete` after a crash reports the real status.
+                let mut core = c.core.lock().await;
+                core.state.exit_status = Some(status as i32);
+                let snapshot = core.clone();
+                drop(core);
+                let _ = tokio::task::spawn_blocking(move || snapshot.save()).await;
+            }
+            tracing::info!(id = %c.id, status, "exited");
+            events.publish(
+                topics::TASK_EXIT_EVENT_TOPIC,
+                &TaskExit {
+                    container_id: c.id.clone(),
+                    id: c.init.id.clone(),
+                    pid: c.init.pid as u32,
+                    exit_status: status,
+                    exited_at: Some(timestamp(exit.at)).into(),
+                    ..Default::default()
+                },
+            );
+        });
+    }
+
+    async fn do_start(&self, req: api::StartRequest) -> Result<api::StartResponse> {
+        let (c, p) = self.process(&req.id, &req.exec_id).await?;
+        let gate = c.gate.lock().await;
+        match p.state() {
+            State::Created => {}
+            State::Running => {
+                return Err(ShimError::FailedPrecondition(format!(
+                    "container {} is already running",
+                    c.id
+                )))
+            }
+            State::Stopped => {
+                return Err(ShimError::FailedPrecondition(format!(
+                    "container {} has stopped",
+                    c.id
+                )))
+            }
+        }
+        let mut core = c.core.lock().await.clone();
+        let core = tokio::task::spawn_blocking(move || core.start().map(|()| core))
+            .await
+            .map_err(blocking_err)??;
+        *c.core.lock().await = core;
+        p.set_running();
+        self.events.publish(
+            topics::TASK_START_EVENT_TOPIC,
+            &TaskStart {
+                container_id: c.id.clone(),
+                pid: p.pid as u32,
+                ..Default::default()
+            },
+        );
+        drop(gate);
+        Ok(api::StartResponse {
+            pid: p.pid as u32,
+            ..Default::default()
+        })
+    }
+
+    async fn do_delete(&self, req: api::DeleteRequest) -> Result<api::DeleteResponse> {
+        let (c, p) = self.process(&req.id, &req.exec_id).await?;
+        match p.state() {
+            State::Running => {
+                let core = c.core.lock().await.clone();
+                if core.status() != runtime_core::Status::Stopped {
+                    return Err(ShimError::FailedPrecondition(format!(
+                        "cannot delete container {}: it is running",
+                        c.id
+                    )));
+                }
+            }
+            State::Created => {
+                let core = c.core.lock().await.clone();
+                let _ = tokio::task::spawn_blocking(move || core.kill(libc::SIGKILL, false)).await;
+            }
+            State::Stopped => {}
+        }
+        let exit = match tokio::time::timeout(Duration::from_secs(10), p.wait()).await {
+            Ok(e) => e,
+            Err(_) => {
+                return Err(ShimError::Internal(format!(
+                    "container {}: init did not exit after SIGKILL",
+                    c.id
+                )))
+            }
+        };
+        let core = c.core.lock().await.clone();
+        let mounted = c.mounted_rootfs.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            match core.delete(true) {
+                Ok(()) => {}
+                Err(e) if e.kind() == runtime_core::Kind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            if let Some(m) = mounted {
+                runtime_core::bundle::unmount_all(&m)
+                    .map_err(|e| ShimError::Internal(runtime_core::error::chain(&e)))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(blocking_err)??;
+        let _ = std::fs::remove_file(c.bundle.join(STATE_FILE_IN_BUNDLE));
+        self.containers.lock().await.remove(&c.id);
+        // Dropping the container's Io closes the fifos' keep-alive readers.
+        self.events.publish(
+            topics::TASK_DELETE_EVENT_TOPIC,
+            &TaskDelete {
+                container_id: c.id.clone(),
+                pid: p.pid as u32,
+                exit_status: exit.status,
+                exited_at: Some(timestamp(exit.at)).into(),
+                id: c.id.clone(),
+                ..Default::default()
+            },
+        );
+        tracing::info!(id = %c.id, "deleted");
+        Ok(api::DeleteResponse {
+            pid: p.pid as u32,
+            exit_status: exit.status,
+            exited_at: Some(timestamp(exit.at)).into(),
+            ..Default::default()
+        })
+    }
+
+    async fn do_kill(&self, req: api::KillRequest) -> Result<()> {
+        let (c, p) = self.process(&req.id, &req.exec_id).await?;
+        if p.exit().is_some() && !req.all {
+            return Err(ShimError::NotFound("process already finished".into()));
+        }
+        let core = c.core.lock().await.clone();
+        let sig = req.signal as i32;
+        let all = req.all;
+        tokio::task::spawn_blocking(move || core.kill(sig, all))
+            .await
+            .map_err(blocking_err)?
+            .map_err(|e| match e {
+                runtime_core::Error::NotRunning(_) => {
+                    ShimError::NotFound("process already finished".into())
+                }
+                e => e.into(),
+            })
+    }
+
+    async fn do_state(&self, req: api::StateRequest) -> Result<api::StateResponse> {
+        let (c, p) = self.process(&req.id, &req.exec_id).await?;
+        let mut status = p.status();
+        if status == Status::RUNNING && c.core.lock().await.frozen() {
+            status = Status::PAUSED;
+        }
+        let exit = p.exit();
+        Ok(api::StateResponse {
+            id: p.id.clone(),
+            bundle: c.bundle.display().to_string(),
+            pid: p.pid as u32,
+            status: status.into(),
+            stdin: p.stdio.stdin.clone(),
+            stdout: p.stdio.stdout.clone(),
+            stderr: p.stdio.stderr.clone(),
+            terminal: p.stdio.terminal,
+            exit_status: exit.map(|e| e.status).unwrap_or(0),
+            exited_at: exit.map(|e| timestamp(e.at)).into(),
+            exec_id: req.exec_id.clone(),
+            ..Default::default()
+        })
+    }
+}
+
+fn rpc<T>(r: Result<T>) -> ttrpc::Result<T> {
+    r.map_err(ttrpc::Error::from)
+}
+
+fn unimplemented<T>(what: &str) -> ttrpc::Result<T> {
+    rpc(Err(ShimError::Unimplemented(format!(
+        "{what} is not implemented by containerd-shim-runrs-v2 yet"
+    ))))
+}
+
+#[async_trait]
+impl Task for Service {
+    async fn state(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StateRequest,
+    ) -> ttrpc::Result<api::StateResponse> {
+        rpc(self.do_state(req).await)
+    }
+
+    async fn create(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::CreateTaskRequest,
+    ) -> ttrpc::Result<api::CreateTaskResponse> {
+        rpc(self.do_create(req).await)
+    }
+
+    async fn start(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StartRequest,
+    ) -> ttrpc::Result<api::StartResponse> {
+        rpc(self.do_start(req).await)
+    }
+
+    async fn delete(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::DeleteRequest,
+    ) -> ttrpc::Result<api::DeleteResponse> {
+        rpc(self.do_delete(req).await)
+    }
+
+    async fn pids(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::PidsRequest,
+    ) -> ttrpc::Result<api::PidsResponse> {
+        rpc(async {
+            let c = self.get(&req.id).await?;
+            let core = c.core.lock().await.clone();
+            let pids = tokio::task::spawn_blocking(move || core.state.cgroup.pids())
+                .await
+                .map_err(blocking_err)?
+                .map_err(runtime_core::Error::from)?;
+            Ok(api::PidsResponse {
+                processes: pids
+                    .into_iter()
+                    .map(|pid| api::ProcessInfo {
+                        pid: pid as u32,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+        }
+        .await)
+    }
+
+    async fn pause(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::PauseRequest,
+    ) -> ttrpc::Result<api::Empty> {
+        unimplemented("Pause")
+    }
+
+    async fn resume(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::ResumeRequest,
+    ) -> ttrpc::Result<api::Empty> {
+        unimplemented("Resume")
+    }
+
+    async fn checkpoint(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::CheckpointTaskRequest,
+    ) -> ttrpc::Result<api::Empty> {
+        unimplemented("Checkpoint")
+    }
+
+    async fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> ttrpc::Result<api::Empty> {
+        rpc(self.do_kill(req).await.map(|()| api::Empty::default()))
+    }
+
+    async fn exec(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::ExecProcessRequest,
+    ) -> ttrpc::Result<api::Empty> {
+        unimplemented("Exec")
+    }
+
+    async fn resize_pty(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::ResizePtyRequest,
+    ) -> ttrpc::Result<api::Empty> {
+        rpc(async {
+            let (_, p) = self.process(&req.id, &req.exec_id).await?;
+            p.io.lock().await.resize(req.width, req.height)?;
+            Ok(api::Empty::default())
+        }
+        .await)
+    }
+
+    async fn close_io(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::CloseIORequest,
+    ) -> ttrpc::Result<api::Empty> {
+        rpc(async {
+            let (_, p) = self.process(&req.id, &req.exec_id).await?;
+            p.io.lock().await.close_stdin();
+            Ok(api::Empty::default())
+        }
+        .await)
+    }
+
+    async fn update(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::UpdateTaskRequest,
+    ) -> ttrpc::Result<api::Empty> {
+        unimplemented("Update")
+    }
+
+    async fn wait(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::WaitRequest,
+    ) -> ttrpc::Result<api::WaitResponse> {
+        rpc(async {
+            let (_, p) = self.process(&req.id, &req.exec_id).await?;
+            let e = p.wait().await;
+            Ok(api::WaitResponse {
+                exit_status: e.status,
+                exited_at: Some(timestamp(e.at)).into(),
+                ..Default::default()
+            })
+        }
+        .await)
+    }
+
+    async fn stats(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::StatsRequest,
+    ) -> ttrpc::Result<api::StatsResponse> {
+        unimplemented("Stats")
+    }
+
+    async fn connect(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::ConnectRequest,
+    ) -> ttrpc::Result<api::ConnectResponse> {
+        let task_pid = match self.get(&req.id).await {
+            Ok(c) => c.init.pid as u32,
+            Err(_) => 0,
+        };
+        Ok(api::ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid,
+            version: "2".into(),
+            ..Default::default()
+        })
+    }
+
+    async fn shutdown(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::ShutdownRequest,
+    ) -> ttrpc::Result<api::Empty> {
+        // A shim serving several containers of a pod stays while any remains.
+        if self.containers.lock().await.is_empty()
+            && self.reserved.lock().map(|r| r.is_empty()).unwrap_or(true)
+        {
+            self.shutdown.notify_one();
+        }
+        Ok(api::Empty::default())
+    }
+}
+
+/// The state root a bundle's container was created under (written at Create).
+pub fn recorded_root(bundle: &Path) -> Option<PathBuf> {
+    std::fs::read_to_string(bundle.join(STATE_FILE_IN_BUNDLE))
+        .ok()
+        .map(|s| PathBuf::from(s.trim()))
+}

@@ -1,0 +1,349 @@
+//! Container stdio from containerd's fifos (or `file://` URIs).
+//!
+//! stdout and stderr are handed to the container as descriptors of the fifos (or files)
+//! themselves: the kernel moves the bytes, the shim copies nothing, holds no buffer, and
+//! nothing written before exit can be lost in the shim. A keep-alive reader held by the
+//! shim keeps a vanished client from turning into EPIPE. stdin goes through a pipe the
+//! shim feeds from the fifo, so CloseIO can end it with EOF whatever the client does. A
+//! terminal's pty master is relayed to the stdout fifo and from the stdin fifo.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use runtime_core::process::spawn::InitStdio;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::error::{Result, ShimError};
+
+/// What containerd asked for.
+#[derive(Clone, Debug, Default)]
+pub struct StdioSpec {
+    /// stdin fifo path (empty: none).
+    pub stdin: String,
+    /// stdout fifo path or URI.
+    pub stdout: String,
+    /// stderr fifo path or URI.
+    pub stderr: String,
+    /// Terminal mode.
+    pub terminal: bool,
+}
+
+/// The shim's side of a process' stdio.
+#[derive(Default)]
+pub struct Io {
+    /// Readers that keep the output fifos open (no EPIPE for the container).
+    keepalive: Vec<OwnedFd>,
+    /// Ends the stdin relay (CloseIO).
+    stdin_close: Option<Arc<Notify>>,
+    /// The pty master (terminal mode).
+    master: Option<Arc<AsyncFd<OwnedFd>>>,
+    /// The relay of the terminal's output, finished when the pty hangs up.
+    output: Option<JoinHandle<()>>,
+}
+
+fn sys_err(what: &str, path: &str, e: std::io::Error) -> ShimError {
+    ShimError::Internal(format!("{what} {path}: {e}"))
+}
+
+fn open(path: &str, flags: i32, mode: u32) -> Result<OwnedFd> {
+    let c = std::ffi::CString::new(path)
+        .map_err(|_| ShimError::InvalidArgument(format!("bad path {path:?}")))?;
+    // SAFETY: `c` is a valid C string; the result is checked below.
+    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, mode) };
+    if fd < 0 {
+        return Err(sys_err("open", path, std::io::Error::last_os_error()));
+    }
+    // SAFETY: open returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Register an owned descriptor with the runtime's reactor.
+fn async_fd(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: an OwnedFd keeps its descriptor open and returns the same number for as
+    // long as it lives, which is as long as the AsyncFd that owns it.
+    unsafe { AsyncFd::register(fd) }.map_err(std::io::Error::from)
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> std::io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL only read and change the file status flags.
+    unsafe {
+        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if fl < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fl = if on {
+            fl | libc::O_NONBLOCK
+        } else {
+            fl & !libc::O_NONBLOCK
+        };
+        if libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(sys_err("pipe2", "", std::io::Error::last_os_error()));
+    }
+    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Strip a `fifo://` scheme; reject what this shim does not handle.
+fn fifo_path(uri: &str) -> Result<Option<&str>> {
+    if let Some(p) = uri.strip_prefix("fifo://") {
+        return Ok(Some(p));
+    }
+    if uri.starts_with("binary://") {
+        return Err(ShimError::Unimplemented(format!(
+            "stdio {uri}: binary:// log URIs are not supported yet"
+        )));
+    }
+    if uri.contains("://") && !uri.starts_with("file://") {
+        return Err(ShimError::InvalidArgument(format!(
+            "stdio {uri}: unknown scheme"
+        )));
+    }
+    Ok(None)
+}
+
+/// Open an output destination for the container: the writer it gets, plus what the
+/// shim keeps. An empty spec is /dev/null.
+fn output(uri: &str, keepalive: &mut Vec<OwnedFd>) -> Result<OwnedFd> {
+    if uri.is_empty() {
+        return open("/dev/null", libc::O_WRONLY, 0);
+    }
+    if let Some(file) = uri.strip_prefix("file://") {
+        if let Some(dir) = Path::new(file).parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| sys_err("create", &dir.display().to_string(), e))?;
+        }
+        return open(file, libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND, 0o644);
+    }
+    let path = fifo_path(uri)?.unwrap_or(uri);
+    // Reader first: opening the writer then never blocks and never fails with ENXIO.
+    keepalive.push(open(path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?);
+    let w = open(path, libc::O_WRONLY | libc::O_NONBLOCK, 0)?;
+    set_nonblocking(w.as_fd(), false).map_err(|e| sys_err("fcntl", path, e))?;
+    Ok(w)
+}
+
+/// The container's end of stdio plus the shim's end, for a non-terminal process.
+pub fn prepare(spec: &StdioSpec, io_uid: u32, io_gid: u32) -> Result<(InitStdio, Io)> {
+    let mut io = Io::default();
+    let stdout = output(&spec.stdout, &mut io.keepalive)?;
+    let stderr = output(&spec.stderr, &mut io.keepalive)?;
+    let stdin = if spec.stdin.is_empty() {
+        open("/dev/null", libc::O_RDONLY, 0)?
+    } else {
+        let (r, w) = pipe()?;
+        if (io_uid, io_gid) != (0, 0) {
+            // SAFETY: fchown on a pipe we own.
+            unsafe { libc::fchown(r.as_raw_fd(), io_uid, io_gid) };
+        }
+        let stop = Arc::new(Notify::new());
+        let (fifo, keep) = open_stdin_fifo(&spec.stdin)?;
+        set_nonblocking(w.as_fd(), true).map_err(|e| sys_err("fcntl", "stdin pipe", e))?;
+        let src = async_fd(fifo).map_err(|e| sys_err("register", &spec.stdin, e))?;
+        let dst = async_fd(w).map_err(|e| sys_err("register", "stdin pipe", e))?;
+        let s = stop.clone();
+        tokio::spawn(async move {
+            let _keep = keep;
+            relay_stdin(&src, &dst, &s).await;
+            // Dropping `dst` closes the pipe: the container reads EOF.
+        });
+        io.stdin_close = Some(stop);
+        r
+    };
+    Ok((
+        InitStdio::Fds {
+            stdin,
+            stdout,
+            stderr,
+        },
+        io,
+    ))
+}
+
+/// Open the stdin fifo for reading, plus a keep-alive writer so the relay does not see
+/// EOF when the client reconnects.
+fn open_stdin_fifo(uri: &str) -> Result<(OwnedFd, OwnedFd)> {
+    let path = fifo_path(uri)?.unwrap_or(uri);
+    let r = open(path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+    let w = open(path, libc::O_WRONLY | libc::O_NONBLOCK, 0)?;
+    Ok((r, w))
+}
+
+/// Relay a terminal: the pty master to the stdout fifo and the stdin fifo to the master.
+pub fn relay_terminal(spec: &StdioSpec, master: OwnedFd) -> Result<Io> {
+    let mut io = Io::default();
+    set_nonblocking(master.as_fd(), true).map_err(|e| sys_err("fcntl", "pty master", e))?;
+    let master = Arc::new(async_fd(master).map_err(|e| sys_err("register", "pty master", e))?);
+    if !spec.stdout.is_empty() && !spec.stdout.starts_with("file://") {
+        let path = fifo_path(&spec.stdout)?.unwrap_or(&spec.stdout).to_string();
+        io.keepalive
+            .push(open(&path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?);
+        let w = open(&path, libc::O_WRONLY | libc::O_NONBLOCK, 0)?;
+        let dst = async_fd(w).map_err(|e| sys_err("register", &path, e))?;
+        let src = master.clone();
+        io.output = Some(tokio::spawn(async move {
+            let _ = copy(&src, &dst).await;
+        }));
+    } else if let Some(file) = spec.stdout.strip_prefix("file://") {
+        let f = open(file, libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND, 0o644)?;
+        let src = master.clone();
+        io.output = Some(tokio::spawn(async move {
+            let _ = copy_to_file(&src, &f).await;
+        }));
+    }
+    if !spec.stdin.is_empty() {
+        let stop = Arc::new(Notify::new());
+        let (fifo, keep) = open_stdin_fifo(&spec.stdin)?;
+        let src = async_fd(fifo).map_err(|e| sys_err("register", &spec.stdin, e))?;
+        let dst = master.clone();
+        let s = stop.clone();
+        tokio::spawn(async move {
+            let _keep = keep;
+            relay_stdin(&src, &dst, &s).await;
+            // A terminal has no EOF of its own: send the EOF character (^D), as a
+            // user closing the input would.
+            let _ = write_all(&dst, &[4]).await;
+        });
+        io.stdin_close = Some(stop);
+    }
+    io.master = Some(master);
+    Ok(io)
+}
+
+impl Io {
+    /// CloseIO: end the stdin relay once what is already written has been passed on.
+    pub fn close_stdin(&mut self) {
+        if let Some(n) = self.stdin_close.take() {
+            n.notify_one();
+        }
+    }
+
+    /// Resize the terminal, if there is one.
+    pub fn resize(&self, width: u32, height: u32) -> Result<()> {
+        if let Some(m) = &self.master {
+            runtime_core::process::console::resize(
+                m.get_ref().as_fd(),
+                height as u16,
+                width as u16,
+            )
+            .map_err(|e| ShimError::Internal(runtime_core::error::chain(&e)))?;
+        }
+        Ok(())
+    }
+
+    /// Wait until the terminal's output has been relayed (the pty hung up), bounded.
+    pub async fn drained(&mut self, limit: std::time::Duration) {
+        if let Some(h) = self.output.take() {
+            let abort = h.abort_handle();
+            if tokio::time::timeout(limit, h).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        self.close_stdin();
+        if let Some(h) = self.output.take() {
+            h.abort();
+        }
+    }
+}
+
+/// Copy the stdin fifo into `dst` until EOF or `stop`; on `stop`, pass on what is
+/// already readable first.
+async fn relay_stdin(src: &AsyncFd<OwnedFd>, dst: &AsyncFd<OwnedFd>, stop: &Notify) {
+    tokio::select! {
+        _ = copy(src, dst) => {}
+        _ = stop.notified() => {
+            let mut buf = vec![0u8; 32 * 1024];
+            while let Ok(n) = read_now(src.get_ref().as_fd(), &mut buf) {
+                if n == 0 || write_all(dst, &buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn read_now(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
+    // SAFETY: `buf` is a valid writable buffer of its length.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+fn write_now(fd: BorrowedFd<'_>, buf: &[u8]) -> std::io::Result<usize> {
+    // SAFETY: `buf` is a valid readable buffer of its length.
+    let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+async fn write_all(dst: &AsyncFd<OwnedFd>, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        let mut g = dst.writable().await?;
+        match g.try_io(|fd| write_now(fd.get_ref().as_fd(), data)) {
+            Ok(Ok(n)) => data = &data[n..],
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => continue,
+        }
+    }
+    Ok(())
+}
+
+/// Copy until EOF (or EIO: a pty whose every slave is closed).
+async fn copy(src: &AsyncFd<OwnedFd>, dst: &AsyncFd<OwnedFd>) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut total = 0u64;
+    loop {
+        let mut g = src.readable().await?;
+        match g.try_io(|fd| read_now(fd.get_ref().as_fd(), &mut buf)) {
+            Ok(Ok(0)) => return Ok(total),
+            Ok(Ok(n)) => {
+                write_all(dst, &buf[..n]).await?;
+                total += n as u64;
+            }
+            Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(total),
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+async fn copy_to_file(src: &AsyncFd<OwnedFd>, file: &OwnedFd) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let mut g = src.readable().await?;
+        match g.try_io(|fd| read_now(fd.get_ref().as_fd(), &mut buf)) {
+            Ok(Ok(0)) => return Ok(()),
+            Ok(Ok(n)) => {
+                let mut d = &buf[..n];
+                while !d.is_empty() {
+                    let w = write_now(file.as_fd(), d)?;
+                    d = &d[w..];
+                }
+            }
+            Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => continue,
+        }
+    }
+}
