@@ -33,7 +33,7 @@ pub enum Error {
     #[error("cgroup")]
     Cgroup(#[from] crate::cgroups::CgroupError),
     /// Spawning init, or init's own report.
-    #[error("create container")]
+    #[error("unable to start container process")]
     Spawn(#[from] crate::process::spawn::SpawnError),
     /// A hook.
     #[error(transparent)]

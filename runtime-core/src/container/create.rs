@@ -162,6 +162,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, Error> {
             .as_ref()
             .is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some()),
         created: created.clone(),
+        exec: None,
     };
     let hook_state = |pid: i32| OciState {
         oci_version: OCI_VERSION.into(),
@@ -181,7 +182,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, Error> {
     let spawned = spawn::spawn(
         cfg,
         InitFds {
-            exec_fifo: fifo.as_fd(),
+            exec_fifo: Some(fifo.as_fd()),
             console_socket: console.as_ref().map(|c| c.as_fd()),
         },
         opts.stdio,

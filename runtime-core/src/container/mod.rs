@@ -4,10 +4,12 @@
 
 mod create;
 mod delete;
+mod exec;
 mod kill;
 mod start;
 
 pub use create::{create, ConsoleSocket, CreateOptions};
+pub use exec::ExecOptions;
 pub use kill::parse_signal;
 
 use std::os::fd::AsFd;

@@ -53,6 +53,10 @@ pub struct InitConfig {
     pub parent_hooks: bool,
     /// Creation time, for hook state.
     pub created: String,
+    /// Exec mode: run this process in the (running) container's namespaces instead of
+    /// creating a container. `namespaces` then holds the paths to join.
+    #[serde(default)]
+    pub exec: Option<Box<oci_spec::runtime::Process>>,
 }
 
 /// If this process was started as runrs' init, run it; never returns then.
@@ -149,24 +153,36 @@ fn stage1(sock: OwnedFd) -> ! {
         Err(e) => fail(s, &InitError::Sync(e)),
     };
     match stage1_inner(&cfg, s) {
-        Ok(0) => stage2(cfg, sock, fds),
-        Ok(child) => {
+        Ok((0, after_child)) => {
+            // Speak only after stage 1 has told the runtime our pid (it closes its end
+            // of this pipe after that), so the runtime sees Child before anything else.
+            let mut b = [0u8; 1];
+            let _ = sys::read(after_child.as_fd(), &mut b, "stage 1 handoff");
+            drop(after_child);
+            stage2(cfg, sock, fds)
+        }
+        Ok((child, after_child)) => {
             if let Err(e) = sync::send(s, &Msg::Child { pid: child }, &[]) {
                 fail(s, &InitError::Sync(e));
             }
+            drop(after_child);
             std::process::exit(0)
         }
         Err(e) => fail(s, &e),
     }
 }
 
-/// Returns the child's pid in the parent branch, 0 in the child.
-fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<i32, InitError> {
-    let process = cfg
-        .spec
-        .process()
-        .as_ref()
-        .ok_or(InitError::Protocol("process"))?;
+/// Returns the child's pid in the parent branch, 0 in the child, and the end of the
+/// handoff pipe each keeps (the parent's write end, the child's read end).
+fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), InitError> {
+    let process = match cfg.exec.as_deref() {
+        Some(p) => p,
+        None => cfg
+            .spec
+            .process()
+            .as_ref()
+            .ok_or(InitError::Protocol("process"))?,
+    };
     if let Some(adj) = process.oom_score_adj() {
         // Inherited by the container's init across fork.
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|source| {
@@ -205,6 +221,13 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<i32, InitError> {
     if flags & Kind::Time.flag() != 0 {
         write_time_offsets(&cfg.spec)?;
     }
+    let mut p = [0; 2];
+    // SAFETY: `p` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(InitError::Sys("handoff pipe", SysError::last("pipe2", "")));
+    }
+    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
     // SAFETY: init is single-threaded (a fresh exec that never spawned a thread), so
     // the child may run arbitrary code after fork.
     match unsafe { libc::fork() } {
@@ -212,7 +235,8 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<i32, InitError> {
             "fork container init",
             SysError::last("fork", ""),
         )),
-        pid => Ok(pid),
+        0 => Ok((0, r)),
+        pid => Ok((pid, w)),
     }
 }
 
@@ -243,7 +267,15 @@ fn write_time_offsets(spec: &Spec) -> Result<(), InitError> {
 
 fn stage2(cfg: Box<InitConfig>, sock: OwnedFd, fds: Vec<OwnedFd>) -> ! {
     let s = sock.as_fd();
-    let err = match stage2_inner(&cfg, s, fds) {
+    let result = match cfg.exec.as_deref() {
+        Some(process) => super::exec_init::stage2(&cfg, process, s, fds),
+        None => stage2_inner(&cfg, s, fds),
+    };
+    let err = match result {
+        Ok(e) if cfg.exec.is_some() => {
+            // The runtime waits for exec's outcome on the socket.
+            fail(s, &InitError::Exec(e))
+        }
         Ok(e) => e,
         Err(e) => fail(s, &e),
     };
@@ -388,58 +420,11 @@ fn stage2_inner(
         console::become_stdio(slave.as_fd())?;
     }
 
-    let u = process.user();
-    // SAFETY: umask only swaps the process' file mode mask.
-    unsafe { libc::umask(u.umask().unwrap_or(0o022)) };
-    sys::chdir(process.cwd()).map_err(|e| InitError::Sys("enter process.cwd", e))?;
-    // A cwd reached through a leaked descriptor would lie outside our root, where
-    // getcwd reports "(unreachable)" (CVE-2024-21626).
-    match std::env::current_dir() {
-        Ok(p) if p.is_absolute() => {}
-        _ => return Err(InitError::CwdEscape(process.cwd().clone())),
-    }
-
-    if let Some(l) = process.rlimits() {
-        rlimits::apply(l)?;
-    }
-    if process.no_new_privileges() == Some(true) {
-        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, "PR_SET_NO_NEW_PRIVS")
-            .map_err(|e| InitError::Sys("set no_new_privs", e))?;
-    }
-    user::fix_stdio_owner(u.uid(), u.gid());
-    let groups: Vec<u32> = u.additional_gids().clone().unwrap_or_default();
-    let allow_setgroups = !userns || setgroups_allowed();
-    if let Some(c) = process.capabilities() {
-        let (sets, unknown) = capabilities::resolve(c);
-        for n in unknown {
-            send_log(
-                s,
-                "warn",
-                &format!("capability {n} is not known to this kernel; ignored"),
-            );
-        }
-        capabilities::apply_bounding(sets.bounding)?;
-        sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0, "PR_SET_KEEPCAPS")
-            .map_err(|e| InitError::Sys("keep capabilities", e))?;
-        user::switch(u.uid(), u.gid(), &groups, allow_setgroups)
-            .map_err(|e| InitError::Sys("set user", e))?;
-        sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0, "PR_SET_KEEPCAPS")
-            .map_err(|e| InitError::Sys("keep capabilities", e))?;
-        for name in capabilities::apply(&sets)? {
-            send_log(s, "debug", &format!("can't raise ambient capability {name}: it is not both permitted and inheritable"));
-        }
-    } else {
-        user::switch(u.uid(), u.gid(), &groups, allow_setgroups)
-            .map_err(|e| InitError::Sys("set user", e))?;
-    }
-
-    let args = process.args().clone().unwrap_or_default();
-    let mut env = process.env().clone().unwrap_or_default();
-    if execve::env_get(&env, "HOME").is_none() {
-        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-        env.push(format!("HOME={}", user::home_of(&passwd, u.uid())));
-    }
-    let path = execve::lookup(&args[0], &env)?;
+    let Prepared { path, args, env } = finalize(&Finalize {
+        process,
+        userns,
+        sock: s,
+    })?;
 
     sync::send(s, &Msg::Ready, &[])?;
 
@@ -501,4 +486,85 @@ fn set_domainname(d: &str) -> Result<(), InitError> {
         ));
     }
     Ok(())
+}
+
+/// What [`finalize`] needs: the process spec and the namespace facts it depends on.
+pub(crate) struct Finalize<'a> {
+    /// The process to run (the container's, or an exec's).
+    pub process: &'a oci_spec::runtime::Process,
+    /// The process is in a user namespace.
+    pub userns: bool,
+    /// The sync socket, for warnings.
+    pub sock: BorrowedFd<'a>,
+}
+
+/// The program to exec, resolved.
+pub(crate) struct Prepared {
+    /// Resolved path of args[0].
+    pub path: PathBuf,
+    /// argv.
+    pub args: Vec<String>,
+    /// envp (HOME added when missing).
+    pub env: Vec<String>,
+}
+
+/// The steps shared by a container's init and an exec'd process, from the umask to the
+/// program lookup: cwd (checked to be inside the root), rlimits, no_new_privs, stdio
+/// ownership, capabilities and the user switch. Everything here can fail before Ready.
+pub(crate) fn finalize(f: &Finalize<'_>) -> Result<Prepared, InitError> {
+    let process = f.process;
+    let s = f.sock;
+    let u = process.user();
+    // SAFETY: umask only swaps the process' file mode mask.
+    unsafe { libc::umask(u.umask().unwrap_or(0o022)) };
+    sys::chdir(process.cwd()).map_err(|e| InitError::Sys("enter process.cwd", e))?;
+    // A cwd reached through a leaked descriptor would lie outside our root, where
+    // getcwd reports "(unreachable)" (CVE-2024-21626).
+    match std::env::current_dir() {
+        Ok(p) if p.is_absolute() => {}
+        _ => return Err(InitError::CwdEscape(process.cwd().clone())),
+    }
+
+    if let Some(l) = process.rlimits() {
+        rlimits::apply(l)?;
+    }
+    if process.no_new_privileges() == Some(true) {
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, "PR_SET_NO_NEW_PRIVS")
+            .map_err(|e| InitError::Sys("set no_new_privs", e))?;
+    }
+    user::fix_stdio_owner(u.uid(), u.gid());
+    let groups: Vec<u32> = u.additional_gids().clone().unwrap_or_default();
+    let allow_setgroups = !f.userns || setgroups_allowed();
+    if let Some(c) = process.capabilities() {
+        let (sets, unknown) = capabilities::resolve(c);
+        for n in unknown {
+            send_log(
+                s,
+                "warn",
+                &format!("capability {n} is not known to this kernel; ignored"),
+            );
+        }
+        capabilities::apply_bounding(sets.bounding)?;
+        sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0, "PR_SET_KEEPCAPS")
+            .map_err(|e| InitError::Sys("keep capabilities", e))?;
+        user::switch(u.uid(), u.gid(), &groups, allow_setgroups)
+            .map_err(|e| InitError::Sys("set user", e))?;
+        sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0, "PR_SET_KEEPCAPS")
+            .map_err(|e| InitError::Sys("keep capabilities", e))?;
+        for name in capabilities::apply(&sets)? {
+            send_log(s, "debug", &format!("can't raise ambient capability {name}: it is not both permitted and inheritable"));
+        }
+    } else {
+        user::switch(u.uid(), u.gid(), &groups, allow_setgroups)
+            .map_err(|e| InitError::Sys("set user", e))?;
+    }
+
+    let args = process.args().clone().unwrap_or_default();
+    let mut env = process.env().clone().unwrap_or_default();
+    if execve::env_get(&env, "HOME").is_none() {
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        env.push(format!("HOME={}", user::home_of(&passwd, u.uid())));
+    }
+    let path = execve::lookup(&args[0], &env)?;
+    Ok(Prepared { path, args, env })
 }

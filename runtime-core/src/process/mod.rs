@@ -3,6 +3,7 @@
 
 pub mod binary;
 pub mod console;
+mod exec_init;
 pub mod execve;
 pub mod init;
 pub mod reap;

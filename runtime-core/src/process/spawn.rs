@@ -90,8 +90,8 @@ pub struct Spawned {
 
 /// Extra descriptors handed to init with the config.
 pub struct InitFds<'a> {
-    /// O_PATH descriptor of the exec fifo.
-    pub exec_fifo: BorrowedFd<'a>,
+    /// O_PATH descriptor of the exec fifo (create only).
+    pub exec_fifo: Option<BorrowedFd<'a>>,
     /// Connected console socket, when the process has a terminal.
     pub console_socket: Option<BorrowedFd<'a>>,
 }
@@ -150,7 +150,10 @@ pub fn spawn(
 
     cgroup.add_pid(stage1).map_err(SpawnError::Cgroup)?;
     let spec_maps = IdMaps::from_spec(&cfg.spec);
-    let mut extra: Vec<BorrowedFd<'_>> = vec![fds.exec_fifo];
+    // An exec's process runs as soon as it is ready: then wait for execve itself (the
+    // socket closes on exec) so its failure is reported to the caller.
+    let wait_exec = cfg.exec.is_some();
+    let mut extra: Vec<BorrowedFd<'_>> = fds.exec_fifo.into_iter().collect();
     extra.extend(fds.console_socket);
     sync::send(parent.as_fd(), &Msg::Config(Box::new(cfg)), &extra).map_err(SpawnError::Sync)?;
 
@@ -180,6 +183,14 @@ pub fn spawn(
                 let pid = guard
                     .child
                     .ok_or_else(|| SpawnError::Protocol("ready before child".into()))?;
+                if wait_exec {
+                    match sync::recv(parent.as_fd()) {
+                        Err(SyncError::Closed) => {}
+                        Ok((Msg::Error { message }, _)) => return Err(SpawnError::Init(message)),
+                        Ok((other, _)) => return Err(SpawnError::Protocol(format!("{other:?}"))),
+                        Err(e) => return Err(SpawnError::Sync(e)),
+                    }
+                }
                 guard.disarm();
                 return Ok(Spawned { pid });
             }

@@ -1,5 +1,6 @@
 //! `runrs`: a runc-compatible command line over runtime-core.
 
+mod exec;
 mod logging;
 mod run;
 mod spec_cmd;
@@ -94,6 +95,8 @@ enum Cmd {
         #[arg(short, long)]
         all: bool,
     },
+    /// Run a process in a container.
+    Exec(exec::ExecArgs),
     /// Delete a container.
     Delete {
         /// Container id.
@@ -144,7 +147,8 @@ impl CreateArgs {
     }
 }
 
-fn absolute(p: PathBuf) -> PathBuf {
+/// An absolute form of `p` (relative to the current directory).
+pub fn absolute(p: PathBuf) -> PathBuf {
     if p.is_absolute() {
         p
     } else {
@@ -218,6 +222,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Container::load(&root, &id)?.kill(sig, all)?;
             Ok(0)
         }
+        Cmd::Exec(a) => exec::exec(a, root),
         Cmd::Delete { id, force } => {
             match Container::load(&root, &id) {
                 Ok(c) => c.delete(force)?,

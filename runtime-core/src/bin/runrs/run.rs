@@ -27,6 +27,80 @@ const FORWARD: [Signal; 10] = [
     Signal::SIGTTOU,
 ];
 
+/// A process run in the foreground: forwarded signals, an optional terminal relayed
+/// to ours, and its exit status reaped here (the CLI is a child subreaper).
+pub struct Foreground {
+    sfd: SignalFd,
+    ours: Option<UnixStream>,
+}
+
+impl Foreground {
+    /// Become a subreaper and block the forwarded signals; for a terminal process
+    /// without a console socket, make one whose other end `console_socket` receives.
+    pub fn prepare(
+        terminal: bool,
+        console_socket: &mut Option<ConsoleSocket>,
+    ) -> anyhow::Result<Self> {
+        let mut ours = None;
+        if terminal && console_socket.is_none() {
+            let (a, b) = UnixStream::pair()?;
+            *console_socket = Some(ConsoleSocket::Fd(OwnedFd::from(b)));
+            ours = Some(a);
+        }
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let mut set = SigSet::empty();
+        for s in FORWARD {
+            set.add(s);
+        }
+        set.add(Signal::SIGCHLD);
+        set.add(Signal::SIGWINCH);
+        nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+        Ok(Foreground {
+            sfd: SignalFd::new(&set)?,
+            ours,
+        })
+    }
+
+    /// With the process `pid` created: relay its terminal, run `start` (which lets it
+    /// go), forward signals until it exits, and return its exit code.
+    pub fn wait(self, pid: i32, start: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<i32> {
+        let master = match &self.ours {
+            Some(sock) => Some(console::recv_master(sock.as_fd())?),
+            None => None,
+        };
+        let _raw = master.as_ref().and_then(RawGuard::enter);
+        let copier = match &master {
+            Some(m) => Some(relay(m)?),
+            None => None,
+        };
+        start()?;
+        let code = loop {
+            let Some(info) = self.sfd.read_signal()? else {
+                continue;
+            };
+            let signo = info.ssi_signo as i32;
+            if signo == libc::SIGCHLD {
+                if let Some(code) = reap_until(pid) {
+                    break code;
+                }
+            } else if signo == libc::SIGWINCH {
+                if let Some(m) = &master {
+                    copy_winsize(m);
+                }
+            } else {
+                // SAFETY: kill takes plain integers; pid is the process we run.
+                unsafe { libc::kill(pid, signo) };
+            }
+        };
+        if let Some(h) = copier {
+            // The pty's last output is read until the slave side is gone.
+            let _ = h.join();
+        }
+        Ok(code)
+    }
+}
+
 /// Create, start and wait; returns the exit code to exit with.
 pub fn run(mut opts: CreateOptions, detach: bool, keep: bool) -> anyhow::Result<i32> {
     let terminal = runtime_core::spec::load(&opts.bundle)
@@ -41,69 +115,19 @@ pub fn run(mut opts: CreateOptions, detach: bool, keep: bool) -> anyhow::Result<
         }
         return Ok(0);
     }
-    let mut ours: Option<UnixStream> = None;
-    if terminal && opts.console_socket.is_none() {
-        let (a, b) = UnixStream::pair()?;
-        opts.console_socket = Some(ConsoleSocket::Fd(OwnedFd::from(b)));
-        ours = Some(a);
-    }
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    let mut set = SigSet::empty();
-    for s in FORWARD {
-        set.add(s);
-    }
-    set.add(Signal::SIGCHLD);
-    set.add(Signal::SIGWINCH);
-    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
-    let sfd = SignalFd::new(&set)?;
-
+    let fg = Foreground::prepare(terminal, &mut opts.console_socket)?;
     opts.reap = Reap::Here;
     opts.stdio = InitStdio::Inherit;
     let mut c = container::create(opts)?;
     let pid = c.pid();
-    let master = match ours {
-        Some(sock) => match console::recv_master(sock.as_fd()) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                let _ = c.delete(true);
-                return Err(e.into());
-            }
-        },
-        None => None,
-    };
-    let _raw = master.as_ref().and_then(RawGuard::enter);
-    let mut copier = None;
-    if let Some(m) = &master {
-        copier = Some(relay(m)?);
-    }
-    if let Err(e) = c.start() {
-        let _ = c.delete(true);
-        return Err(e.into());
-    }
-    let code = loop {
-        let Some(info) = sfd.read_signal()? else {
-            continue;
-        };
-        let signo = info.ssi_signo as i32;
-        if signo == libc::SIGCHLD {
-            if let Some(code) = reap_until(pid) {
-                break code;
-            }
-        } else if signo == libc::SIGWINCH {
-            if let Some(m) = &master {
-                copy_winsize(m);
-            }
-        } else {
-            // SAFETY: kill takes plain integers; pid is the container's init.
-            unsafe { libc::kill(pid, signo) };
+    let mut started = c.clone();
+    let code = match fg.wait(pid, || Ok(started.start()?)) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = c.delete(true);
+            return Err(e);
         }
     };
-    if let Some(h) = copier {
-        // The pty's last output is read until the slave side is gone.
-        let _ = h.join();
-    }
-    drop(_raw);
     c.state.exit_status = Some(code);
     if !keep {
         c.delete(true)?;

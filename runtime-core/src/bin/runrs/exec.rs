@@ -1,0 +1,180 @@
+//! `runrs exec`: run a process in a container, with runc's flags. Without `--process`,
+//! the process starts from the container's own process spec (env, cwd, user,
+//! capabilities, rlimits, no_new_privs, labels) with the flags applied on top.
+
+use std::path::PathBuf;
+
+use oci_spec::runtime::{Capability, Process};
+use runtime_core::container::{ConsoleSocket, Container, ExecOptions};
+use runtime_core::process::spawn::{InitStdio, Reap};
+
+use crate::run::Foreground;
+
+/// `exec` flags.
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    /// Container id.
+    id: String,
+    /// Command and its arguments (ignored with --process).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+    /// Unix socket to send the pty master to.
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Working directory.
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// Environment variables (KEY=value), added to the container's.
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// Allocate a pseudo-TTY.
+    #[arg(short, long)]
+    tty: bool,
+    /// uid[:gid] to run as.
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Additional groups.
+    #[arg(short = 'g', long = "additional-gids")]
+    additional_gids: Vec<u32>,
+    /// Process spec JSON file (replaces the command line).
+    #[arg(short, long)]
+    process: Option<PathBuf>,
+    /// Do not wait for the process.
+    #[arg(short, long)]
+    detach: bool,
+    /// Write the process' pid to this file.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// SELinux process label.
+    #[arg(long = "process-label")]
+    process_label: Option<String>,
+    /// AppArmor profile.
+    #[arg(long)]
+    apparmor: Option<String>,
+    /// Set no_new_privs.
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    /// Add a capability (to every set).
+    #[arg(short = 'c', long = "cap")]
+    cap: Vec<String>,
+    /// Pass N extra descriptors (3..3+N) to the process.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    /// Accepted for compatibility; exec in a paused container is refused.
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+}
+
+fn process_from(a: &ExecArgs, c: &Container) -> anyhow::Result<Process> {
+    if let Some(p) = &a.process {
+        let bytes = std::fs::read(p)
+            .map_err(|e| anyhow::anyhow!("read process file {}: {e}", p.display()))?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        return serde_path_to_error::deserialize(de).map_err(|e| {
+            anyhow::anyhow!("process file {}: {}: {}", p.display(), e.path(), e.inner())
+        });
+    }
+    if a.command.is_empty() {
+        anyhow::bail!("exec needs a command to run (or --process FILE)");
+    }
+    let mut p = c.state.config.process().clone().unwrap_or_default();
+    p.set_args(Some(a.command.clone()));
+    p.set_terminal(Some(a.tty));
+    p.set_console_size(None);
+    if let Some(cwd) = &a.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    let mut env = p.env().clone().unwrap_or_default();
+    env.extend(a.env.iter().cloned());
+    p.set_env(Some(env));
+    let mut user = p.user().clone();
+    if let Some(u) = &a.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (u.as_str(), None),
+        };
+        user.set_uid(
+            uid.parse()
+                .map_err(|_| anyhow::anyhow!("--user {u}: expected uid[:gid]"))?,
+        );
+        if let Some(g) = gid {
+            user.set_gid(
+                g.parse()
+                    .map_err(|_| anyhow::anyhow!("--user {u}: expected uid[:gid]"))?,
+            );
+        }
+    }
+    if !a.additional_gids.is_empty() {
+        user.set_additional_gids(Some(a.additional_gids.clone()));
+    }
+    p.set_user(user);
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if let Some(l) = &a.apparmor {
+        p.set_apparmor_profile(Some(l.clone()));
+    }
+    if let Some(l) = &a.process_label {
+        p.set_selinux_label(Some(l.clone()));
+    }
+    if !a.cap.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in &a.cap {
+            let cap: Capability =
+                serde_json::from_value(serde_json::Value::String(name.clone()))
+                    .map_err(|_| anyhow::anyhow!("--cap {name}: unknown capability"))?;
+            for set in [
+                caps.bounding().clone(),
+                caps.effective().clone(),
+                caps.permitted().clone(),
+                caps.inheritable().clone(),
+                caps.ambient().clone(),
+            ]
+            .iter()
+            .enumerate()
+            {
+                let mut s = set.1.clone().unwrap_or_default();
+                s.insert(cap);
+                match set.0 {
+                    0 => caps.set_bounding(Some(s)),
+                    1 => caps.set_effective(Some(s)),
+                    2 => caps.set_permitted(Some(s)),
+                    3 => caps.set_inheritable(Some(s)),
+                    _ => caps.set_ambient(Some(s)),
+                };
+            }
+        }
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
+}
+
+/// Run `exec`; returns the exit code.
+pub fn exec(a: ExecArgs, root: PathBuf) -> anyhow::Result<i32> {
+    let c = Container::load(&root, &a.id)?;
+    let process = process_from(&a, &c)?;
+    let terminal = process.terminal() == Some(true);
+    let mut console_socket = a.console_socket.clone().map(ConsoleSocket::Path);
+    let pid_file = a.pid_file.clone().map(crate::absolute);
+    if a.detach {
+        c.exec(ExecOptions {
+            process,
+            console_socket,
+            pid_file,
+            preserve_fds: a.preserve_fds,
+            stdio: InitStdio::Inherit,
+            reap: Reap::Here,
+        })?;
+        return Ok(0);
+    }
+    let fg = Foreground::prepare(terminal, &mut console_socket)?;
+    let pid = c.exec(ExecOptions {
+        process,
+        console_socket,
+        pid_file,
+        preserve_fds: a.preserve_fds,
+        stdio: InitStdio::Inherit,
+        reap: Reap::Here,
+    })?;
+    fg.wait(pid, || Ok(()))
+}

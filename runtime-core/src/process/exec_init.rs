@@ -1,0 +1,60 @@
+//! The init side of `exec`: stage 1 (in init.rs) has joined every namespace of the
+//! running container, including its pid namespace by forking; this stage 2 sets up the
+//! terminal, applies the process spec (shared with a container's init, see
+//! [`super::init::finalize`]) and execs. There is no start barrier: the runtime waits
+//! on the sync socket until execve closes it.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use oci_spec::runtime::Process;
+
+use super::init::{finalize, Finalize, InitConfig, InitError, Prepared};
+use super::sync::{self, Msg};
+use super::{console, execve};
+use crate::namespaces::{self, Kind};
+use crate::sys;
+
+/// Returns only when execve failed.
+pub(super) fn stage2(
+    cfg: &InitConfig,
+    process: &Process,
+    s: BorrowedFd<'_>,
+    mut fds: Vec<OwnedFd>,
+) -> Result<execve::ExecError, InitError> {
+    let console_sock = if cfg.console_socket {
+        Some(
+            fds.pop()
+                .ok_or(InitError::Protocol("console socket descriptor"))?,
+        )
+    } else {
+        None
+    };
+    // SAFETY: setsid takes no arguments; a forked child is never a group leader.
+    unsafe { libc::setsid() };
+    if process.terminal() == Some(true) {
+        // Joining the mount namespace made its root ours: the container's devpts is at
+        // /dev/pts.
+        let root = sys::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map_err(|e| InitError::Sys("open container root", e))?;
+        let pty = console::open_pty(root.as_fd())?;
+        if let Some(b) = process.console_size() {
+            console::resize(pty.master.as_fd(), b.height() as u16, b.width() as u16)?;
+        }
+        let cs = console_sock
+            .as_ref()
+            .ok_or(InitError::Protocol("console socket"))?;
+        console::send_master(cs.as_fd(), pty.master.as_fd())?;
+        console::become_stdio(pty.slave.as_fd())?;
+    }
+    drop(console_sock);
+    let Prepared { path, args, env } = finalize(&Finalize {
+        process,
+        userns: namespaces::has(&cfg.namespaces, Kind::User),
+        sock: s,
+    })?;
+    sync::send(s, &Msg::Ready, &[])?;
+    execve::cloexec_from(3 + cfg.preserve_fds);
+    execve::reset_signals();
+    Ok(execve::exec(&path, &args, &env))
+}
