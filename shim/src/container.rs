@@ -1,8 +1,10 @@
 //! What the shim tracks per container and per process: the runtime-core container, the
 //! init's status and exit (a watch channel that Wait RPCs await), and its stdio.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use containerd_shim_protos::api::Status;
@@ -34,8 +36,10 @@ pub enum State {
 pub struct Process {
     /// The process id containerd uses (container id for the init).
     pub id: String,
-    /// Host pid.
-    pub pid: i32,
+    /// Host pid (0 until an exec'd process is started).
+    pid: AtomicI32,
+    /// An exec'd process' spec (None for the init).
+    pub spec: Option<Box<oci_spec::runtime::Process>>,
     /// What containerd asked for.
     pub stdio: StdioSpec,
     /// Shim side of the stdio.
@@ -49,12 +53,30 @@ impl Process {
     pub fn new(id: String, pid: i32, stdio: StdioSpec, io: Io) -> Self {
         Process {
             id,
-            pid,
+            pid: AtomicI32::new(pid),
+            spec: None,
             stdio,
             io: tokio::sync::Mutex::new(io),
             state: Mutex::new(State::Created),
             exit_tx: watch::channel(None).0,
         }
+    }
+
+    /// An exec'd process, not started yet.
+    pub fn new_exec(id: String, spec: oci_spec::runtime::Process, stdio: StdioSpec) -> Self {
+        let mut p = Process::new(id, 0, stdio, Io::default());
+        p.spec = Some(Box::new(spec));
+        p
+    }
+
+    /// Host pid (0 before start).
+    pub fn pid(&self) -> i32 {
+        self.pid.load(Ordering::Acquire)
+    }
+
+    /// Record the pid of a started process.
+    pub fn set_pid(&self, pid: i32) {
+        self.pid.store(pid, Ordering::Release);
     }
 
     /// Current state.
@@ -119,7 +141,9 @@ pub struct Container {
     /// The runtime-core container.
     pub core: tokio::sync::Mutex<runtime_core::Container>,
     /// The init process.
-    pub init: std::sync::Arc<Process>,
+    pub init: Arc<Process>,
+    /// Exec'd processes by exec id.
+    pub execs: Mutex<HashMap<String, Arc<Process>>>,
     /// Kill everything in the cgroup when the init exits (no own pid namespace).
     pub kill_all_on_exit: bool,
     /// Held while a Create or Start is being reported, so TaskExit follows them.

@@ -10,12 +10,14 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use containerd_shim_protos::api::{self, Status};
-use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskIO, TaskStart};
+use containerd_shim_protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskStart,
+};
 use containerd_shim_protos::shim_async::Task;
 use containerd_shim_protos::topics;
 use containerd_shim_protos::ttrpc::{self, r#async::TtrpcContext};
 use runtime_core::bundle::RootfsMount;
-use runtime_core::container::{ConsoleSocket, CreateOptions};
+use runtime_core::container::{ConsoleSocket, CreateOptions, ExecOptions};
 use runtime_core::process::spawn::Reap;
 use tokio::sync::Notify;
 
@@ -70,12 +72,17 @@ impl Service {
 
     async fn process(&self, id: &str, exec_id: &str) -> Result<(Arc<Container>, Arc<Process>)> {
         let c = self.get(id).await?;
-        if !exec_id.is_empty() && exec_id != id {
-            return Err(ShimError::NotFound(format!(
-                "process does not exist {exec_id}"
-            )));
+        if exec_id.is_empty() {
+            let p = c.init.clone();
+            return Ok((c, p));
         }
-        let p = c.init.clone();
+        let p = c
+            .execs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(exec_id)
+            .cloned()
+            .ok_or_else(|| ShimError::NotFound(format!("process does not exist {exec_id}")))?;
         Ok((c, p))
     }
 
@@ -231,6 +238,7 @@ impl Service {
             mounted_rootfs: mounted,
             core: tokio::sync::Mutex::new(core),
             init: Arc::new(Process::new(req.id.clone(), pid, spec.clone(), io)),
+            execs: std::sync::Mutex::new(HashMap::new()),
             kill_all_on_exit,
             gate: tokio::sync::Mutex::new(()),
         });
@@ -239,7 +247,7 @@ impl Service {
             .lock()
             .await
             .insert(req.id.clone(), container.clone());
-        self.spawn_exit_watcher(container.clone(), exited);
+        self.spawn_exit_watcher(container.clone(), container.init.clone(), exited);
         self.events.publish(
             topics::TASK_CREATE_EVENT_TOPIC,
             &TaskCreate {
@@ -267,23 +275,29 @@ impl Service {
         })
     }
 
-    fn spawn_exit_watcher(&self, c: Arc<Container>, exited: tokio::sync::oneshot::Receiver<i32>) {
+    fn spawn_exit_watcher(
+        &self,
+        c: Arc<Container>,
+        p: Arc<Process>,
+        exited: tokio::sync::oneshot::Receiver<i32>,
+    ) {
         let events = self.events.clone();
         tokio::spawn(async move {
             let Ok(raw) = exited.await else { return };
             let status = runtime_core::process::reap::exit_code(raw) as u32;
+            let is_init = Arc::ptr_eq(&p, &c.init);
             let _gate = c.gate.lock().await;
-            if c.kill_all_on_exit {
+            if is_init && c.kill_all_on_exit {
                 let core = c.core.lock().await.clone();
                 let _ = tokio::task::spawn_blocking(move || core.signal_all(libc::SIGKILL)).await;
             }
-            c.init.io.lock().await.drained(DRAIN_LIMIT).await;
+            p.io.lock().await.drained(DRAIN_LIMIT).await;
             let exit = Exit {
                 status,
                 at: SystemTime::now(),
             };
-            c.init.set_exited(exit);
-            {
+            p.set_exited(exit);
+            if is_init {
                 // Persist it, so `shim delete` after a crash reports the real status.
                 let mut core = c.core.lock().await;
                 core.state.exit_status = Some(status as i32);
@@ -291,13 +305,13 @@ impl Service {
                 drop(core);
                 let _ = tokio::task::spawn_blocking(move || snapshot.save()).await;
             }
-            tracing::info!(id = %c.id, status, "exited");
+            tracing::info!(id = %c.id, process = %p.id, status, "exited");
             events.publish(
                 topics::TASK_EXIT_EVENT_TOPIC,
                 &TaskExit {
                     container_id: c.id.clone(),
-                    id: c.init.id.clone(),
-                    pid: c.init.pid as u32,
+                    id: p.id.clone(),
+                    pid: p.pid() as u32,
                     exit_status: status,
                     exited_at: Some(timestamp(exit.at)).into(),
                     ..Default::default()
@@ -306,8 +320,136 @@ impl Service {
         });
     }
 
+    async fn do_exec(&self, req: api::ExecProcessRequest) -> Result<()> {
+        let c = self.get(&req.id).await?;
+        if req.exec_id.is_empty() {
+            return Err(ShimError::InvalidArgument(
+                "exec id must not be empty".into(),
+            ));
+        }
+        let any = req
+            .spec
+            .as_ref()
+            .ok_or_else(|| ShimError::InvalidArgument("exec without a process spec".into()))?;
+        let de = &mut serde_json::Deserializer::from_slice(&any.value);
+        let mut spec: oci_spec::runtime::Process =
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                ShimError::InvalidArgument(format!(
+                    "exec process spec: {}: {}",
+                    e.path(),
+                    e.inner()
+                ))
+            })?;
+        spec.set_terminal(Some(req.terminal));
+        let stdio = StdioSpec {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
+        {
+            let mut execs = c.execs.lock().unwrap_or_else(|e| e.into_inner());
+            if execs.contains_key(&req.exec_id) {
+                return Err(ShimError::AlreadyExists(format!(
+                    "id {} already in use",
+                    req.exec_id
+                )));
+            }
+            execs.insert(
+                req.exec_id.clone(),
+                Arc::new(Process::new_exec(req.exec_id.clone(), spec, stdio)),
+            );
+        }
+        tracing::info!(id = %c.id, exec_id = %req.exec_id, "exec added");
+        self.events.publish(
+            topics::TASK_EXEC_ADDED_EVENT_TOPIC,
+            &TaskExecAdded {
+                container_id: c.id.clone(),
+                exec_id: req.exec_id.clone(),
+                ..Default::default()
+            },
+        );
+        Ok(())
+    }
+
+    async fn start_exec(&self, c: Arc<Container>, p: Arc<Process>) -> Result<api::StartResponse> {
+        let gate = c.gate.lock().await;
+        if p.state() != State::Created {
+            return Err(ShimError::FailedPrecondition(format!(
+                "process {} was already started",
+                p.id
+            )));
+        }
+        let spec = p
+            .spec
+            .as_deref()
+            .cloned()
+            .ok_or_else(|| ShimError::Internal("exec process without spec".into()))?;
+        let opts = options::RuntimeOptions::default();
+        let (stdio, io, console) = if p.stdio.terminal {
+            let (ours, theirs) =
+                UnixStream::pair().map_err(|e| ShimError::Internal(format!("socketpair: {e}")))?;
+            (Default::default(), None, Some((ours, theirs)))
+        } else {
+            let (fds, io) = stdio::prepare(&p.stdio, opts.io_uid, opts.io_gid)?;
+            (fds, Some(io), None)
+        };
+        let core = c.core.lock().await.clone();
+        let (pid, master) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let (ours, console_socket) = match console {
+                Some((o, t)) => (Some(o), Some(ConsoleSocket::Fd(t.into()))),
+                None => (None, None),
+            };
+            let pid = core.exec(ExecOptions {
+                process: spec,
+                console_socket,
+                pid_file: None,
+                preserve_fds: 0,
+                stdio,
+                reap: Reap::External,
+            })?;
+            let master = match ours {
+                Some(sock) => Some(
+                    runtime_core::process::console::recv_master(std::os::fd::AsFd::as_fd(&sock))
+                        .map_err(|e| ShimError::Internal(runtime_core::error::chain(&e)))?,
+                ),
+                None => None,
+            };
+            Ok((pid, master))
+        })
+        .await
+        .map_err(blocking_err)??;
+        let exited = self.reaper.subscribe(pid);
+        let io = match (io, master) {
+            (Some(io), _) => io,
+            (None, Some(m)) => stdio::relay_terminal(&p.stdio, m)?,
+            (None, None) => Default::default(),
+        };
+        *p.io.lock().await = io;
+        p.set_pid(pid);
+        p.set_running();
+        self.spawn_exit_watcher(c.clone(), p.clone(), exited);
+        self.events.publish(
+            topics::TASK_EXEC_STARTED_EVENT_TOPIC,
+            &TaskExecStarted {
+                container_id: c.id.clone(),
+                exec_id: p.id.clone(),
+                pid: pid as u32,
+                ..Default::default()
+            },
+        );
+        drop(gate);
+        Ok(api::StartResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
+    }
+
     async fn do_start(&self, req: api::StartRequest) -> Result<api::StartResponse> {
         let (c, p) = self.process(&req.id, &req.exec_id).await?;
+        if !req.exec_id.is_empty() {
+            return self.start_exec(c, p).await;
+        }
         let gate = c.gate.lock().await;
         match p.state() {
             State::Created => {}
@@ -334,19 +476,38 @@ impl Service {
             topics::TASK_START_EVENT_TOPIC,
             &TaskStart {
                 container_id: c.id.clone(),
-                pid: p.pid as u32,
+                pid: p.pid() as u32,
                 ..Default::default()
             },
         );
         drop(gate);
         Ok(api::StartResponse {
-            pid: p.pid as u32,
+            pid: p.pid() as u32,
             ..Default::default()
         })
     }
 
     async fn do_delete(&self, req: api::DeleteRequest) -> Result<api::DeleteResponse> {
         let (c, p) = self.process(&req.id, &req.exec_id).await?;
+        if !req.exec_id.is_empty() {
+            if p.state() == State::Running {
+                return Err(ShimError::FailedPrecondition(format!(
+                    "cannot delete process {}: it is running",
+                    p.id
+                )));
+            }
+            c.execs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&p.id);
+            let exit = p.exit();
+            return Ok(api::DeleteResponse {
+                pid: p.pid() as u32,
+                exit_status: exit.map(|e| e.status).unwrap_or(0),
+                exited_at: exit.map(|e| timestamp(e.at)).into(),
+                ..Default::default()
+            });
+        }
         match p.state() {
             State::Running => {
                 let core = c.core.lock().await.clone();
@@ -395,7 +556,7 @@ impl Service {
             topics::TASK_DELETE_EVENT_TOPIC,
             &TaskDelete {
                 container_id: c.id.clone(),
-                pid: p.pid as u32,
+                pid: p.pid() as u32,
                 exit_status: exit.status,
                 exited_at: Some(timestamp(exit.at)).into(),
                 id: c.id.clone(),
@@ -404,7 +565,7 @@ impl Service {
         );
         tracing::info!(id = %c.id, "deleted");
         Ok(api::DeleteResponse {
-            pid: p.pid as u32,
+            pid: p.pid() as u32,
             exit_status: exit.status,
             exited_at: Some(timestamp(exit.at)).into(),
             ..Default::default()
@@ -413,6 +574,23 @@ impl Service {
 
     async fn do_kill(&self, req: api::KillRequest) -> Result<()> {
         let (c, p) = self.process(&req.id, &req.exec_id).await?;
+        if !req.exec_id.is_empty() {
+            return match p.state() {
+                State::Created => Err(ShimError::FailedPrecondition(format!(
+                    "process {} not started",
+                    p.id
+                ))),
+                State::Stopped => Err(ShimError::NotFound("process already finished".into())),
+                State::Running => runtime_core::container::signal_pid(p.pid(), req.signal as i32)
+                    .map_err(|e| {
+                        if e.errno() == Some(libc::ESRCH) {
+                            ShimError::NotFound("process already finished".into())
+                        } else {
+                            ShimError::Internal(runtime_core::error::chain(&e))
+                        }
+                    }),
+            };
+        }
         if p.exit().is_some() && !req.all {
             return Err(ShimError::NotFound("process already finished".into()));
         }
@@ -440,7 +618,7 @@ impl Service {
         Ok(api::StateResponse {
             id: p.id.clone(),
             bundle: c.bundle.display().to_string(),
-            pid: p.pid as u32,
+            pid: p.pid() as u32,
             status: status.into(),
             stdin: p.stdio.stdin.clone(),
             stdout: p.stdio.stdout.clone(),
@@ -455,7 +633,10 @@ impl Service {
 }
 
 fn rpc<T>(r: Result<T>) -> ttrpc::Result<T> {
-    r.map_err(ttrpc::Error::from)
+    r.map_err(|e| {
+        tracing::info!("request failed: {}", runtime_core::error::chain(&e));
+        ttrpc::Error::from(e)
+    })
 }
 
 fn unimplemented<T>(what: &str) -> ttrpc::Result<T> {
@@ -510,11 +691,30 @@ impl Task for Service {
                 .await
                 .map_err(blocking_err)?
                 .map_err(runtime_core::Error::from)?;
+            let execs: HashMap<i32, String> = c
+                .execs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .filter(|p| p.pid() > 0)
+                .map(|p| (p.pid(), p.id.clone()))
+                .collect();
             Ok(api::PidsResponse {
                 processes: pids
                     .into_iter()
                     .map(|pid| api::ProcessInfo {
                         pid: pid as u32,
+                        info: execs
+                            .get(&pid)
+                            .map(|id| {
+                                crate::events::to_any(
+                                    &containerd_shim_protos::shim::oci::ProcessDetails {
+                                        exec_id: id.clone(),
+                                        ..Default::default()
+                                    },
+                                )
+                            })
+                            .into(),
                         ..Default::default()
                     })
                     .collect(),
@@ -555,9 +755,9 @@ impl Task for Service {
     async fn exec(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::ExecProcessRequest,
+        req: api::ExecProcessRequest,
     ) -> ttrpc::Result<api::Empty> {
-        unimplemented("Exec")
+        rpc(self.do_exec(req).await.map(|()| api::Empty::default()))
     }
 
     async fn resize_pty(
@@ -625,7 +825,7 @@ impl Task for Service {
         req: api::ConnectRequest,
     ) -> ttrpc::Result<api::ConnectResponse> {
         let task_pid = match self.get(&req.id).await {
-            Ok(c) => c.init.pid as u32,
+            Ok(c) => c.init.pid() as u32,
             Err(_) => 0,
         };
         Ok(api::ConnectResponse {

@@ -66,8 +66,9 @@ pub fn parse_signal(s: &str) -> Result<i32, Error> {
     Ok(n)
 }
 
-/// pidfd_send_signal(2) to a non-child.
-pub(crate) fn signal_pid(pid: i32, sig: i32) -> Result<(), sys::SysError> {
+/// Signal one process by pid through a pidfd (pidfd_send_signal(2)), so a pid that
+/// was recycled since the caller learnt it cannot be hit by mistake once opened.
+pub fn signal_pid(pid: i32, sig: i32) -> Result<(), sys::SysError> {
     let fd = sys::pidfd_open(pid)?;
     // SAFETY: the pidfd is open; a null siginfo means a plain kill-like signal.
     let r = unsafe {

@@ -10,7 +10,7 @@ mod start;
 
 pub use create::{create, ConsoleSocket, CreateOptions};
 pub use exec::ExecOptions;
-pub use kill::parse_signal;
+pub use kill::{parse_signal, signal_pid};
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
