@@ -7,6 +7,7 @@ mod daemon;
 mod delete;
 mod error;
 mod events;
+mod logger;
 mod logging;
 mod options;
 mod reaper;

@@ -152,7 +152,12 @@ impl Service {
                 UnixStream::pair().map_err(|e| ShimError::Internal(format!("socketpair: {e}")))?;
             (Default::default(), None, Some((ours, theirs)))
         } else {
-            let (fds, io) = stdio::prepare(&spec, opts.io_uid, opts.io_gid)?;
+            let owner = stdio::Owner {
+                id: &req.id,
+                namespace: &self.namespace,
+                reaper: &self.reaper,
+            };
+            let (fds, io) = stdio::prepare(&spec, opts.io_uid, opts.io_gid, &owner).await?;
             (fds, Some(io), None)
         };
         let id = req.id.clone();
@@ -391,7 +396,12 @@ impl Service {
                 UnixStream::pair().map_err(|e| ShimError::Internal(format!("socketpair: {e}")))?;
             (Default::default(), None, Some((ours, theirs)))
         } else {
-            let (fds, io) = stdio::prepare(&p.stdio, opts.io_uid, opts.io_gid)?;
+            let owner = stdio::Owner {
+                id: &c.id,
+                namespace: &self.namespace,
+                reaper: &self.reaper,
+            };
+            let (fds, io) = stdio::prepare(&p.stdio, opts.io_uid, opts.io_gid, &owner).await?;
             (fds, Some(io), None)
         };
         let core = c.core.lock().await.clone();

@@ -42,6 +42,8 @@ pub struct Io {
     master: Option<Arc<AsyncFd<OwnedFd>>>,
     /// The relay of the terminal's output, finished when the pty hangs up.
     output: Option<JoinHandle<()>>,
+    /// A `binary://` logging process (stopped when the Io is dropped).
+    logger: Option<crate::logger::Logger>,
 }
 
 fn sys_err(what: &str, path: &str, e: std::io::Error) -> ShimError {
@@ -102,8 +104,8 @@ fn fifo_path(uri: &str) -> Result<Option<&str>> {
         return Ok(Some(p));
     }
     if uri.starts_with("binary://") {
-        return Err(ShimError::Unimplemented(format!(
-            "stdio {uri}: binary:// log URIs are not supported yet"
+        return Err(ShimError::InvalidArgument(format!(
+            "stdio {uri}: a binary:// logger takes stdout and stderr, not this stream"
         )));
     }
     if uri.contains("://") && !uri.starts_with("file://") {
@@ -135,11 +137,35 @@ fn output(uri: &str, keepalive: &mut Vec<OwnedFd>) -> Result<OwnedFd> {
     Ok(w)
 }
 
+/// Who the stdio belongs to, for `binary://` loggers.
+pub struct Owner<'a> {
+    /// Container id.
+    pub id: &'a str,
+    /// containerd namespace.
+    pub namespace: &'a str,
+    /// The shim's reaper (loggers are its children).
+    pub reaper: &'a crate::reaper::Reaper,
+}
+
 /// The container's end of stdio plus the shim's end, for a non-terminal process.
-pub fn prepare(spec: &StdioSpec, io_uid: u32, io_gid: u32) -> Result<(InitStdio, Io)> {
+pub async fn prepare(
+    spec: &StdioSpec,
+    io_uid: u32,
+    io_gid: u32,
+    owner: &Owner<'_>,
+) -> Result<(InitStdio, Io)> {
     let mut io = Io::default();
-    let stdout = output(&spec.stdout, &mut io.keepalive)?;
-    let stderr = output(&spec.stderr, &mut io.keepalive)?;
+    let (stdout, stderr) = if spec.stdout.starts_with("binary://") {
+        let (o, e, logger) =
+            crate::logger::start(&spec.stdout, owner.id, owner.namespace, owner.reaper).await?;
+        io.logger = Some(logger);
+        (o, e)
+    } else {
+        (
+            output(&spec.stdout, &mut io.keepalive)?,
+            output(&spec.stderr, &mut io.keepalive)?,
+        )
+    };
     let stdin = if spec.stdin.is_empty() {
         open("/dev/null", libc::O_RDONLY, 0)?
     } else {

@@ -1,0 +1,198 @@
+//! `binary://` stdio: containerd's pluggable logging binaries. The binary gets the read
+//! ends of the container's stdout and stderr pipes as fds 3 and 4 and a readiness pipe
+//! as fd 5, with CONTAINER_ID and CONTAINER_NAMESPACE in its environment; the shim waits
+//! until it writes a byte there (or exits) before the container runs. Arguments come
+//! from the URI's query (`binary:///bin/logger?--driver=x&-v` gives `--driver x -v`).
+//! The container writes into the pipes directly; the shim copies nothing. When the
+//! process is deleted the logger gets SIGTERM, and SIGKILL 12 s later, as with
+//! containerd-shim-runc-v2.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::error::{Result, ShimError};
+use crate::reaper::Reaper;
+
+/// How long a logger gets to flush after SIGTERM.
+const TERM_GRACE: Duration = Duration::from_secs(12);
+
+/// A running logging binary.
+pub struct Logger {
+    pid: i32,
+    /// Signals go through a pidfd: the logger may exit (and its pid be reused) first.
+    pidfd: Option<OwnedFd>,
+    reaper: Reaper,
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(v) => {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Split `binary:///path?k=v&k2` into the program and its arguments.
+pub fn parse(uri: &str) -> Result<(String, Vec<String>)> {
+    let rest = uri
+        .strip_prefix("binary://")
+        .ok_or_else(|| ShimError::InvalidArgument(format!("{uri}: not a binary:// URI")))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = percent_decode(path);
+    if !path.starts_with('/') {
+        return Err(ShimError::InvalidArgument(format!(
+            "{uri}: the logging binary must be an absolute path"
+        )));
+    }
+    let mut args = Vec::new();
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        args.push(percent_decode(k));
+        if !v.is_empty() {
+            args.push(percent_decode(v));
+        }
+    }
+    Ok((path, args))
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(ShimError::Internal(format!(
+            "pipe2: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Start the logger of `uri`; returns the container's stdout and stderr write ends.
+pub async fn start(
+    uri: &str,
+    id: &str,
+    namespace: &str,
+    reaper: &Reaper,
+) -> Result<(OwnedFd, OwnedFd, Logger)> {
+    let (path, args) = parse(uri)?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (ready_r, ready_w) = pipe()?;
+    let src = [out_r.as_raw_fd(), err_r.as_raw_fd(), ready_w.as_raw_fd()];
+    let mut cmd = Command::new(&path);
+    cmd.args(&args)
+        .env_clear()
+        .env("CONTAINER_ID", id)
+        .env("CONTAINER_NAMESPACE", namespace)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: runs between fork and exec; only fcntl and dup2 (async-signal-safe) on
+    // descriptor numbers captured by value.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Move the sources out of the way first, so placing them at 3, 4, 5 cannot
+            // overwrite one another.
+            let mut high = [0; 3];
+            for (i, fd) in src.iter().enumerate() {
+                high[i] = libc::fcntl(*fd, libc::F_DUPFD, 10);
+                if high[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, fd) in high.iter().enumerate() {
+                if libc::dup2(*fd, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| ShimError::InvalidArgument(format!("start logging binary {path}: {e}")))?;
+    let pid = child.id() as i32;
+    drop((out_r, err_r, ready_w));
+    let logger = Logger {
+        pid,
+        pidfd: runtime_core::sys::pidfd_open(pid).ok(),
+        reaper: reaper.clone(),
+    };
+    // Ready: one byte, or EOF when the logger exits without signalling.
+    let mut b = [0u8; 1];
+    let ready = tokio::task::spawn_blocking(move || {
+        // SAFETY: reading into a valid one-byte buffer from a pipe we own.
+        unsafe { libc::read(ready_r.as_raw_fd(), b.as_mut_ptr().cast(), 1) }
+    })
+    .await
+    .map_err(|e| ShimError::Internal(format!("wait for logging binary: {e}")))?;
+    if ready < 0 {
+        return Err(ShimError::Internal(format!(
+            "wait for logging binary {path}: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok((out_w, err_w, logger))
+}
+
+impl Drop for Logger {
+    fn drop(&mut self) {
+        let Some(pidfd) = self.pidfd.take() else {
+            return;
+        };
+        let signal = move |sig: i32| {
+            // SAFETY: the pidfd is open; a null siginfo means a plain kill-like signal.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    sig,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            }
+        };
+        if signal(libc::SIGTERM) < 0 {
+            return; // already gone
+        }
+        let exited = self.reaper.subscribe(self.pid);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if tokio::time::timeout(TERM_GRACE, exited).await.is_err() {
+                    signal(libc::SIGKILL);
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_uri() {
+        let (p, a) =
+            parse("binary:///usr/bin/logger?--log-driver=awslogs&-v&--name=a%20b").expect("parse");
+        assert_eq!(p, "/usr/bin/logger");
+        assert_eq!(a, vec!["--log-driver", "awslogs", "-v", "--name", "a b"]);
+        assert!(parse("binary://relative").is_err());
+    }
+}
