@@ -198,6 +198,7 @@ impl Service {
                 preserve_fds: 0,
                 stdio: init_stdio,
                 reap: Reap::External,
+                extra_env: Vec::new(),
             });
             let core = match created {
                 Ok(c) => c,

@@ -51,6 +51,8 @@ pub struct CreateOptions {
     pub stdio: InitStdio,
     /// Who reaps init's short-lived first stage.
     pub reap: Reap,
+    /// Variables appended to `process.env` (e.g. LISTEN_FDS for socket activation).
+    pub extra_env: Vec<String>,
 }
 
 /// Create a container. Returns it in the `created` state.
@@ -58,7 +60,14 @@ pub fn create(opts: CreateOptions) -> Result<Container, Error> {
     state::check_id(&opts.id)?;
     let bundle =
         std::fs::canonicalize(&opts.bundle).map_err(|e| Error::Bundle(opts.bundle.clone(), e))?;
-    let spec = crate::spec::load(&bundle)?;
+    let mut spec = crate::spec::load(&bundle)?;
+    if !opts.extra_env.is_empty() {
+        if let Some(p) = spec.process_mut().as_mut() {
+            let mut env = p.env().clone().unwrap_or_default();
+            env.extend(opts.extra_env.iter().cloned());
+            p.set_env(Some(env));
+        }
+    }
     crate::spec::validate(&spec)?;
     crate::sysctl::validate(&spec)?;
     let rootfs = crate::spec::rootfs_path(&spec, &bundle)?;

@@ -76,6 +76,9 @@ pub enum SpawnError {
     /// A parent-side hook failed.
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
+    /// A descriptor to preserve is not open.
+    #[error("preserved fd {0} (of --preserve-fds {1}) is not open")]
+    Preserved(i32, u32),
     /// Init sent a message out of order.
     #[error("unexpected message from init: {0}")]
     Protocol(String),
@@ -110,6 +113,13 @@ pub fn spawn(
     let exe = binary::sealed_copy().map_err(SpawnError::Binary)?;
     let (parent, child) = crate::sys::seqpacket_pair().map_err(SpawnError::Binary)?;
     let child_raw = child.as_raw_fd();
+    let preserved = 3..3 + cfg.preserve_fds as i32;
+    for fd in preserved.clone() {
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(SpawnError::Preserved(fd, cfg.preserve_fds));
+        }
+    }
     let mut cmd = Command::new(crate::sys::fd_path(exe.as_fd()));
     cmd.arg0("runrs")
         .arg("init")
@@ -133,6 +143,10 @@ pub fn spawn(
         cmd.pre_exec(move || {
             if libc::fcntl(child_raw, libc::F_SETFD, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // Preserved descriptors (--preserve-fds, LISTEN_FDS) reach init open.
+            for fd in preserved.clone() {
+                libc::fcntl(fd, libc::F_SETFD, 0);
             }
             Ok(())
         });

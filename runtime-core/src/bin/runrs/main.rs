@@ -133,6 +133,17 @@ struct CreateArgs {
 
 impl CreateArgs {
     fn into_options(self, root: PathBuf) -> CreateOptions {
+        // systemd socket activation (as runc): descriptors 3..3+LISTEN_FDS meant for us
+        // go to the container first, announced by LISTEN_FDS and LISTEN_PID=1.
+        let listen_fds = socket_activation();
+        let extra_env = if listen_fds > 0 {
+            vec![
+                format!("LISTEN_FDS={listen_fds}"),
+                "LISTEN_PID=1".to_string(),
+            ]
+        } else {
+            Vec::new()
+        };
         CreateOptions {
             id: self.id,
             bundle: self.bundle,
@@ -140,11 +151,28 @@ impl CreateArgs {
             console_socket: self.console_socket.map(ConsoleSocket::Path),
             pid_file: self.pid_file.map(absolute),
             no_pivot: self.no_pivot,
-            preserve_fds: self.preserve_fds,
+            preserve_fds: self.preserve_fds + listen_fds,
             stdio: InitStdio::Inherit,
             reap: Reap::Here,
+            extra_env,
         }
     }
+}
+
+/// The number of descriptors systemd passed to this process (LISTEN_FDS, when
+/// LISTEN_PID is our pid), 0 otherwise.
+fn socket_activation() -> u32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    if !ours {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// An absolute form of `p` (relative to the current directory).
