@@ -41,6 +41,12 @@ pub enum Error {
     /// A syscall.
     #[error(transparent)]
     Sys(#[from] crate::sys::SysError),
+    /// The seccomp profile.
+    #[error("seccomp")]
+    Seccomp(#[from] crate::seccomp::SeccompError),
+    /// An AppArmor/SELinux label.
+    #[error(transparent)]
+    Lsm(#[from] crate::lsm::LsmError),
     /// The bundle directory.
     #[error("bundle {0}")]
     Bundle(PathBuf, #[source] std::io::Error),
@@ -87,6 +93,9 @@ impl Error {
             Error::State(crate::state::StateError::Exists(_)) => Kind::AlreadyExists,
             Error::State(crate::state::StateError::BadId(..)) => Kind::InvalidArgument,
             Error::Spec(_) | Error::Usage(_) | Error::Bundle(..) => Kind::InvalidArgument,
+            Error::Seccomp(crate::seccomp::SeccompError::Invalid { .. }) => Kind::InvalidArgument,
+            Error::Seccomp(crate::seccomp::SeccompError::FlagUnsupported { .. })
+            | Error::Lsm(crate::lsm::LsmError::Unsupported { .. }) => Kind::FailedPrecondition,
             Error::WrongState { .. }
             | Error::NotRunning(_)
             | Error::InitDied(_)

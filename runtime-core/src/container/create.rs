@@ -70,6 +70,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, Error> {
     }
     crate::spec::validate(&spec)?;
     crate::sysctl::validate(&spec)?;
+    let seccomp = crate::security::preflight(&spec)?;
     let rootfs = crate::spec::rootfs_path(&spec, &bundle)?;
     let rootfs = std::fs::canonicalize(&rootfs).map_err(|e| Error::Bundle(rootfs.clone(), e))?;
     let process = spec.process().as_ref().expect("validated: process present");
@@ -172,6 +173,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, Error> {
             .is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some()),
         created: created.clone(),
         exec: None,
+        seccomp,
     };
     let hook_state = |pid: i32| OciState {
         oci_version: OCI_VERSION.into(),

@@ -56,6 +56,7 @@ impl Container {
             }
         }
         crate::spec::validate_process(&opts.process, "process")?;
+        let seccomp = crate::security::preflight_exec(&self.state.config, &opts.process)?;
         let terminal = opts.process.terminal() == Some(true);
         match (&opts.console_socket, terminal) {
             (None, true) => return Err(Error::Usage(
@@ -99,6 +100,7 @@ impl Container {
             parent_hooks: false,
             created: self.state.created.clone(),
             exec: Some(Box::new(opts.process)),
+            seccomp,
         };
         let spawned = spawn::spawn(
             cfg,

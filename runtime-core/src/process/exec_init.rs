@@ -12,8 +12,30 @@ use oci_spec::runtime::Process;
 use super::init::{finalize, Finalize, InitConfig, InitError, Prepared};
 use super::sync::{self, Msg};
 use super::{console, execve};
+use crate::lsm;
 use crate::namespaces::{self, Kind};
-use crate::sys;
+use crate::sys::{self, SysError};
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// The container's /proc, checked to be a procfs root (a mount the container put there
+/// instead is refused; writes below it refuse symlinks and mount crossings).
+fn container_proc() -> Result<OwnedFd, InitError> {
+    let fd = sys::open(Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(|e| InitError::Sys("open the container's /proc", e))?;
+    let magic = sys::fstatfs_type(fd.as_fd()).map_err(|e| InitError::Sys("statfs /proc", e))?;
+    if magic != PROC_SUPER_MAGIC {
+        return Err(InitError::Sys(
+            "verify the container's /proc",
+            SysError::new(
+                "statfs",
+                "/proc",
+                std::io::Error::from_raw_os_error(libc::EXDEV),
+            ),
+        ));
+    }
+    Ok(fd)
+}
 
 /// Returns only when execve failed.
 pub(super) fn stage2(
@@ -48,10 +70,24 @@ pub(super) fn stage2(
         console::become_stdio(pty.slave.as_fd())?;
     }
     drop(console_sock);
+    // Exec labels go through the container's procfs (we are in its mount and pid
+    // namespaces now): only a verified procfs root, and only where there are labels.
+    let labels = lsm::ExecLabels::of(&cfg.spec, Some(process));
+    let proc = if labels.is_empty() {
+        None
+    } else {
+        Some(container_proc()?)
+    };
     let Prepared { path, args, env } = finalize(&Finalize {
         process,
         userns: namespaces::has(&cfg.namespaces, Kind::User),
         sock: s,
+        preserve_fds: cfg.preserve_fds,
+        seccomp: cfg.seccomp.as_ref(),
+        // SAFETY: getpid has no preconditions; it is our pid in the container's procfs.
+        labels: proc
+            .as_ref()
+            .map(|p| (&labels, p.as_fd(), unsafe { libc::getpid() })),
     })?;
     sync::send(s, &Msg::Ready, &[])?;
     execve::cloexec_from(3 + cfg.preserve_fds);

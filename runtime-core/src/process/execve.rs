@@ -108,6 +108,16 @@ pub fn cloexec_from(first: u32) {
     }
 }
 
+/// Whether the working directory lies under the process' root: the kernel's getcwd
+/// prefixes "(unreachable)" to a directory outside it (e.g. one entered through a
+/// leaked descriptor, CVE-2024-21626).
+pub fn cwd_is_reachable() -> bool {
+    let mut buf = [0u8; libc::PATH_MAX as usize];
+    // SAFETY: the kernel writes at most buf.len() bytes into `buf`.
+    let r = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+    r > 0 && buf[0] == b'/'
+}
+
 /// execve(2); returns only on failure.
 pub fn exec(path: &Path, args: &[String], env: &[String]) -> ExecError {
     let to_c = |s: &str| CString::new(s).unwrap_or_default();

@@ -21,7 +21,7 @@ use crate::namespaces::{self, Kind, Namespace};
 use crate::rootfs::{self, mounts::MountContext};
 use crate::state::{OciState, Status, OCI_VERSION};
 use crate::sys::{self, SysError};
-use crate::{capabilities, hooks, rlimits, sysctl};
+use crate::{capabilities, hooks, lsm, rlimits, seccomp, sysctl};
 
 /// Environment variable carrying the sync socket's descriptor number to init.
 pub const INIT_ENV: &str = "_RUNRS_INIT_FD";
@@ -57,6 +57,9 @@ pub struct InitConfig {
     /// creating a container. `namespaces` then holds the paths to join.
     #[serde(default)]
     pub exec: Option<Box<oci_spec::runtime::Process>>,
+    /// The compiled seccomp filter (see [`crate::security::preflight`]).
+    #[serde(default)]
+    pub seccomp: Option<crate::seccomp::Program>,
 }
 
 /// If this process was started as runrs' init, run it; never returns then.
@@ -127,8 +130,14 @@ pub enum InitError {
     #[error(transparent)]
     Exec(#[from] execve::ExecError),
     /// process.cwd resolves outside the container.
-    #[error("process.cwd {0:?} is outside the container's root")]
+    #[error("process.cwd {0:?} resolves outside the container's root (through a magic link such as /proc/self/fd/N); refusing it")]
     CwdEscape(PathBuf),
+    /// Seccomp.
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
+    /// AppArmor/SELinux labels.
+    #[error(transparent)]
+    Lsm(#[from] lsm::LsmError),
     /// oom_score_adj.
     #[error("set oom_score_adj to {value}{hint}")]
     OomScore {
@@ -152,6 +161,9 @@ fn stage1(sock: OwnedFd) -> ! {
         Ok(_) => fail(s, &InitError::Protocol("config")),
         Err(e) => fail(s, &InitError::Sync(e)),
     };
+    // Descriptors the caller leaked to us (not close-on-exec) must not reach hooks or
+    // the container (CVE-2024-21626); only the preserved ones stay inheritable.
+    execve::cloexec_from(3 + cfg.preserve_fds);
     match stage1_inner(&cfg, s) {
         Ok((0, after_child)) => {
             // Speak only after stage 1 has told the runtime our pid (it closes its end
@@ -364,9 +376,11 @@ fn stage2_inner(
         rootfs::mounts::mount(&ctx, m)?;
     }
     rootfs::setup_dev(spec, root.as_fd(), userns)?;
-    // runc creates a missing cwd inside the rootfs.
-    rootfs::safe::mkdir_all(root.as_fd(), process.cwd(), 0o755)
-        .map_err(|e| InitError::Sys("create process.cwd", e))?;
+    // runc creates a missing cwd inside the rootfs. Magic links are refused (EXDEV).
+    rootfs::safe::mkdir_all(root.as_fd(), process.cwd(), 0o755).map_err(|e| match e.errno() {
+        Some(libc::EXDEV) => InitError::CwdEscape(process.cwd().clone()),
+        _ => InitError::Sys("create process.cwd", e),
+    })?;
 
     if cfg.parent_hooks {
         sync::send(s, &Msg::Hooks, &[])?;
@@ -420,10 +434,14 @@ fn stage2_inner(
         console::become_stdio(slave.as_fd())?;
     }
 
+    let labels = lsm::ExecLabels::of(spec, None);
     let Prepared { path, args, env } = finalize(&Finalize {
         process,
         userns,
         sock: s,
+        preserve_fds: cfg.preserve_fds,
+        seccomp: cfg.seccomp.as_ref(),
+        labels: Some((&labels, host_proc.as_fd(), host_pid)),
     })?;
 
     sync::send(s, &Msg::Ready, &[])?;
@@ -494,8 +512,14 @@ pub(crate) struct Finalize<'a> {
     pub process: &'a oci_spec::runtime::Process,
     /// The process is in a user namespace.
     pub userns: bool,
-    /// The sync socket, for warnings.
+    /// The sync socket, for warnings and the seccomp listener.
     pub sock: BorrowedFd<'a>,
+    /// Descriptors 3..3+N stay inheritable.
+    pub preserve_fds: u32,
+    /// The seccomp filter to load.
+    pub seccomp: Option<&'a crate::seccomp::Program>,
+    /// Exec labels to set, with the procfs to write them through and our pid there.
+    pub labels: Option<(&'a lsm::ExecLabels, BorrowedFd<'a>, i32)>,
 }
 
 /// The program to exec, resolved.
@@ -509,8 +533,9 @@ pub(crate) struct Prepared {
 }
 
 /// The steps shared by a container's init and an exec'd process, from the umask to the
-/// program lookup: cwd (checked to be inside the root), rlimits, no_new_privs, stdio
-/// ownership, capabilities and the user switch. Everything here can fail before Ready.
+/// program lookup: cwd (checked to be inside the root), rlimits, LSM exec labels,
+/// no_new_privs, seccomp (where runc loads it), stdio ownership, capabilities and the
+/// user switch. Everything here can fail before Ready.
 pub(crate) fn finalize(f: &Finalize<'_>) -> Result<Prepared, InitError> {
     let process = f.process;
     let s = f.sock;
@@ -520,17 +545,26 @@ pub(crate) fn finalize(f: &Finalize<'_>) -> Result<Prepared, InitError> {
     sys::chdir(process.cwd()).map_err(|e| InitError::Sys("enter process.cwd", e))?;
     // A cwd reached through a leaked descriptor would lie outside our root, where
     // getcwd reports "(unreachable)" (CVE-2024-21626).
-    match std::env::current_dir() {
-        Ok(p) if p.is_absolute() => {}
-        _ => return Err(InitError::CwdEscape(process.cwd().clone())),
+    if !execve::cwd_is_reachable() {
+        return Err(InitError::CwdEscape(process.cwd().clone()));
     }
 
     if let Some(l) = process.rlimits() {
         rlimits::apply(l)?;
     }
-    if process.no_new_privileges() == Some(true) {
+    if let Some((labels, proc, pid)) = f.labels.filter(|l| !l.0.is_empty()) {
+        lsm::apply_exec_labels(labels, proc, pid)?;
+    }
+    let nnp = process.no_new_privileges() == Some(true);
+    if nnp {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, "PR_SET_NO_NEW_PRIVS")
             .map_err(|e| InitError::Sys("set no_new_privs", e))?;
+    }
+    // Like runc: without no_new_privs loading a filter needs CAP_SYS_ADMIN, so it
+    // happens before capabilities are dropped; with it, as late as possible.
+    if let Some(p) = f.seccomp.filter(|_| !nnp) {
+        execve::cloexec_from(3 + f.preserve_fds);
+        seccomp::kernel::install(p, s)?;
     }
     user::fix_stdio_owner(u.uid(), u.gid());
     let groups: Vec<u32> = u.additional_gids().clone().unwrap_or_default();
@@ -566,5 +600,10 @@ pub(crate) fn finalize(f: &Finalize<'_>) -> Result<Prepared, InitError> {
         env.push(format!("HOME={}", user::home_of(&passwd, u.uid())));
     }
     let path = execve::lookup(&args[0], &env)?;
+    // Nothing we hold may reach startContainer hooks or the program.
+    execve::cloexec_from(3 + f.preserve_fds);
+    if let Some(p) = f.seccomp.filter(|_| nnp) {
+        seccomp::kernel::install(p, s)?;
+    }
     Ok(Prepared { path, args, env })
 }

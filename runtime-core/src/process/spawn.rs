@@ -82,6 +82,9 @@ pub enum SpawnError {
     /// Init sent a message out of order.
     #[error("unexpected message from init: {0}")]
     Protocol(String),
+    /// Handing the seccomp listener to the agent failed.
+    #[error(transparent)]
+    SeccompListener(#[from] crate::seccomp::listener::ListenerError),
 }
 
 /// A running init that reported Ready.
@@ -168,12 +171,13 @@ pub fn spawn(
     // socket closes on exec) so its failure is reported to the caller.
     let wait_exec = cfg.exec.is_some();
     let mut extra: Vec<BorrowedFd<'_>> = fds.exec_fifo.into_iter().collect();
+    let listener = crate::seccomp::listener::Listener::from_config(&cfg);
     extra.extend(fds.console_socket);
     sync::send(parent.as_fd(), &Msg::Config(Box::new(cfg)), &extra).map_err(SpawnError::Sync)?;
 
     loop {
-        let msg = match sync::recv(parent.as_fd()) {
-            Ok((m, _)) => m,
+        let (msg, received) = match sync::recv(parent.as_fd()) {
+            Ok(m) => m,
             Err(SyncError::Closed) => return Err(SpawnError::Died(guard.exit_note())),
             Err(e) => return Err(SpawnError::Sync(e)),
         };
@@ -207,6 +211,19 @@ pub fn spawn(
                 }
                 guard.disarm();
                 return Ok(Spawned { pid });
+            }
+            Msg::SeccompFd => {
+                let pid = guard
+                    .child
+                    .ok_or_else(|| SpawnError::Protocol("seccomp listener before child".into()))?;
+                let fd = received.first().ok_or_else(|| {
+                    SpawnError::Protocol("seccomp_fd without a descriptor".into())
+                })?;
+                let l = listener
+                    .as_ref()
+                    .ok_or(crate::seccomp::listener::ListenerError::NoPath)?;
+                // Our copy closes when `received` drops: the agent holds the only one.
+                l.send(pid, fd.as_fd())?;
             }
             Msg::Error { message } => return Err(SpawnError::Init(message)),
             Msg::Log { level, message } => match level.as_str() {
@@ -295,6 +312,18 @@ impl IdMaps {
     }
 
     fn write(&self, pid: i32) -> Result<(), SpawnError> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            // An unprivileged writer must give up setgroups before it may write gid_map
+            // (user_namespaces(7)); the maps were checked by security::preflight.
+            std::fs::write(format!("/proc/{pid}/setgroups"), "deny").map_err(|source| {
+                SpawnError::IdMap {
+                    file: "setgroups",
+                    pid,
+                    source,
+                }
+            })?;
+        }
         for (file, text) in [("uid_map", &self.uid), ("gid_map", &self.gid)] {
             std::fs::write(format!("/proc/{pid}/{file}"), text)
                 .map_err(|source| SpawnError::IdMap { file, pid, source })?;

@@ -34,6 +34,9 @@ pub enum Msg {
     HooksDone,
     /// Init → parent: everything is set up; waiting for start.
     Ready,
+    /// Init → parent: the seccomp notify listener is attached; hand it to the agent at
+    /// linux.seccomp.listenerPath (sent pre-encoded, see [`crate::seccomp::kernel`]).
+    SeccompFd,
     /// Init → parent: setup failed.
     Error {
         /// What failed, with its causes.

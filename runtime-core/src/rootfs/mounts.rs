@@ -67,6 +67,15 @@ pub fn mount(ctx: &MountContext<'_>, m: &Mount) -> Result<(), RootfsError> {
         let source = m.source().clone().unwrap_or_default();
         return bind(ctx, &source, &dest, &opts).map_err(err);
     }
+    if matches!(typ, "proc" | "sysfs") {
+        check_plain_dir(ctx.root, &dest).map_err(|e| match e.errno() {
+            Some(libc::ELOOP) | Some(libc::EXDEV) | Some(libc::ENOTDIR) => RootfsError::Forbidden {
+                dest: dest.clone(),
+                reason: "proc and sysfs must be mounted on an ordinary directory, not through a symlink",
+            },
+            _ => err(e),
+        })?;
+    }
     match typ {
         "cgroup" | "cgroup2" => cgroup(ctx, &dest, typ, &opts).map_err(err),
         "sysfs" => {
@@ -83,6 +92,22 @@ pub fn mount(ctx: &MountContext<'_>, m: &Mount) -> Result<(), RootfsError> {
             }
         }
         _ => plain(ctx, m, &dest, &opts).map_err(err),
+    }
+}
+
+/// The destination of a proc or sysfs mount, if it exists, must be a directory reached
+/// without any symlink (runc: "must be mounted on ordinary directory"), so the kernel
+/// interfaces the runtime and the container rely on are where they are expected.
+fn check_plain_dir(root: BorrowedFd<'_>, dest: &Path) -> Result<(), sys::SysError> {
+    match safe::open_in_root_nofollow(root, dest) {
+        Ok(fd) if safe::is_dir(fd.as_fd())? => Ok(()),
+        Ok(_) => Err(sys::SysError::new(
+            "check mount destination",
+            dest.display().to_string(),
+            std::io::Error::from_raw_os_error(libc::ENOTDIR),
+        )),
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
