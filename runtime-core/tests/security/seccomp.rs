@@ -241,3 +241,46 @@ fn bad_profiles_and_missing_agents_leave_nothing() {
     }
     w.assert_clean();
 }
+
+/// containerd's default profile (`ctr run --seccomp`, containerd 1.6.20; saved from the
+/// config.json containerd wrote for runc) is a plain OCI profile: defaultAction
+/// SCMP_ACT_ERRNO (EPERM), x86_64/x86/x32, 11 rules over 360 names, SCMP_ACT_ALLOW with
+/// EQ and MASKED_EQ conditions (personality, clone) and clone3 -> ERRNO 38 (ENOSYS).
+/// Under runrs the container behaves as under runc 1.1.5 (same output, checked by hand).
+#[test]
+fn containerd_default_profile_behaves_like_runc() {
+    if !support::root_or_skip() {
+        return;
+    }
+    let profile: Value =
+        serde_json::from_str(include_str!("containerd-1.6-default-seccomp.json")).expect("profile");
+    let mut w = World::new("scctrd");
+    let id = w.id("c");
+    let mut b = w.bundle(&id, false);
+    b.spec["process"]["noNewPrivileges"] = json!(false);
+    b.spec["linux"]["seccomp"] = profile;
+    b.sh(
+        "grep '^Seccomp:' /proc/self/status; ls / > /dev/null && echo ls-ok; \
+          unshare -U true; echo unshare=$?; mount -t tmpfs t /tmp; echo mount=$?",
+    );
+    let o = w.run(&b, &id);
+    assert!(o.ok(), "{o:?}");
+    assert!(
+        o.stdout.contains("Seccomp:\t2") && o.stdout.contains("ls-ok"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("unshare=1") && o.stdout.contains("mount=1"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stderr
+            .contains("unshare(0x10000000): Operation not permitted"),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains("unknown to libseccomp"), "{}", o.stderr);
+    w.assert_clean();
+}
