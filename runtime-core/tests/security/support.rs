@@ -38,7 +38,19 @@ pub fn root_or_skip() -> bool {
 pub fn base_rootfs() -> PathBuf {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let script = "/work/shared/e2e/make-busybox-image.sh";
+        // The integration suite's vendored copy, else the shared e2e helpers'.
+        let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let e2e = std::env::var_os("RUNRS_E2E_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| ws.join("../shared/e2e"));
+        let script = [
+            ws.join("integration/scripts/make-busybox-image.sh"),
+            e2e.join("make-busybox-image.sh"),
+        ]
+        .into_iter()
+        .find(|p| p.is_file())
+        .expect("make-busybox-image.sh not found (integration/scripts or $RUNRS_E2E_DIR)");
+        let script = script.display();
         let st = Command::new("flock")
             .args(["/var/tmp/runrs-sec-rootfs.lock", "sh", "-c"])
             .arg(format!(
@@ -90,17 +102,19 @@ impl World {
     pub fn bundle(&self, id: &str, own_rootfs: bool) -> Bundle {
         let dir = self.dir.join(id);
         std::fs::create_dir_all(&dir).expect("mkdir bundle");
+        let base = base_rootfs();
         let rootfs = if own_rootfs {
             let r = dir.join("rootfs");
             let st = Command::new("cp")
-                .args(["-a", BASE_ROOTFS])
+                .arg("-a")
+                .arg(&base)
                 .arg(&r)
                 .status()
                 .expect("cp");
             assert!(st.success());
             r
         } else {
-            base_rootfs()
+            base
         };
         let st = Command::new(env!("CARGO_BIN_EXE_runrs"))
             .args(["spec", "--bundle"])
