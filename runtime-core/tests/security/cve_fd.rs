@@ -252,5 +252,49 @@ fn cve_2024_21626_no_host_fd_and_no_cwd_through_one() {
             );
         }
     }
+
+    // 3. The same through `exec --cwd` (docker exec -w /proc/self/fd/N).
+    if support::is_runrs() {
+        let id = w.id("exec");
+        let mut b = w.bundle(&id, false);
+        b.spec["process"]["args"] = json!(["sleep", "1000"]);
+        b.write();
+        let log = std::fs::File::create(w.dir.join("exec.log")).expect("log");
+        let st = w
+            .command()
+            .args(["run", "-d", "--bundle"])
+            .arg(&b.dir)
+            .arg(&id)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .status()
+            .expect("run");
+        assert!(st.success());
+        for n in 3..=12 {
+            let mut cmd = w.command();
+            let cwd = format!("/proc/self/fd/{n}");
+            cmd.args([
+                "exec",
+                "--cwd",
+                &cwd,
+                &id,
+                "sh",
+                "-c",
+                "echo escaped into $(pwd): $(ls)",
+            ]);
+            pass_fds(&mut cmd, &[(leak.as_raw_fd(), 7)]);
+            let o = w.run_cmd(&mut cmd);
+            assert!(
+                !o.stdout.contains("escaped"),
+                "exec fd {n}: ran outside the root: {}",
+                o.stdout
+            );
+            assert!(
+                !o.ok() && o.stderr.contains("process.cwd"),
+                "exec fd {n}: {o:?}"
+            );
+        }
+    }
     w.assert_clean();
 }

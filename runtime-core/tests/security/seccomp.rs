@@ -284,3 +284,110 @@ fn containerd_default_profile_behaves_like_runc() {
     assert!(!o.stderr.contains("unknown to libseccomp"), "{}", o.stderr);
     w.assert_clean();
 }
+
+/// `runrs exec` runs under the container's profile (as with runc): the denied syscall
+/// fails with the configured errno, and with a notify rule the agent receives a second
+/// listener, for the exec'd process, with state status `running` and the init's pid.
+#[test]
+fn exec_runs_under_the_container_profile() {
+    use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
+    if !support::root_or_skip() || !support::is_runrs() {
+        return;
+    }
+    let mut w = World::new("scexec");
+    let id = w.id("c");
+    let sock = w.dir.join("agent.sock");
+    let listener = UnixListener::bind(&sock).expect("bind agent socket");
+    let agent = std::thread::spawn(move || {
+        let mut states = Vec::new();
+        let mut held = Vec::new();
+        let mut answered = 0;
+        // The container's init first, then the exec'd process.
+        for _ in 0..2 {
+            let (conn, _) = listener.accept().expect("accept");
+            let (state, fd) = recv_state(conn.as_raw_fd());
+            states.push(state);
+            let Some(fd) = fd else { break };
+            if states.len() == 2 {
+                if let Ok(req) = ScmpNotifReq::receive(fd.as_raw_fd()) {
+                    let r = ScmpNotifResp::new_error(
+                        req.id,
+                        -libc::ENOMEDIUM,
+                        ScmpNotifRespFlags::empty(),
+                    );
+                    answered += usize::from(r.respond(fd.as_raw_fd()).is_ok());
+                }
+            }
+            held.push(fd);
+        }
+        (states, answered)
+    });
+    let mut b = w.bundle(&id, false);
+    b.spec["process"]["args"] = json!(["sleep", "1000"]);
+    b.spec["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
+            {"names": ["chmod", "fchmodat", "fchmod"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV}
+        ]
+    });
+    b.write();
+    let log = std::fs::File::create(w.dir.join("c.log")).expect("log");
+    let st = w
+        .command()
+        .args(["run", "-d", "--bundle"])
+        .arg(&b.dir)
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("dup"))
+        .stderr(log)
+        .status()
+        .expect("run");
+    assert!(
+        st.success(),
+        "{}",
+        std::fs::read_to_string(w.dir.join("c.log")).unwrap_or_default()
+    );
+    let init = w.pid(&id);
+    let o = w.verb(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "grep '^Seccomp:' /proc/self/status; touch /dev/shm/f; chmod 600 /dev/shm/f; mkdir /dev/shm/x; echo rc=$?",
+    ]);
+    let _ = std::os::unix::net::UnixStream::connect(&sock);
+    let (states, answered) = agent.join().expect("agent");
+    assert!(o.ok(), "{o:?}");
+    assert!(
+        o.stdout.contains("Seccomp:\t2") && o.stdout.contains("rc=1"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stderr.contains("No medium found"),
+        "notify answered for exec: {}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("Invalid cross-device link"),
+        "errno rule for exec: {}",
+        o.stderr
+    );
+    assert_eq!(answered, 1);
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert_eq!(
+        states[0]["state"]["status"],
+        json!("creating"),
+        "{states:?}"
+    );
+    assert_eq!(states[1]["state"]["status"], json!("running"), "{states:?}");
+    assert_eq!(states[1]["state"]["pid"], json!(init), "{states:?}");
+    assert_ne!(
+        states[1]["pid"],
+        json!(init),
+        "the exec'd process' own pid: {states:?}"
+    );
+    w.assert_clean();
+}
