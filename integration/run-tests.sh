@@ -8,7 +8,8 @@
 #   deps     apt packages for building and testing (idempotent; apt lock timeout 300 s)
 #   lint     cargo fmt --check, cargo clippy --workspace --all-targets -D warnings
 #   unit     unit tests of every crate (cargo test --workspace --lib --bins)
-#   cli      runc-compatible CLI suite (integration/tests/cli_*.rs) against runrs
+#   cli      runc-compatible CLI suite (integration/tests/cli_*.rs) against runrs, and the
+#            privileged security suite (runtime-core/tests/security)
 #   e2e      containerd end-to-end suite (every containerd version installed)
 #   v2       the cgroup v2 checks inside a cgroup-v2-only VM (../shared/cgroup2-vm)
 # CI (.ci/run) runs this script with no arguments.
@@ -61,6 +62,8 @@ fi
 if has cli; then
   log "CLI suite (runc-compatible)"
   cargo test -p integration --test 'cli_*'
+  log "security suite (seccomp, capabilities, user namespaces, CVE regressions)"
+  cargo test -p runtime-core --test security
 fi
 
 if has e2e && ls integration/tests/containerd*.rs >/dev/null 2>&1; then

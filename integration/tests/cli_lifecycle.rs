@@ -113,6 +113,8 @@ fn start_twice_and_start_stopped_fail() -> Result<()> {
     let b = Bundle::with_config("lc-start", |c| sh(c, TRAP_TERM))?;
     rt.create_and_start(&b)?;
     rt.start(b.id())?.fails()?.stderr_mentions("running")?;
+    // pid 1 ignores SIGTERM until the trap is installed.
+    wait_stdout(&b, "ready")?;
     rt.kill(b.id(), "TERM")?.ok()?;
     rt.wait_for_status(b.id(), "stopped", T)?;
     rt.start(b.id())?.fails()?.stderr_mentions("stopped")?;
