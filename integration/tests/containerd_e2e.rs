@@ -13,7 +13,9 @@
 //! `RUNRS_E2E_REPEAT=N` runs each ctr scenario N times.
 //! See integration/src/containerd/runner.rs for why this target has its own runner.
 
+#[path = "containerd_e2e/closeio.rs"]
 mod closeio;
+#[path = "containerd_e2e/scenarios.rs"]
 mod scenarios;
 
 use std::process::ExitCode;
