@@ -19,7 +19,6 @@ mod closeio;
 mod scenarios;
 
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use integration::containerd::events::EventLog;
@@ -113,19 +112,14 @@ fn run(r: &mut Runner) -> Result<()> {
 
 fn run_version(r: &mut Runner, v: &Version, scripts: &std::path::Path, shim: &ShimDir) {
     let group = v.label();
-    let t = Instant::now();
-    let cd = match Containerd::up(v, scripts, shim.path()) {
-        Ok(cd) => cd,
-        Err(e) => {
-            r.fail(&group, "containerd-up", format!("{e:#}"));
-            return;
-        }
-    };
-    println!(
-        "[{group}] up in {} ({:.2}s)",
-        cd.dir.display(),
-        t.elapsed().as_secs_f64()
-    );
+    let mut up = None;
+    r.always(&group, "containerd-up", || {
+        let cd = Containerd::up(v, scripts, shim.path())?;
+        println!("[{group}] containerd in {}", cd.dir.display());
+        up = Some(cd);
+        Ok(())
+    });
+    let Some(cd) = up else { return };
     let dir = cd.dir.clone();
     let socket = cd.address().to_string_lossy().into_owned();
     match EventLog::start(&cd.ctr, &cd.dir.join("events.log")) {
@@ -158,12 +152,10 @@ fn run_version(r: &mut Runner, v: &Version, scripts: &std::path::Path, shim: &Sh
         }
         Err(e) => r.fail(&group, "ctr events", format!("{e:#}")),
     }
-    let t = Instant::now();
-    drop(cd);
-    // Nothing of the instance may survive containerd-down.sh: no process naming its
-    // socket, no mount below its directory, no directory.
-    let t_down = t.elapsed();
-    r.always(&group, "teardown", || {
+    // containerd-down.sh (dropping the instance), then nothing of the instance may be
+    // left: no process naming its socket, no mount below its directory, no directory.
+    r.always(&group, "teardown", move || {
+        drop(cd);
         let mut found = Vec::new();
         if let Ok(mounts) = integration::proc::self_mounts() {
             found.extend(
@@ -187,8 +179,7 @@ fn run_version(r: &mut Runner, v: &Version, scripts: &std::path::Path, shim: &Sh
         }
         anyhow::ensure!(
             found.is_empty(),
-            "containerd-down.sh ({:.2}s) left:\n  {}",
-            t_down.as_secs_f64(),
+            "containerd-down.sh left:\n  {}",
             found.join("\n  ")
         );
         Ok(())
