@@ -15,6 +15,7 @@
 pub mod bundle;
 pub mod cmd;
 pub mod console;
+pub mod containerd;
 pub mod leftovers;
 pub mod proc;
 pub mod rootfs;
