@@ -48,6 +48,7 @@ pub fn run(flags: &Flags) {
         eprintln!("unmount rootfs: {}", runtime_core::error::chain(&e));
     }
     let _ = std::fs::remove_file(bundle.join(crate::STATE_FILE_IN_BUNDLE));
+    remove_stale_socket(&bundle);
     let resp = DeleteResponse {
         pid: pid as u32,
         exit_status: status as u32,
@@ -58,4 +59,17 @@ pub fn run(flags: &Flags) {
     let mut out = std::io::stdout();
     let _ = out.write_all(&bytes);
     let _ = out.flush();
+}
+
+/// Remove the shim's socket if nothing listens on it any more (the daemon was killed);
+/// a live daemon still serving other containers of the pod keeps it.
+fn remove_stale_socket(bundle: &std::path::Path) {
+    let Ok(address) = std::fs::read_to_string(bundle.join("address")) else {
+        return;
+    };
+    let path = address.trim().trim_start_matches("unix://");
+    if path.is_empty() || std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return;
+    }
+    let _ = std::fs::remove_file(path);
 }

@@ -290,17 +290,37 @@ impl Drop for Io {
 }
 
 /// Copy the stdin fifo into `dst` until EOF or `stop`; on `stop`, pass on what is
-/// already readable first.
+/// already readable first. Only the wait for input races with `stop`: a write that
+/// has begun always completes, so no byte read from the fifo is ever dropped.
 async fn relay_stdin(src: &AsyncFd<OwnedFd>, dst: &AsyncFd<OwnedFd>, stop: &Notify) {
-    tokio::select! {
-        _ = copy(src, dst) => {}
-        _ = stop.notified() => {
-            let mut buf = vec![0u8; 32 * 1024];
-            while let Ok(n) = read_now(src.get_ref().as_fd(), &mut buf) {
-                if n == 0 || write_all(dst, &buf[..n]).await.is_err() {
-                    break;
-                }
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut stopping = false;
+    loop {
+        let n = if stopping {
+            match read_now(src.get_ref().as_fd(), &mut buf) {
+                Ok(n) => n,
+                // Nothing more right now (EAGAIN) or an error: done.
+                Err(_) => return,
             }
+        } else {
+            let ready = tokio::select! {
+                biased;
+                r = src.readable() => Some(r),
+                _ = stop.notified() => None,
+            };
+            let Some(Ok(mut g)) = ready else {
+                stopping = true;
+                continue;
+            };
+            match g.try_io(|fd| read_now(fd.get_ref().as_fd(), &mut buf)) {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => 0,
+                Ok(Err(_)) => return,
+                Err(_would_block) => continue,
+            }
+        };
+        if n == 0 || write_all(dst, &buf[..n]).await.is_err() {
+            return;
         }
     }
 }
