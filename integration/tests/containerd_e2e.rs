@@ -15,6 +15,8 @@
 
 #[path = "containerd_e2e/closeio.rs"]
 mod closeio;
+#[path = "containerd_e2e/exec.rs"]
+mod exec;
 #[path = "containerd_e2e/scenarios.rs"]
 mod scenarios;
 
@@ -88,9 +90,9 @@ fn run(r: &mut Runner) -> Result<()> {
         r.skip(&format!("containerd {line}"), "all", why);
     }
     let wanted = SCENARIOS.iter().any(|(n, _)| r.selected(n));
-    for v in &m.versions {
+    for (i, v) in m.versions.iter().enumerate() {
         if wanted {
-            run_version(r, v, &scripts, &shim);
+            run_version(r, v, &scripts, &shim, i == 0);
         }
     }
     for (short, runtime, bin) in closeio::shims(&shim.binary) {
@@ -110,7 +112,20 @@ fn run(r: &mut Runner) -> Result<()> {
     Ok(())
 }
 
-fn run_version(r: &mut Runner, v: &Version, scripts: &std::path::Path, shim: &ShimDir) {
+/// Checks that measure throughput or load: one containerd version is enough for them.
+const HEAVY: &[&str] = &["exec-concurrent", "stdout-1g"];
+
+fn heavy_everywhere() -> bool {
+    std::env::var("RUNRS_E2E_HEAVY").is_ok_and(|v| v == "all")
+}
+
+fn run_version(
+    r: &mut Runner,
+    v: &Version,
+    scripts: &std::path::Path,
+    shim: &ShimDir,
+    first: bool,
+) {
     let group = v.label();
     let mut up = None;
     r.always(&group, "containerd-up", || {
@@ -138,6 +153,14 @@ fn run_version(r: &mut Runner, v: &Version, scripts: &std::path::Path, shim: &Sh
                     .iter()
                     .flat_map(|s| std::iter::repeat_n(s, repeat()))
                 {
+                    if HEAVY.contains(name) && !first && !heavy_everywhere() {
+                        r.skip(
+                            &g,
+                            name,
+                            "throughput/concurrency check runs on the first containerd only (RUNRS_E2E_HEAVY=all for every version)",
+                        );
+                        continue;
+                    }
                     r.check(&g, name, || {
                         let from = cd.log_len();
                         f(&ctx).map_err(|e| {

@@ -6,7 +6,7 @@
 //! A pty of our own rather than tmux or script(1): no extra package, no screen scraping,
 //! and the window size and the exit status come straight from the kernel and waitpid.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
@@ -76,6 +76,22 @@ impl PtyChild {
             output: Vec::new(),
             closed: false,
         })
+    }
+
+    /// Changes the terminal's size; the kernel sends SIGWINCH to the child (its
+    /// foreground process group), as a terminal emulator being resized would.
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<()> {
+        let ws = Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize from the valid pointer we pass.
+        if unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) } < 0 {
+            bail!("resize pty: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// Everything read from the terminal so far (lossy UTF-8).

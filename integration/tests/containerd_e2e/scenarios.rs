@@ -18,7 +18,7 @@ use integration::containerd::{shim_state_root, Containerd, IMAGE, NAMESPACE, RUN
 
 /// A shell that exits 143 on SIGTERM (as pid 1, `sleep` would ignore SIGTERM), and
 /// creates /trap-ready once the trap is set: pid 1 ignores a SIGTERM that comes before.
-const TRAP_LOOP: &str = "trap 'exit 143' TERM; : > /trap-ready; while :; do sleep 0.1; done";
+pub const TRAP_LOOP: &str = "trap 'exit 143' TERM; : > /trap-ready; while :; do sleep 0.1; done";
 
 /// How long a container may take to go away (processes reaped, shim `delete` run).
 const GONE: Duration = Duration::from_secs(10);
@@ -57,6 +57,10 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("lifecycle", lifecycle),
     ("events", events),
     ("shim-kill9", shim_kill9),
+    ("exec", crate::exec::exec_basic),
+    ("exec-tty", crate::exec::exec_tty),
+    ("exec-concurrent", crate::exec::exec_concurrent),
+    ("stdout-1g", crate::exec::stdout_gib),
 ];
 
 /// Removes a container with `ctr` when a scenario fails half way.
@@ -115,7 +119,8 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    fn assert_clean(&self, id: &str) -> Result<()> {
+    /// Everything of task `id` is gone (waits up to GONE).
+    pub fn assert_clean(&self, id: &str) -> Result<()> {
         self.target(id)?.assert_clean(GONE)
     }
 
