@@ -83,6 +83,20 @@ pub enum Error {
     /// Bad usage of the API or CLI.
     #[error("{0}")]
     Usage(String),
+    /// Intel RDT (resctrl).
+    #[error(transparent)]
+    Rdt(#[from] crate::rdt::RdtError),
+    /// sd_notify readiness.
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
+    /// A startContainer hook failed; init exited without running the program.
+    #[error("start container {id}: {message}")]
+    StartHook {
+        /// The container.
+        id: String,
+        /// The hook's error.
+        message: String,
+    },
 }
 
 impl Error {
@@ -96,6 +110,18 @@ impl Error {
             Error::Seccomp(crate::seccomp::SeccompError::Invalid { .. }) => Kind::InvalidArgument,
             Error::Seccomp(crate::seccomp::SeccompError::FlagUnsupported { .. })
             | Error::Lsm(crate::lsm::LsmError::Unsupported { .. }) => Kind::FailedPrecondition,
+            Error::Rdt(crate::rdt::RdtError::Invalid { .. })
+            | Error::Rdt(crate::rdt::RdtError::NotMounted)
+            | Error::Rdt(crate::rdt::RdtError::MissingClos(..))
+            | Error::Rdt(crate::rdt::RdtError::Mismatch { .. })
+            | Error::Notify(crate::notify::NotifyError::BadContainerPath(..))
+            | Error::Notify(crate::notify::NotifyError::BadHostAddress(..))
+            | Error::Notify(crate::notify::NotifyError::BadAnnotation(..)) => Kind::InvalidArgument,
+            Error::Rdt(crate::rdt::RdtError::Exists(_)) => Kind::AlreadyExists,
+            Error::Notify(crate::notify::NotifyError::ExitedBeforeReady { .. })
+            | Error::Notify(crate::notify::NotifyError::Timeout { .. })
+            | Error::Notify(crate::notify::NotifyError::NotPrepared(_))
+            | Error::StartHook { .. } => Kind::FailedPrecondition,
             Error::WrongState { .. }
             | Error::NotRunning(_)
             | Error::InitDied(_)

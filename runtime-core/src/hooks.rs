@@ -1,28 +1,58 @@
 //! OCI lifecycle hooks: each hook is a program run with the container's state JSON on
-//! stdin, its own args and env, and an optional timeout. A hook that exits non-zero or
-//! times out fails the lifecycle step it belongs to (except poststop, whose failures
-//! the caller only logs). Runs without threads, so init can call it.
-//! See the OCI runtime spec, config.md "POSIX-platform Hooks" and runtime.md "Lifecycle".
+//! stdin, its own args and env, and an optional timeout. Runs without threads, so init
+//! can call it.
+//!
+//! Where and with what state each kind runs (runtime.md "Lifecycle", config.md
+//! "POSIX-platform Hooks", and runc for the details the spec leaves open):
+//!
+//! | kind            | run by / namespace              | status     | pid                    | on failure                 |
+//! |-----------------|---------------------------------|------------|------------------------|----------------------------|
+//! | prestart        | create, runtime namespace       | `creating` | init, host view        | create fails, undone       |
+//! | createRuntime   | create, runtime namespace       | `creating` | init, host view        | create fails, undone       |
+//! | createContainer | init, container ns, before pivot| `creating` | init, container view   | create fails, undone       |
+//! | startContainer  | init, container ns, after pivot | `created`  | init, container view   | start fails, init exits    |
+//! | poststart       | start, runtime namespace        | `running`  | init, host view        | warning, next hooks run    |
+//! | poststop        | delete, runtime namespace       | `stopped`  | 0                      | warning, next hooks run    |
+//!
+//! A failed create (from the prestart hooks on) continues at lifecycle step 12: the
+//! container is destroyed and the poststop hooks run.
+//!
+//! Each hook runs in its own process group; on timeout the whole group is killed, so
+//! a hook script's children do not outlive it.
 
-use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::Hook;
+use oci_spec::runtime::{Hook, Spec};
 
+use crate::process::reap;
+use crate::spec::SpecError;
 use crate::state::OciState;
 use crate::sys;
+
+/// Hook kind names, as in config.json and `runrs features`.
+pub const KINDS: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
 
 /// Hook failures.
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
     /// The hook could not be started.
-    #[error("{kind} hook {path}: start")]
+    #[error("{kind} hook #{index} {path}: start")]
     Spawn {
         /// Hook kind.
         kind: &'static str,
+        /// Position in its list.
+        index: usize,
         /// Program.
         path: String,
         /// Why.
@@ -30,10 +60,12 @@ pub enum HookError {
         source: std::io::Error,
     },
     /// The hook exited unsuccessfully.
-    #[error("{kind} hook {path} {status}{output}")]
+    #[error("{kind} hook #{index} {path} {status}{output}")]
     Failed {
         /// Hook kind.
         kind: &'static str,
+        /// Position in its list.
+        index: usize,
         /// Program.
         path: String,
         /// How it ended.
@@ -42,20 +74,24 @@ pub enum HookError {
         output: String,
     },
     /// The hook ran past its timeout and was killed.
-    #[error("{kind} hook {path} timed out after {secs} s and was killed")]
+    #[error("{kind} hook #{index} {path} timed out after {secs} s and was killed")]
     Timeout {
         /// Hook kind.
         kind: &'static str,
+        /// Position in its list.
+        index: usize,
         /// Program.
         path: String,
         /// The timeout.
         secs: i64,
     },
     /// Waiting for the hook failed.
-    #[error("{kind} hook {path}: wait")]
+    #[error("{kind} hook #{index} {path}: wait")]
     Wait {
         /// Hook kind.
         kind: &'static str,
+        /// Position in its list.
+        index: usize,
         /// Program.
         path: String,
         /// Why.
@@ -64,19 +100,91 @@ pub enum HookError {
     },
 }
 
-/// Run `hooks` in order with `state` on stdin; stop at the first failure.
-pub fn run(kind: &'static str, hooks: &[Hook], state: &OciState) -> Result<(), HookError> {
-    if hooks.is_empty() {
+/// The hooks of one kind in `spec` (empty when none).
+pub fn of_kind<'a>(spec: &'a Spec, kind: &str) -> &'a [Hook] {
+    let Some(h) = spec.hooks().as_ref() else {
+        return &[];
+    };
+    #[allow(deprecated)]
+    let list = match kind {
+        "prestart" => h.prestart(),
+        "createRuntime" => h.create_runtime(),
+        "createContainer" => h.create_container(),
+        "startContainer" => h.start_container(),
+        "poststart" => h.poststart(),
+        "poststop" => h.poststop(),
+        _ => &None,
+    };
+    list.as_deref().unwrap_or_default()
+}
+
+/// Whether any hook of the create phase (prestart, createRuntime, createContainer) is set.
+pub fn has_create_hooks(spec: &Spec) -> bool {
+    ["prestart", "createRuntime", "createContainer"]
+        .iter()
+        .any(|k| !of_kind(spec, k).is_empty())
+}
+
+/// Check every hook: `path` absolute (config.md: "path MUST be absolute") and
+/// `timeout`, when set, greater than zero.
+pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+    if spec.hooks().is_none() {
         return Ok(());
     }
-    let json = serde_json::to_vec(state).unwrap_or_default();
-    for h in hooks {
-        run_one(kind, h, &json)?;
+    for kind in KINDS {
+        for (i, h) in of_kind(spec, kind).iter().enumerate() {
+            if !h.path().is_absolute() {
+                return Err(SpecError::Invalid {
+                    field: format!("hooks.{kind}[{i}].path"),
+                    value: h.path().display().to_string(),
+                    reason: "must be an absolute path".into(),
+                });
+            }
+            if let Some(t) = h.timeout().filter(|t| *t <= 0) {
+                return Err(SpecError::Invalid {
+                    field: format!("hooks.{kind}[{i}].timeout"),
+                    value: t.to_string(),
+                    reason: "must be greater than zero".into(),
+                });
+            }
+        }
     }
     Ok(())
 }
 
-fn run_one(kind: &'static str, h: &Hook, state: &[u8]) -> Result<(), HookError> {
+/// Run `hooks` in order with `state` on stdin; stop at the first failure (the create
+/// phase and startContainer).
+pub fn run(kind: &'static str, hooks: &[Hook], state: &OciState) -> Result<(), HookError> {
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let json = state_json(state);
+    for (i, h) in hooks.iter().enumerate() {
+        run_one(kind, i, h, &json)?;
+    }
+    Ok(())
+}
+
+/// Run every hook of `hooks` even when some fail, logging each failure as a warning
+/// (poststart and poststop: "the remaining hooks and lifecycle continue as if the hook
+/// had succeeded"). Returns the failures.
+pub fn run_all(kind: &'static str, hooks: &[Hook], state: &OciState) -> Vec<HookError> {
+    let json = state_json(state);
+    let mut failed = Vec::new();
+    for (i, h) in hooks.iter().enumerate() {
+        if let Err(e) = run_one(kind, i, h, &json) {
+            tracing::warn!("{}", crate::error::chain(&e));
+            failed.push(e);
+        }
+    }
+    failed
+}
+
+fn state_json(state: &OciState) -> Vec<u8> {
+    serde_json::to_vec(state).expect("the state document always serialises")
+}
+
+fn run_one(kind: &'static str, index: usize, h: &Hook, state: &[u8]) -> Result<(), HookError> {
     let path = h.path().display().to_string();
     let mut cmd = Command::new(h.path());
     if let Some(args) = h.args() {
@@ -93,91 +201,36 @@ fn run_one(kind: &'static str, h: &Hook, state: &[u8]) -> Result<(), HookError> 
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| HookError::Spawn {
+        .stderr(Stdio::piped())
+        // Own process group: a timeout kills the hook and whatever it started.
+        .process_group(0);
+    let child = cmd.spawn().map_err(|source| HookError::Spawn {
         kind,
+        index,
         path: path.clone(),
         source,
     })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook may not read its stdin at all: EPIPE is fine.
-        let _ = stdin.write_all(state);
-    }
-    let pidfd = sys::pidfd_open(child.id() as i32).map_err(|source| HookError::Wait {
+    let mut run = Running {
         kind,
-        path: path.clone(),
-        source,
-    })?;
+        index,
+        path,
+        child,
+        reaped: false,
+    };
     let deadline = h
         .timeout()
         .filter(|t| *t > 0)
         .map(|t| Instant::now() + Duration::from_secs(t as u64));
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    loop {
-        let timeout_ms = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    let _ = child.kill();
-                    let _ = crate::process::reap::wait_child(child.id() as i32);
-                    return Err(HookError::Timeout {
-                        kind,
-                        path,
-                        secs: h.timeout().unwrap_or_default(),
-                    });
-                }
-                left.as_millis().min(i32::MAX as u128) as i32
-            }
-            None => -1,
-        };
-        let mut fds = vec![libc::pollfd {
-            fd: pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        for p in [
-            stdout.as_ref().map(|s| s.as_fd()),
-            stderr.as_ref().map(|s| s.as_fd()),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            fds.push(libc::pollfd {
-                fd: p.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        // SAFETY: `fds` is a valid array of pollfd of the given length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(HookError::Wait {
-                kind,
-                path,
-                source: sys::SysError::new("poll", "hook", e),
-            });
-        }
-        drain(&mut stdout, &mut out);
-        drain(&mut stderr, &mut err);
-        if fds[0].revents != 0 {
-            break;
-        }
-    }
-    drain_all(&mut stdout, &mut out);
-    drain_all(&mut stderr, &mut err);
-    let raw = crate::process::reap::wait_child(child.id() as i32).map_err(|e| HookError::Wait {
-        kind,
-        path: path.clone(),
-        source: sys::SysError::new("wait", "hook", e),
-    })?;
-    let status = <std::process::ExitStatus as std::os::unix::process::ExitStatusExt>::from_raw(raw);
+    let out = run.pump(state, deadline)?;
+    let Some((out, err)) = out else {
+        return Err(HookError::Timeout {
+            kind,
+            index,
+            path: run.path.clone(),
+            secs: h.timeout().unwrap_or_default(),
+        });
+    };
+    let status = run.wait()?;
     if status.success() {
         return Ok(());
     }
@@ -191,7 +244,8 @@ fn run_one(kind: &'static str, h: &Hook, state: &[u8]) -> Result<(), HookError> 
     }
     Err(HookError::Failed {
         kind,
-        path,
+        index,
+        path: run.path.clone(),
         status: match status.code() {
             Some(c) => format!("exited with status {c}"),
             None => format!(
@@ -207,9 +261,142 @@ fn run_one(kind: &'static str, h: &Hook, state: &[u8]) -> Result<(), HookError> 
     })
 }
 
+/// A started hook; killed (with its process group) and reaped if dropped early.
+/// Reaping goes through [`crate::process::reap`], so a process-wide reaper (the shim)
+/// is never robbed of an exit status.
+struct Running {
+    kind: &'static str,
+    index: usize,
+    path: String,
+    child: Child,
+    reaped: bool,
+}
+
+impl Running {
+    fn wait(&mut self) -> Result<std::process::ExitStatus, HookError> {
+        let raw = reap::wait_child(self.child.id() as i32).map_err(|e| self.wait_err(e))?;
+        self.reaped = true;
+        Ok(std::process::ExitStatus::from_raw(raw))
+    }
+
+    fn wait_err(&self, e: std::io::Error) -> HookError {
+        HookError::Wait {
+            kind: self.kind,
+            index: self.index,
+            path: self.path.clone(),
+            source: sys::SysError::new("wait", "hook", e),
+        }
+    }
+
+    /// Feed stdin and collect stdout/stderr until the hook exits. Returns None when
+    /// the deadline passed (the hook's group is then killed and reaped).
+    #[allow(clippy::type_complexity)]
+    fn pump(
+        &mut self,
+        state: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, HookError> {
+        let pidfd = sys::pidfd_open(self.child.id() as i32).map_err(|source| HookError::Wait {
+            kind: self.kind,
+            index: self.index,
+            path: self.path.clone(),
+            source,
+        })?;
+        let mut stdin = self.child.stdin.take();
+        if let Some(s) = &stdin {
+            set_nonblock(s.as_fd());
+        }
+        let mut written = 0;
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let mut stdout = self.child.stdout.take();
+        let mut stderr = self.child.stderr.take();
+        loop {
+            let timeout_ms = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        self.kill();
+                        return Ok(None);
+                    }
+                    left.as_millis().clamp(1, i32::MAX as u128) as i32
+                }
+                None => -1,
+            };
+            let mut fds = vec![pollfd(pidfd.as_fd(), libc::POLLIN)];
+            if let Some(s) = &stdin {
+                fds.push(pollfd(s.as_fd(), libc::POLLOUT));
+            }
+            // SAFETY: `fds` is a valid array of pollfd of the given length.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err(self.wait_err(e));
+            }
+            if stdin.is_some() && fds.get(1).is_some_and(|p| p.revents != 0) {
+                let s = stdin.as_mut().expect("checked above");
+                match s.write(&state[written..]) {
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    // EPIPE: the hook does not read its stdin, which is fine.
+                    Err(_) => written = state.len(),
+                }
+                if written >= state.len() {
+                    stdin = None;
+                }
+            }
+            drain(&mut stdout, &mut out);
+            drain(&mut stderr, &mut err);
+            if fds[0].revents != 0 {
+                break;
+            }
+        }
+        drop(stdin);
+        drain_all(&mut stdout, &mut out);
+        drain_all(&mut stderr, &mut err);
+        Ok(Some((out, err)))
+    }
+
+    fn kill(&mut self) {
+        let pgid = self.child.id() as i32;
+        // SAFETY: kill takes plain integers; the group is the hook's own (process_group(0)).
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = reap::wait_child(pgid);
+        self.reaped = true;
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Only on an early error return: the hook may still run.
+        if !self.reaped {
+            self.kill();
+        }
+    }
+}
+
+fn pollfd(fd: BorrowedFd<'_>, events: i16) -> libc::pollfd {
+    libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events,
+        revents: 0,
+    }
+}
+
+fn set_nonblock(fd: BorrowedFd<'_>) {
+    // SAFETY: fcntl on an open descriptor we own; only changes its status flags.
+    unsafe {
+        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+}
+
 const KEEP: usize = 64 * 1024;
 
-fn drain<R: std::io::Read + AsFd>(r: &mut Option<R>, buf: &mut Vec<u8>) {
+fn drain<R: Read + AsFd>(r: &mut Option<R>, buf: &mut Vec<u8>) {
     let Some(rd) = r.as_mut() else { return };
     if sys::poll_one(rd.as_fd(), libc::POLLIN, 0).unwrap_or(0) == 0 {
         return;
@@ -225,18 +412,155 @@ fn drain<R: std::io::Read + AsFd>(r: &mut Option<R>, buf: &mut Vec<u8>) {
     }
 }
 
-fn drain_all<R: std::io::Read + AsFd>(r: &mut Option<R>, buf: &mut Vec<u8>) {
-    while r.is_some() {
-        let before = buf.len();
-        drain(r, buf);
-        if r.is_some() && buf.len() == before {
-            // Nothing readable right now and the writer is gone with the hook; stop.
-            if r.as_ref()
-                .map(|x| sys::poll_one(x.as_fd(), libc::POLLIN, 0).unwrap_or(0) == 0)
-                .unwrap_or(true)
-            {
-                break;
-            }
+/// Read what is readable now; a writer left behind by the hook (a background child)
+/// does not make us wait.
+fn drain_all<R: Read + AsFd>(r: &mut Option<R>, buf: &mut Vec<u8>) {
+    while let Some(rd) = r.as_ref() {
+        if sys::poll_one(rd.as_fd(), libc::POLLIN, 0).unwrap_or(0) == 0 {
+            return;
         }
+        drain(r, buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Status;
+
+    fn hook(v: serde_json::Value) -> Hook {
+        serde_json::from_value(v).expect("hook")
+    }
+
+    fn state() -> OciState {
+        OciState {
+            oci_version: "1.2.0".into(),
+            id: "runrs-ops-unit".into(),
+            pid: 42,
+            status: Status::Creating,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            owner: String::new(),
+            annotations: Default::default(),
+        }
+    }
+
+    #[test]
+    fn state_on_stdin_args_and_env() {
+        let dir = tempfile::Builder::new()
+            .prefix("runrs-ops-")
+            .tempdir()
+            .expect("tmp");
+        let out = dir.path().join("out");
+        let h = hook(serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("{{ cat; echo; echo \"$0 $1 $FOO\"; }} > {}", out.display()), "arg0", "one"],
+            "env": ["FOO=bar"]
+        }));
+        run("prestart", &[h], &state()).expect("hook runs");
+        let text = std::fs::read_to_string(&out).expect("out");
+        let (json, rest) = text.split_once('\n').unwrap_or((&text, ""));
+        let got: OciState = serde_json::from_str(json.trim()).expect("state json");
+        assert_eq!(got, state());
+        assert_eq!(rest.trim(), "arg0 one bar");
+    }
+
+    #[test]
+    fn failure_names_kind_index_status_and_output() {
+        let ok = hook(serde_json::json!({"path": "/bin/true"}));
+        let bad = hook(serde_json::json!({
+            "path": "/bin/sh", "args": ["sh", "-c", "echo broken >&2; exit 3"]
+        }));
+        let e = run("createRuntime", &[ok, bad], &state())
+            .expect_err("fails")
+            .to_string();
+        assert_eq!(
+            e, "createRuntime hook #1 /bin/sh exited with status 3: broken",
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_group() {
+        let dir = tempfile::Builder::new()
+            .prefix("runrs-ops-")
+            .tempdir()
+            .expect("tmp");
+        let pidfile = dir.path().join("pid");
+        // The hook starts a background child that would outlive a plain kill.
+        let h = hook(serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("sleep 100 & echo $! > {}; wait", pidfile.display())],
+            "timeout": 1
+        }));
+        let e = run("prestart", &[h], &state()).expect_err("times out");
+        assert!(matches!(e, HookError::Timeout { secs: 1, .. }), "{e}");
+        assert!(e.to_string().contains("timed out after 1 s"), "{e}");
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .expect("pid")
+            .trim()
+            .parse()
+            .expect("int");
+        // The orphaned sleep was killed with the group (it may linger as a zombie
+        // until init reaps it, but it no longer runs).
+        assert!(
+            crate::container::wait_gone(pid, Duration::from_secs(5))
+                || crate::state::proc_stat(pid).is_some_and(|s| s.state == 'Z'),
+            "background child of the hook survived"
+        );
+    }
+
+    #[test]
+    fn run_all_keeps_going() {
+        let dir = tempfile::Builder::new()
+            .prefix("runrs-ops-")
+            .tempdir()
+            .expect("tmp");
+        let mark = dir.path().join("second");
+        let bad = hook(serde_json::json!({"path": "/bin/false"}));
+        let good = hook(serde_json::json!({
+            "path": "/bin/sh", "args": ["sh", "-c", format!("touch {}", mark.display())]
+        }));
+        let failed = run_all("poststop", &[bad, good], &state());
+        assert_eq!(failed.len(), 1);
+        assert!(mark.exists(), "the hook after the failing one did not run");
+    }
+
+    #[test]
+    fn big_state_does_not_block_a_hook_that_ignores_stdin() {
+        let mut st = state();
+        st.annotations.insert("big".into(), "x".repeat(1024 * 1024));
+        let h = hook(serde_json::json!({"path": "/bin/true"}));
+        run("prestart", &[h], &st).expect("runs");
+    }
+
+    #[test]
+    fn validation() {
+        let spec = |hooks: serde_json::Value| -> Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.0.2", "root": {"path": "r"}, "hooks": hooks
+            }))
+            .expect("spec")
+        };
+        let e = validate(&spec(
+            serde_json::json!({"poststop": [{"path": "rel/hook"}]}),
+        ))
+        .expect_err("relative")
+        .to_string();
+        assert!(
+            e.contains("hooks.poststop[0].path") && e.contains("rel/hook"),
+            "{e}"
+        );
+        let e = validate(&spec(
+            serde_json::json!({"createRuntime": [{"path": "/bin/true"}, {"path": "/bin/true", "timeout": 0}]}),
+        ))
+        .expect_err("zero timeout")
+        .to_string();
+        assert!(e.contains("hooks.createRuntime[1].timeout"), "{e}");
+        validate(&spec(
+            serde_json::json!({"prestart": [{"path": "/bin/true", "timeout": 5}]}),
+        ))
+        .expect("valid");
     }
 }

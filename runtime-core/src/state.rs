@@ -139,6 +139,9 @@ pub struct ContainerState {
     /// Exit status recorded when known (by `run`, or a shim).
     #[serde(default)]
     pub exit_status: Option<i32>,
+    /// The container's Intel RDT groups (linux.intelRdt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdt: Option<crate::rdt::RdtState>,
 }
 
 impl ContainerState {

@@ -18,6 +18,7 @@ use crate::hooks;
 use crate::namespaces;
 use crate::process::init::InitConfig;
 use crate::process::spawn::{self, InitFds, InitStdio, Reap};
+use crate::rdt;
 use crate::state::{self, ContainerState, OciState, Status, OCI_VERSION};
 use crate::sys::{self, SysError};
 
@@ -55,8 +56,24 @@ pub struct CreateOptions {
     pub extra_env: Vec<String>,
 }
 
+/// Opt-ins of [`create_with`] beyond [`CreateOptions`] (a separate struct so that
+/// callers building `CreateOptions` literally keep compiling; fold in when convenient).
+#[derive(Debug, Clone, Default)]
+pub struct CreateExtras {
+    /// Give the container an sd_notify socket so that start waits for its READY=1
+    /// (see [`crate::notify`]). The CLI sets this when `NOTIFY_SOCKET` is in its
+    /// environment, as runc does. A container also opts in by itself with the
+    /// annotation [`crate::notify::ANNOTATION`]` = "true"`.
+    pub notify: bool,
+}
+
 /// Create a container. Returns it in the `created` state.
 pub fn create(opts: CreateOptions) -> Result<Container, Error> {
+    create_with(opts, &CreateExtras::default())
+}
+
+/// [`create`] with opt-ins.
+pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Container, Error> {
     state::check_id(&opts.id)?;
     let bundle =
         std::fs::canonicalize(&opts.bundle).map_err(|e| Error::Bundle(opts.bundle.clone(), e))?;
@@ -71,6 +88,9 @@ pub fn create(opts: CreateOptions) -> Result<Container, Error> {
     crate::spec::validate(&spec)?;
     crate::sysctl::validate(&spec)?;
     let seccomp = crate::security::preflight(&spec)?;
+    hooks::validate(&spec)?;
+    rdt::validate(&spec, &opts.id)?;
+    let want_notify = extras.notify || crate::notify::requested(&spec)?;
     let rootfs = crate::spec::rootfs_path(&spec, &bundle)?;
     let rootfs = std::fs::canonicalize(&rootfs).map_err(|e| Error::Bundle(rootfs.clone(), e))?;
     let process = spec.process().as_ref().expect("validated: process present");
@@ -119,13 +139,23 @@ pub fn create(opts: CreateOptions) -> Result<Container, Error> {
     let mut undo = Undo {
         dir: dir.clone(),
         cgroup: None,
+        rdt: None,
+        poststop: None,
     };
+    if want_notify {
+        crate::notify::prepare(&mut spec, &dir)?;
+    }
 
     if cgroup.exists() && !cgroup.pids()?.is_empty() {
         return Err(Error::CgroupBusy(cgroup.path.clone()));
     }
     cgroup.create(&hier)?;
     undo.cgroup = Some(cgroup.clone());
+    let rdt_state = match spec.linux().as_ref().and_then(|l| l.intel_rdt().as_ref()) {
+        Some(_) => rdt::setup(&rdt::Resctrl::host()?, &spec, &opts.id)?,
+        None => None,
+    };
+    undo.rdt = rdt_state.clone();
 
     let fifo_path = dir.join(state::EXEC_FIFO);
     mkfifo(&fifo_path, root_ids(&spec))?;
@@ -153,6 +183,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, Error> {
         config: spec.clone(),
         no_pivot: opts.no_pivot,
         exit_status: None,
+        rdt: rdt_state.clone(),
     };
     state::save(&opts.root, &st)?;
 
@@ -167,10 +198,9 @@ pub fn create(opts: CreateOptions) -> Result<Container, Error> {
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
         console_socket: console.is_some(),
-        parent_hooks: spec
-            .hooks()
-            .as_ref()
-            .is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some()),
+        // Init stops at the hook point whenever the create phase has hooks, so we know
+        // when a failure must run the poststop hooks (runtime.md steps 3-5, 12, 13).
+        parent_hooks: hooks::has_create_hooks(&spec),
         created: created.clone(),
         exec: None,
         seccomp,
@@ -190,6 +220,7 @@ pub fn create(opts: CreateOptions) -> Result<Container, Error> {
             .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
     };
+    let hooks_reached = std::cell::Cell::new(false);
     let spawned = spawn::spawn(
         cfg,
         InitFds {
@@ -200,20 +231,27 @@ pub fn create(opts: CreateOptions) -> Result<Container, Error> {
         opts.reap,
         &cgroup,
         |pid| {
-            if let Some(h) = spec.hooks().as_ref() {
-                let s = hook_state(pid);
-                hooks::run("prestart", h.prestart().as_deref().unwrap_or_default(), &s)?;
-                hooks::run(
-                    "createRuntime",
-                    h.create_runtime().as_deref().unwrap_or_default(),
-                    &s,
-                )?;
-            }
-            Ok(())
+            hooks_reached.set(true);
+            let s = hook_state(pid);
+            hooks::run("prestart", hooks::of_kind(&spec, "prestart"), &s)?;
+            hooks::run("createRuntime", hooks::of_kind(&spec, "createRuntime"), &s)
         },
-    )?;
+    );
+    if hooks_reached.get() {
+        undo.poststop = Some((
+            hooks::of_kind(&spec, "poststop").to_vec(),
+            st.oci(Status::Stopped),
+        ));
+    }
+    let spawned = spawned?;
     drop(console);
     drop(fifo);
+    if let Some(r) = &rdt_state {
+        if let Err(e) = rdt::add_task(r, spawned.pid) {
+            kill_init(spawned.pid);
+            return Err(e.into());
+        }
+    }
 
     st.init_pid = spawned.pid;
     st.init_start_time = state::proc_stat(spawned.pid)
@@ -304,16 +342,21 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
     std::fs::rename(&tmp, path).map_err(|e| Error::PidFile(path.to_path_buf(), e))
 }
 
-/// Removes what create made when it fails.
+/// Removes what create made when it fails; once the create-phase hooks have started,
+/// the poststop hooks run after the cleanup (runtime.md steps 12 and 13).
 struct Undo {
     dir: PathBuf,
     cgroup: Option<CgroupPaths>,
+    rdt: Option<rdt::RdtState>,
+    poststop: Option<(Vec<oci_spec::runtime::Hook>, OciState)>,
 }
 
 impl Undo {
     fn disarm(&mut self) {
         self.dir = PathBuf::new();
         self.cgroup = None;
+        self.rdt = None;
+        self.poststop = None;
     }
 }
 
@@ -325,8 +368,16 @@ impl Drop for Undo {
                 tracing::warn!("cleanup after failed create: {e}");
             }
         }
+        if let Some(r) = self.rdt.take() {
+            if let Err(e) = rdt::remove(&r) {
+                tracing::warn!("cleanup after failed create: {}", crate::error::chain(&e));
+            }
+        }
         if !self.dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+        if let Some((h, st)) = self.poststop.take() {
+            hooks::run_all("poststop", &h, &st);
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `delete`: remove a container's resources. A created container's init is killed; a
 //! running or paused one only with `force`. Processes left in the cgroup are killed
-//! (thawing a frozen cgroup so the signal lands), the cgroup and state dir removed,
-//! then the poststop hooks run (their failures are logged, not fatal).
+//! (thawing a frozen cgroup so the signal lands), the cgroup, the RDT groups the
+//! container created and the state dir removed, then the poststop hooks run (their
+//! failures are logged, not fatal).
 
 use std::time::Duration;
 
@@ -49,20 +50,18 @@ impl Container {
             drain_cgroup(cg, Duration::from_secs(10));
             cg.remove()?;
         }
+        if let Some(r) = &self.state.rdt {
+            crate::rdt::remove(r)?;
+        }
         let st = self.state.oci(Status::Stopped);
         let dir = self.dir();
         std::fs::remove_dir_all(&dir).map_err(|e| Error::StateDir(dir.clone(), e))?;
-        if let Some(h) = self
-            .state
-            .config
-            .hooks()
-            .as_ref()
-            .and_then(|h| h.poststop().as_ref())
-        {
-            if let Err(e) = crate::hooks::run("poststop", h, &st) {
-                tracing::warn!("{e}");
-            }
-        }
+        // Failures are logged; the remaining hooks still run (runtime.md step 13).
+        crate::hooks::run_all(
+            "poststop",
+            crate::hooks::of_kind(&self.state.config, "poststop"),
+            &st,
+        );
         Ok(())
     }
 }

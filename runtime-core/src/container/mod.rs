@@ -8,9 +8,10 @@ mod exec;
 mod kill;
 mod start;
 
-pub use create::{create, ConsoleSocket, CreateOptions};
+pub use create::{create, create_with, ConsoleSocket, CreateExtras, CreateOptions};
 pub use exec::ExecOptions;
 pub use kill::{parse_signal, signal_pid};
+pub use start::{StartOptions, Started};
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};

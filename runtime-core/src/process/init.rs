@@ -357,6 +357,9 @@ fn stage2_inner(
         .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
         // SAFETY: getpid has no preconditions.
         .unwrap_or_else(|| unsafe { libc::getpid() });
+    // Hooks run in the container's namespaces see the pid as the container sees it
+    // (runtime.md "State"; runc passes getpid() too).
+    let own_pid = std::process::id() as i32;
 
     if !namespaces::has(&cfg.namespaces, Kind::Mount) {
         return Err(rootfs::RootfsError::NoMountNamespace.into());
@@ -395,7 +398,7 @@ fn stage2_inner(
         .and_then(|h| h.create_container().as_ref())
     {
         sys::fchdir(root.as_fd()).map_err(|e| InitError::Sys("enter rootfs", e))?;
-        hooks::run("createContainer", h, &hook_state(cfg, host_pid))?;
+        hooks::run("createContainer", h, &hook_state(cfg, own_pid))?;
     }
 
     let pty = if process.terminal() == Some(true) {
@@ -455,23 +458,26 @@ fn stage2_inner(
         0,
     )
     .map_err(|e| InitError::Sys("open exec fifo", e))?;
-    sys::write_all(wfd.as_fd(), b"0", "exec fifo")
-        .map_err(|e| InitError::Sys("write exec fifo", e))?;
-    drop(wfd);
     drop(fifo);
     drop(host_proc);
-
-    if let Some(h) = spec
-        .hooks()
-        .as_ref()
-        .and_then(|h| h.start_container().as_ref())
-    {
-        let mut st = hook_state(cfg, host_pid);
-        st.status = Status::Running;
-        if let Err(e) = hooks::run("startContainer", h, &st) {
-            eprintln!("runrs: {e}");
-            std::process::exit(1);
-        }
+    // `start` is reading now. The startContainer hooks are part of start: their
+    // result goes back over the fifo, "0" for success, "1" and the error otherwise.
+    let mut st = hook_state(cfg, own_pid);
+    st.status = Status::Created;
+    let hooked = hooks::run(
+        "startContainer",
+        hooks::of_kind(spec, "startContainer"),
+        &st,
+    );
+    let reply = match &hooked {
+        Ok(()) => b"0".to_vec(),
+        Err(e) => format!("1{}", crate::error::chain(e)).into_bytes(),
+    };
+    sys::write_all(wfd.as_fd(), &reply, "exec fifo")
+        .map_err(|e| InitError::Sys("write exec fifo", e))?;
+    drop(wfd);
+    if hooked.is_err() {
+        std::process::exit(1);
     }
     execve::cloexec_from(3 + cfg.preserve_fds);
     execve::reset_signals();

@@ -121,6 +121,26 @@ pub fn propagation(name: &str) -> Option<u64> {
     })
 }
 
+/// Every mount option runrs interprets itself (not passed to the filesystem as data),
+/// sorted: the `mountOptions` of `runrs features`.
+pub fn known_options() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = FLAGS.iter().map(|(n, _, _)| *n).collect();
+    v.extend(REC_ATTRS.iter().map(|(n, _, _)| *n));
+    v.extend([
+        "private",
+        "shared",
+        "slave",
+        "unbindable",
+        "rprivate",
+        "rshared",
+        "rslave",
+        "runbindable",
+        "tmpcopyup",
+    ]);
+    v.sort_unstable();
+    v
+}
+
 /// Whether an option can be honoured; the error says why not.
 pub fn check_option(o: &str) -> Result<(), String> {
     match o {

@@ -1,7 +1,9 @@
 //! `runrs`: a runc-compatible command line over runtime-core.
 
 mod exec;
+mod features_cmd;
 mod logging;
+mod ready;
 mod run;
 mod spec_cmd;
 
@@ -9,7 +11,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use runtime_core::container::{self, ConsoleSocket, Container, CreateOptions};
+use runtime_core::container::{self, ConsoleSocket, Container, CreateExtras, CreateOptions};
 use runtime_core::process::spawn::{InitStdio, Reap};
 
 /// runrs: an OCI container runtime, command-line compatible with runc.
@@ -58,6 +60,8 @@ enum Cmd {
     Start {
         /// Container id.
         id: String,
+        #[command(flatten)]
+        ready: ready::ReadyArgs,
     },
     /// Create and start a container, and wait for it unless detached.
     Run {
@@ -69,7 +73,11 @@ enum Cmd {
         /// Keep the container's state after it exits.
         #[arg(long)]
         keep: bool,
+        #[command(flatten)]
+        ready: ready::ReadyArgs,
     },
+    /// Show the OCI features this runtime implements.
+    Features,
     /// Output the state of a container.
     State {
         /// Container id.
@@ -157,6 +165,14 @@ impl CreateArgs {
             extra_env,
         }
     }
+
+    /// The CLI's opt-ins: NOTIFY_SOCKET in the environment gives the container a
+    /// notify socket, as with runc.
+    fn extras() -> anyhow::Result<CreateExtras> {
+        Ok(CreateExtras {
+            notify: ready::wanted()?,
+        })
+    }
 }
 
 /// The number of descriptors systemd passed to this process (LISTEN_FDS, when
@@ -226,18 +242,26 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Create(a) => {
-            container::create(a.into_options(root))?;
+            container::create_with(a.into_options(root), &CreateArgs::extras()?)?;
             Ok(0)
         }
-        Cmd::Start { id } => {
-            Container::load(&root, &id)?.start()?;
+        Cmd::Start { id, ready } => {
+            Container::load(&root, &id)?.start_with(&ready.start_options()?)?;
             Ok(0)
         }
         Cmd::Run {
             create,
             detach,
             keep,
-        } => run::run(create.into_options(root), detach, keep),
+            ready,
+        } => run::run(
+            create.into_options(root),
+            &CreateArgs::extras()?,
+            detach,
+            keep,
+            &ready.start_options()?,
+        ),
+        Cmd::Features => features_cmd::print(),
         Cmd::State { id } => {
             let c = Container::load(&root, &id)?;
             // runc prints the state without a trailing newline.

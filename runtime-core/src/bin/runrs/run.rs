@@ -9,9 +9,10 @@ use std::os::unix::net::UnixStream;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::SignalFd;
 use nix::sys::termios;
-use runtime_core::container::{self, ConsoleSocket, CreateOptions};
+use runtime_core::container::{self, ConsoleSocket, CreateExtras, CreateOptions};
 use runtime_core::process::console;
 use runtime_core::process::spawn::{InitStdio, Reap};
+use runtime_core::StartOptions;
 
 /// Signals forwarded to the container (SIGCHLD is ours, SIGWINCH resizes the pty).
 const FORWARD: [Signal; 10] = [
@@ -102,14 +103,20 @@ impl Foreground {
 }
 
 /// Create, start and wait; returns the exit code to exit with.
-pub fn run(mut opts: CreateOptions, detach: bool, keep: bool) -> anyhow::Result<i32> {
+pub fn run(
+    mut opts: CreateOptions,
+    extras: &CreateExtras,
+    detach: bool,
+    keep: bool,
+    start: &StartOptions,
+) -> anyhow::Result<i32> {
     let terminal = runtime_core::spec::load(&opts.bundle)
         .ok()
         .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
         .unwrap_or(false);
     if detach {
-        let mut c = container::create(opts)?;
-        if let Err(e) = c.start() {
+        let mut c = container::create_with(opts, extras)?;
+        if let Err(e) = c.start_with(start) {
             let _ = c.delete(true);
             return Err(e.into());
         }
@@ -118,10 +125,10 @@ pub fn run(mut opts: CreateOptions, detach: bool, keep: bool) -> anyhow::Result<
     let fg = Foreground::prepare(terminal, &mut opts.console_socket)?;
     opts.reap = Reap::Here;
     opts.stdio = InitStdio::Inherit;
-    let mut c = container::create(opts)?;
+    let mut c = container::create_with(opts, extras)?;
     let pid = c.pid();
     let mut started = c.clone();
-    let code = match fg.wait(pid, || Ok(started.start()?)) {
+    let code = match fg.wait(pid, || Ok(started.start_with(start).map(|_| ())?)) {
         Ok(code) => code,
         Err(e) => {
             let _ = c.delete(true);
