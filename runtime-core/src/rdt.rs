@@ -600,8 +600,9 @@ fn write_file(rc: &Resctrl, path: &Path, text: &str, append: bool) -> Result<(),
         .map_err(|e| rc.io("write", path, e))
 }
 
-/// Put process `pid` (the container's init at create; each exec'd process before it
-/// runs the user's program) in the container's group, and its monitoring group.
+/// Put process `pid` in the container's group, and its monitoring group. Init's first
+/// stage does this for itself (create and exec pass [`RdtState`] in its config), so the
+/// container's processes inherit the groups before they run anything.
 pub fn add_task(st: &RdtState, pid: i32) -> Result<(), RdtError> {
     let rc = Resctrl::at(&st.root, false);
     write_file(&rc, &st.group.join("tasks"), &format!("{pid}\n"), true)?;
@@ -721,15 +722,6 @@ pub fn stats(st: &RdtState) -> Result<Stats, RdtError> {
 }
 
 impl crate::container::Container {
-    /// Put `pid` in the container's RDT groups, if it has any: every process exec'd
-    /// into the container, before it runs the user's program (init is added by create).
-    pub fn rdt_add_task(&self, pid: i32) -> Result<(), crate::error::Error> {
-        match &self.state.rdt {
-            Some(r) => Ok(add_task(r, pid)?),
-            None => Ok(()),
-        }
-    }
-
     /// The container's RDT statistics; None without `linux.intelRdt`.
     pub fn rdt_stats(&self) -> Result<Option<Stats>, crate::error::Error> {
         match &self.state.rdt {

@@ -65,6 +65,9 @@ pub struct CreateExtras {
     /// environment, as runc does. A container also opts in by itself with the
     /// annotation [`crate::notify::ANNOTATION`]` = "true"`.
     pub notify: bool,
+    /// The resctrl mount for `linux.intelRdt` (None: the host's, from mountinfo). A
+    /// parameter so a container can be tested against a fake resctrl tree.
+    pub resctrl_root: Option<PathBuf>,
 }
 
 /// Create a container. Returns it in the `created` state.
@@ -152,7 +155,13 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
     cgroup.create(&hier)?;
     undo.cgroup = Some(cgroup.clone());
     let rdt_state = match spec.linux().as_ref().and_then(|l| l.intel_rdt().as_ref()) {
-        Some(_) => rdt::setup(&rdt::Resctrl::host()?, &spec, &opts.id)?,
+        Some(_) => {
+            let rc = match &extras.resctrl_root {
+                Some(r) => rdt::Resctrl::at(r, false),
+                None => rdt::Resctrl::host()?,
+            };
+            rdt::setup(&rc, &spec, &opts.id)?
+        }
         None => None,
     };
     undo.rdt = rdt_state.clone();
@@ -204,6 +213,7 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
         created: created.clone(),
         exec: None,
         seccomp,
+        rdt: rdt_state.clone(),
     };
     let hook_state = |pid: i32| OciState {
         oci_version: OCI_VERSION.into(),
@@ -246,6 +256,8 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
     let spawned = spawned?;
     drop(console);
     drop(fifo);
+    // Init joined the RDT groups itself before forking; naming it here too is a no-op
+    // for the kernel and what a reader of `tasks` expects (runc writes this pid).
     if let Some(r) = &rdt_state {
         if let Err(e) = rdt::add_task(r, spawned.pid) {
             kill_init(spawned.pid);

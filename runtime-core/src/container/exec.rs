@@ -101,6 +101,7 @@ impl Container {
             created: self.state.created.clone(),
             exec: Some(Box::new(opts.process)),
             seccomp,
+            rdt: self.state.rdt.clone(),
         };
         let spawned = spawn::spawn(
             cfg,
@@ -113,6 +114,10 @@ impl Container {
             &self.state.cgroup,
             |_| Ok(()),
         )?;
+        if let Some(r) = &self.state.rdt {
+            // Already in through init's stage 1 (inherited); named for `tasks` readers.
+            crate::rdt::add_task(r, spawned.pid)?;
+        }
         if let Some(pf) = &opts.pid_file {
             write_pid_file(pf, spawned.pid)?;
         }

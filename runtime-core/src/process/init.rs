@@ -60,6 +60,10 @@ pub struct InitConfig {
     /// The compiled seccomp filter (see [`crate::security::preflight`]).
     #[serde(default)]
     pub seccomp: Option<crate::seccomp::Program>,
+    /// Intel RDT groups to join first thing, so every process of the container
+    /// (hooks included) is in them before it runs.
+    #[serde(default)]
+    pub rdt: Option<crate::rdt::RdtState>,
 }
 
 /// If this process was started as runrs' init, run it; never returns then.
@@ -120,6 +124,9 @@ pub enum InitError {
     /// A hook run by init.
     #[error(transparent)]
     Hook(#[from] hooks::HookError),
+    /// Joining the Intel RDT groups.
+    #[error(transparent)]
+    Rdt(#[from] crate::rdt::RdtError),
     /// rlimits.
     #[error(transparent)]
     Rlimit(#[from] rlimits::RlimitError),
@@ -195,6 +202,9 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), I
             .as_ref()
             .ok_or(InitError::Protocol("process"))?,
     };
+    if let Some(r) = &cfg.rdt {
+        crate::rdt::add_task(r, std::process::id() as i32)?;
+    }
     if let Some(adj) = process.oom_score_adj() {
         // Inherited by the container's init across fork.
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|source| {

@@ -39,6 +39,10 @@ struct Cli {
     /// Path to the criu binary.
     #[arg(long, global = true, default_value = "criu")]
     criu: String,
+    /// resctrl mount point for linux.intelRdt (default: the host's, from mountinfo);
+    /// lets tests use a fake resctrl tree.
+    #[arg(long = "resctrl-root", global = true, hide = true)]
+    resctrl_root: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -168,9 +172,10 @@ impl CreateArgs {
 
     /// The CLI's opt-ins: NOTIFY_SOCKET in the environment gives the container a
     /// notify socket, as with runc.
-    fn extras() -> anyhow::Result<CreateExtras> {
+    fn extras(resctrl_root: &Option<PathBuf>) -> anyhow::Result<CreateExtras> {
         Ok(CreateExtras {
             notify: ready::wanted()?,
+            resctrl_root: resctrl_root.clone().map(absolute),
         })
     }
 }
@@ -242,7 +247,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Create(a) => {
-            container::create_with(a.into_options(root), &CreateArgs::extras()?)?;
+            container::create_with(
+                a.into_options(root),
+                &CreateArgs::extras(&cli.resctrl_root)?,
+            )?;
             Ok(0)
         }
         Cmd::Start { id, ready } => {
@@ -256,7 +264,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ready,
         } => run::run(
             create.into_options(root),
-            &CreateArgs::extras()?,
+            &CreateArgs::extras(&cli.resctrl_root)?,
             detach,
             keep,
             &ready.start_options()?,
