@@ -193,10 +193,14 @@ fn run_one(kind: &'static str, index: usize, h: &Hook, state: &[u8]) -> Result<(
         }
         cmd.args(args.iter().skip(1));
     }
-    cmd.env_clear();
-    for e in h.env().iter().flatten() {
-        if let Some((k, v)) = e.split_once('=') {
-            cmd.env(k, v);
+    // Like runc (Go's exec.Cmd with a nil Env): without `env` the hook inherits the
+    // runtime's environment; with one, it gets exactly that.
+    if let Some(env) = h.env() {
+        cmd.env_clear();
+        for e in env {
+            if let Some((k, v)) = e.split_once('=') {
+                cmd.env(k, v);
+            }
         }
     }
     cmd.stdin(Stdio::piped())
@@ -464,6 +468,27 @@ mod tests {
         let got: OciState = serde_json::from_str(json.trim()).expect("state json");
         assert_eq!(got, state());
         assert_eq!(rest.trim(), "arg0 one bar");
+    }
+
+    #[test]
+    fn env_inherited_only_without_env() {
+        let Ok(home) = std::env::var("HOME") else {
+            return;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("runrs-ops-")
+            .tempdir()
+            .expect("tmp");
+        let out = dir.path().join("out");
+        let script = format!("echo \"[$HOME]\" >> {}", out.display());
+        let inherit = hook(serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", script]}));
+        let empty =
+            hook(serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", script], "env": []}));
+        run("prestart", &[inherit, empty], &state()).expect("hooks run");
+        assert_eq!(
+            std::fs::read_to_string(&out).expect("out"),
+            format!("[{home}]\n[]\n")
+        );
     }
 
     #[test]
