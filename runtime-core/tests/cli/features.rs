@@ -79,6 +79,12 @@ fn features_document_has_runcs_fields() {
         strings(&ours["linux"]["capabilities"]),
         strings(&runc["linux"]["capabilities"])
     );
+    for list in ["actions", "operators", "archs"] {
+        let o = strings(&ours["linux"]["seccomp"][list]);
+        for x in strings(&runc["linux"]["seccomp"][list]) {
+            assert!(o.contains(&x), "seccomp {list}: {x} missing");
+        }
+    }
     let ns = strings(&ours["linux"]["namespaces"]);
     for n in strings(&runc["linux"]["namespaces"]) {
         assert!(ns.contains(&n), "namespace {n} missing");
