@@ -64,6 +64,8 @@ if has cli; then
   cargo test -p integration --test 'cli_*'
   log "security suite (seccomp, capabilities, user namespaces, CVE regressions)"
   cargo test -p runtime-core --test security
+  log "runrs-specific CLI suite (hooks, sd_notify, RDT, features)"
+  cargo test -p runtime-core --test cli
 fi
 
 if has e2e && ls integration/tests/containerd*.rs >/dev/null 2>&1; then

@@ -7,6 +7,7 @@ mod daemon;
 mod delete;
 mod error;
 mod events;
+mod info;
 mod logger;
 mod logging;
 mod options;
@@ -33,6 +34,13 @@ fn main() {
             env!("CARGO_PKG_NAME"),
             env!("CARGO_PKG_VERSION")
         );
+        return;
+    }
+    if args.iter().skip(1).any(|a| a == "-info" || a == "--info") {
+        if let Err(e) = info::run() {
+            eprintln!("containerd-shim-runrs-v2 -info: {e}");
+            std::process::exit(1);
+        }
         return;
     }
     let flags = match containerd_shim::parse(&args[1..]) {
