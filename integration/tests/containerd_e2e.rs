@@ -17,6 +17,8 @@
 mod closeio;
 #[path = "containerd_e2e/exec.rs"]
 mod exec;
+#[path = "containerd_e2e/notify.rs"]
+mod notify;
 #[path = "containerd_e2e/scenarios.rs"]
 mod scenarios;
 
@@ -112,6 +114,9 @@ fn run(r: &mut Runner) -> Result<()> {
     Ok(())
 }
 
+/// Checks of runrs-only features (runc's shim has nothing to validate them against).
+const RUNRS_ONLY: &[&str] = &["notify"];
+
 /// Checks that measure throughput or load: one containerd version is enough for them.
 const HEAVY: &[&str] = &["exec-concurrent", "stdout-1g"];
 
@@ -153,6 +158,14 @@ fn run_version(
                     .iter()
                     .flat_map(|s| std::iter::repeat_n(s, repeat()))
                 {
+                    if RUNRS_ONLY.contains(name) && short != "runrs" {
+                        r.skip(
+                            &g,
+                            name,
+                            "runrs-specific behaviour (sd_notify readiness opt-in)",
+                        );
+                        continue;
+                    }
                     if HEAVY.contains(name) && !first && !heavy_everywhere() {
                         r.skip(
                             &g,

@@ -61,6 +61,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("exec-tty", crate::exec::exec_tty),
     ("exec-concurrent", crate::exec::exec_concurrent),
     ("stdout-1g", crate::exec::stdout_gib),
+    ("notify", crate::notify::notify),
 ];
 
 /// Removes a container with `ctr` when a scenario fails half way.
