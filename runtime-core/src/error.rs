@@ -122,6 +122,7 @@ impl Error {
             | Error::Notify(crate::notify::NotifyError::Timeout { .. })
             | Error::Notify(crate::notify::NotifyError::NotPrepared(_))
             | Error::StartHook { .. } => Kind::FailedPrecondition,
+            Error::Cgroup(e) if e.is_invalid_config() => Kind::InvalidArgument,
             Error::WrongState { .. }
             | Error::NotRunning(_)
             | Error::InitDied(_)

@@ -144,7 +144,7 @@ impl Hierarchies {
         if raw.contains(':') && !raw.starts_with('/') {
             return Err(CgroupError::BadPath(
                 raw.to_string(),
-                "looks like a systemd path (slice:prefix:name) but the systemd cgroup driver is not enabled",
+                "looks like a systemd path (slice:prefix:name), but runrs has only the cgroupfs driver (use a path like /runrs/<id>)",
             ));
         }
         let clean = clean_path(raw);

@@ -6,8 +6,16 @@
 //! container placed in the unified hierarchy too, as runc does. The cgroup root and the
 //! mount table are parameters, so this logic is tested against a temp dir.
 //! See cgroups(7), Documentation/admin-guide/cgroup-v1 and cgroup-v2.rst.
+//!
+//! The rest of the container's cgroup life lives in submodules: [`limits`] writes
+//! `linux.resources`, [`devices`] builds the device policy (v1 lists, v2 BPF filter),
+//! [`stats`] reads usage, [`oom`] watches for OOM kills.
 
+pub mod devices;
 mod hierarchy;
+pub mod limits;
+pub mod oom;
+pub mod stats;
 
 pub use hierarchy::{Hierarchies, Mode};
 
@@ -53,6 +61,60 @@ pub enum CgroupError {
     /// Removing a cgroup failed.
     #[error("remove cgroup {0}")]
     Remove(PathBuf, #[source] std::io::Error),
+    /// A `linux.resources` setting that is invalid or that this host cannot apply.
+    #[error("linux.resources.{field}: {reason}")]
+    Resource {
+        /// The field, below linux.resources (`memory.limit`, `unified.cpu.max`).
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Writing a resource's cgroup file failed.
+    #[error("linux.resources.{field}: write {value:?} to {}{hint}", path.display())]
+    Limit {
+        /// The field, below linux.resources.
+        field: String,
+        /// The cgroup file.
+        path: PathBuf,
+        /// What was written.
+        value: String,
+        /// An explanation of the errno, or empty.
+        hint: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Installing the cgroup v2 device filter (BPF) failed.
+    #[error("linux.resources.devices: install the cgroup v2 device filter")]
+    DeviceFilter(#[source] crate::sys::SysError),
+    /// No freezer for this container's cgroups.
+    #[error("cannot freeze cgroup {0}: no freezer controller (v1) and no cgroup2 hierarchy")]
+    NoFreezer(String),
+    /// An OOM watcher could not be set up or read.
+    #[error("watch {what} for OOM events")]
+    Oom {
+        /// The file or descriptor.
+        what: String,
+        /// The error.
+        #[source]
+        source: crate::sys::SysError,
+    },
+}
+
+impl CgroupError {
+    /// Whether the error is the caller's configuration (not the host failing).
+    pub fn is_invalid_config(&self) -> bool {
+        match self {
+            CgroupError::Resource { .. } | CgroupError::BadPath(..) => true,
+            CgroupError::Limit { source, .. } => {
+                matches!(
+                    source.raw_os_error(),
+                    Some(libc::EINVAL) | Some(libc::ERANGE)
+                )
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The cgroups of one container: one directory per hierarchy.
@@ -139,6 +201,14 @@ impl CgroupPaths {
     /// exiting tasks (EBUSY), as runc does.
     pub fn remove(&self) -> Result<(), CgroupError> {
         let mut first_err = None;
+        if self.mode == Mode::Unified {
+            if let Some(d) = self.dirs.get(UNIFIED) {
+                // rmdir would release the device filter too; detach it explicitly.
+                if let Err(e) = devices::bpf::remove(d) {
+                    tracing::warn!("detach the device filter of {}: {e}", d.display());
+                }
+            }
+        }
         for dir in self.unique_dirs() {
             if let Err(e) = remove_dir(dir) {
                 first_err.get_or_insert(e);
@@ -149,7 +219,8 @@ impl CgroupPaths {
 }
 
 /// Freeze (or thaw) every process of the container: the v1 freezer controller, or
-/// cgroup.freeze on v2. Waits until the kernel reports the new state.
+/// cgroup.freeze of the cgroup2 hierarchy (v2, or a hybrid host without a v1 freezer).
+/// Waits until the kernel reports the new state.
 pub fn freeze(cg: &CgroupPaths, frozen: bool) -> Result<(), CgroupError> {
     if let Some(d) = cg.dirs.get("freezer") {
         let want = if frozen { "FROZEN" } else { "THAWED" };
@@ -169,22 +240,51 @@ pub fn freeze(cg: &CgroupPaths, frozen: bool) -> Result<(), CgroupError> {
             source: std::io::Error::from_raw_os_error(libc::EBUSY),
         });
     }
-    if cg.mode == Mode::Unified {
-        if let Some(d) = cg.dirs.get(UNIFIED) {
-            write(&d.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
-            let events = d.join("cgroup.events");
-            let want = if frozen { "frozen 1" } else { "frozen 0" };
-            for _ in 0..1000 {
-                let s = std::fs::read_to_string(&events)
-                    .map_err(|e| CgroupError::Read(events.clone(), e))?;
-                if s.lines().any(|l| l.trim() == want) {
-                    return Ok(());
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
+    let Some(d) = cg.dirs.get(UNIFIED) else {
+        return Err(CgroupError::NoFreezer(cg.path.clone()));
+    };
+    write(&d.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+    let events = d.join("cgroup.events");
+    let want = if frozen { "frozen 1" } else { "frozen 0" };
+    for _ in 0..1000 {
+        let s =
+            std::fs::read_to_string(&events).map_err(|e| CgroupError::Read(events.clone(), e))?;
+        if s.lines().any(|l| l.trim() == want) {
+            return Ok(());
         }
+        std::thread::sleep(Duration::from_millis(1));
     }
-    Ok(())
+    Err(CgroupError::Write {
+        path: d.join("cgroup.freeze"),
+        value: want.into(),
+        source: std::io::Error::from_raw_os_error(libc::EBUSY),
+    })
+}
+
+/// Whether the container's cgroup is frozen (by [`freeze`]).
+pub fn is_frozen(cg: &CgroupPaths) -> bool {
+    if let Some(d) = cg.dirs.get("freezer") {
+        return std::fs::read_to_string(d.join("freezer.state"))
+            .map(|s| s.trim() == "FROZEN")
+            .unwrap_or(false);
+    }
+    cg.dirs.get(UNIFIED).is_some_and(|d| {
+        std::fs::read_to_string(d.join("cgroup.freeze"))
+            .map(|s| s.trim() == "1")
+            .unwrap_or(false)
+    })
+}
+
+/// Why the systemd cgroup driver cannot be used, for `--systemd-cgroup` and the
+/// shim's SystemdCgroup option. `run` is the /run directory (systemd marks a
+/// systemd-booted host with /run/systemd/system, see sd_booted(3)).
+pub fn systemd_driver_unavailable(run: &Path) -> String {
+    let why = if run.join("systemd/system").is_dir() {
+        "runrs implements only the cgroupfs driver"
+    } else {
+        "systemd is not running on this host (no /run/systemd/system), and runrs implements only the cgroupfs driver"
+    };
+    format!("the systemd cgroup driver is not available: {why}; use cgroupfs (drop the option and give linux.cgroupsPath as a path like /runrs/<id>)")
 }
 
 /// Write a value to a cgroup file.
@@ -192,6 +292,24 @@ pub fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     std::fs::write(path, value).map_err(|source| CgroupError::Write {
         path: path.to_path_buf(),
         value: value.to_string(),
+        source,
+    })
+}
+
+/// Write a resource value, naming the OCI field and explaining common errnos.
+pub fn write_field(field: &str, path: &Path, value: &str) -> Result<(), CgroupError> {
+    std::fs::write(path, value).map_err(|source| CgroupError::Limit {
+        field: field.to_string(),
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        hint: match source.raw_os_error() {
+            Some(libc::ENOENT) => {
+                " (no such file: this kernel or this cgroup does not offer the setting)"
+            }
+            Some(libc::EINVAL) | Some(libc::ERANGE) => " (the kernel rejected the value)",
+            Some(libc::EACCES) | Some(libc::EPERM) => " (permission denied by the kernel)",
+            _ => "",
+        },
         source,
     })
 }

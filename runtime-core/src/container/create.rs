@@ -154,6 +154,7 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
     }
     cgroup.create(&hier)?;
     undo.cgroup = Some(cgroup.clone());
+    crate::cgroups::limits::apply_spec(&hier, &cgroup, &spec)?;
     let rdt_state = match spec.linux().as_ref().and_then(|l| l.intel_rdt().as_ref()) {
         Some(_) => {
             let rc = match &extras.resctrl_root {

@@ -1,12 +1,16 @@
 //! Containers and their lifecycle verbs, one file per verb: [`create`], [`start`],
-//! [`kill`], [`delete`]. A [`Container`] is its persisted state plus the live status
+//! [`kill`], [`delete`], `pause`/`resume`, `update`; `stats` holds the read-only
+//! cgroup views (stats, processes, OOM). A [`Container`] is its persisted state plus the live status
 //! derived from the kernel. See the OCI runtime spec, runtime.md "Lifecycle".
 
 mod create;
 mod delete;
 mod exec;
 mod kill;
+mod pause;
 mod start;
+mod stats;
+mod update;
 
 pub use create::{create, create_with, ConsoleSocket, CreateExtras, CreateOptions};
 pub use exec::ExecOptions;
@@ -85,20 +89,7 @@ impl Container {
 
     /// Whether the container's cgroup is frozen.
     pub fn frozen(&self) -> bool {
-        let cg = &self.state.cgroup;
-        if let Some(d) = cg.dirs.get("freezer") {
-            return std::fs::read_to_string(d.join("freezer.state"))
-                .map(|s| s.trim() == "FROZEN")
-                .unwrap_or(false);
-        }
-        if cg.mode == crate::cgroups::Mode::Unified {
-            if let Some(d) = cg.dirs.get(crate::cgroups::UNIFIED) {
-                return std::fs::read_to_string(d.join("cgroup.freeze"))
-                    .map(|s| s.trim() == "1")
-                    .unwrap_or(false);
-            }
-        }
-        false
+        crate::cgroups::is_frozen(&self.state.cgroup)
     }
 
     /// The OCI state document with the live status.

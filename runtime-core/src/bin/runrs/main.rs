@@ -1,11 +1,14 @@
 //! `runrs`: a runc-compatible command line over runtime-core.
 
+mod events;
 mod exec;
 mod features_cmd;
 mod logging;
+mod ps;
 mod ready;
 mod run;
 mod spec_cmd;
+mod update;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -109,6 +112,22 @@ enum Cmd {
     },
     /// Run a process in a container.
     Exec(exec::ExecArgs),
+    /// Update a container's resource limits.
+    Update(Box<update::Args>),
+    /// Suspend every process of a container.
+    Pause {
+        /// Container id.
+        id: String,
+    },
+    /// Resume a paused container.
+    Resume {
+        /// Container id.
+        id: String,
+    },
+    /// List the processes of a container.
+    Ps(ps::Args),
+    /// Print container stats and OOM events (JSON lines).
+    Events(events::Args),
     /// Delete a container.
     Delete {
         /// Container id.
@@ -238,7 +257,10 @@ fn main() {
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     if cli.systemd_cgroup {
-        anyhow::bail!("--systemd-cgroup: the systemd cgroup driver is not available in this build");
+        anyhow::bail!(
+            "--systemd-cgroup: {}",
+            runtime_core::cgroups::systemd_driver_unavailable(std::path::Path::new("/run"))
+        );
     }
     let root = absolute(cli.root);
     match cli.cmd {
@@ -283,6 +305,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Exec(a) => exec::exec(a, root),
+        Cmd::Update(a) => update::run(&root, *a),
+        Cmd::Pause { id } => {
+            Container::load(&root, &id)?.pause()?;
+            Ok(0)
+        }
+        Cmd::Resume { id } => {
+            Container::load(&root, &id)?.resume()?;
+            Ok(0)
+        }
+        Cmd::Ps(a) => ps::run(&root, a),
+        Cmd::Events(a) => events::run(&root, a),
         Cmd::Delete { id, force } => {
             match Container::load(&root, &id) {
                 Ok(c) => c.delete(force)?,
