@@ -298,20 +298,27 @@ pub fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
 
 /// Write a resource value, naming the OCI field and explaining common errnos.
 pub fn write_field(field: &str, path: &Path, value: &str) -> Result<(), CgroupError> {
-    std::fs::write(path, value).map_err(|source| CgroupError::Limit {
-        field: field.to_string(),
-        path: path.to_path_buf(),
-        value: value.to_string(),
-        hint: match source.raw_os_error() {
-            Some(libc::ENOENT) => {
-                " (no such file: this kernel or this cgroup does not offer the setting)"
-            }
-            Some(libc::EINVAL) | Some(libc::ERANGE) => " (the kernel rejected the value)",
-            Some(libc::EACCES) | Some(libc::EPERM) => " (permission denied by the kernel)",
-            _ => "",
-        },
-        source,
-    })
+    use std::io::Write;
+    // Never create: a missing control file is an error, on cgroupfs and in test trees.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(value.as_bytes()))
+        .map_err(|source| CgroupError::Limit {
+            field: field.to_string(),
+            path: path.to_path_buf(),
+            value: value.to_string(),
+            hint: match source.raw_os_error() {
+                Some(libc::ENOENT) => {
+                    " (no such file: this kernel or this cgroup does not offer the setting)"
+                }
+                Some(libc::EINVAL) | Some(libc::ERANGE) => " (the kernel rejected the value)",
+                Some(libc::EACCES) | Some(libc::EPERM) => " (permission denied by the kernel)",
+                _ => "",
+            },
+            source,
+        })
 }
 
 fn create_cpuset(mount: &Path, dir: &Path) -> Result<(), CgroupError> {
@@ -390,3 +397,5 @@ fn remove_dir(dir: &Path) -> Result<(), CgroupError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_usage;

@@ -5,14 +5,14 @@
 //! each time the container hits OOM, until the container stops.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc;
-use std::time::Duration;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
-use runtime_core::cgroups::oom::OomEvent;
+use runtime_core::cgroups::oom::{OomEvent, OomWatcher};
 use runtime_core::cgroups::stats::{BlkioEntry, MemoryEntry, Stats};
 use runtime_core::cgroups::Mode;
 use runtime_core::container::Container;
-use runtime_core::Status;
+use runtime_core::{sys, Status};
 use serde::Serialize;
 
 /// Arguments of `runrs events`.
@@ -39,49 +39,55 @@ pub fn run(root: &std::path::Path, a: Args) -> anyhow::Result<i32> {
         print_event("stats", c.id(), Some(&c.stats()?))?;
         return Ok(0);
     }
-    let (tx, rx) = mpsc::channel();
-    match c.oom_watcher() {
-        Ok(mut w) => {
-            std::thread::spawn(move || loop {
-                match w.wait() {
-                    Ok(e) => {
-                        let gone = e == OomEvent::Gone;
-                        if tx.send(e).is_err() || gone {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!("{}", runtime_core::error::chain(&e));
-                        return;
-                    }
-                }
-            });
+    let mut watcher = match c.oom_watcher() {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!("no OOM events: {}", runtime_core::error::chain(&e));
+            None
         }
-        Err(e) => tracing::warn!("no OOM events: {}", runtime_core::error::chain(&e)),
-    }
+    };
+    let mut next = Instant::now() + interval;
     loop {
-        match rx.recv_timeout(interval) {
-            Ok(OomEvent::Oom { .. }) => print_event("oom", c.id(), None)?,
-            Ok(OomEvent::Gone) => return Ok(0),
-            Err(mpsc::RecvTimeoutError::Timeout | mpsc::RecvTimeoutError::Disconnected) => {
-                if c.status() == Status::Stopped {
-                    return Ok(0);
-                }
-                match c.stats() {
-                    Ok(s) => print_event("stats", c.id(), Some(&s))?,
-                    Err(e) => tracing::error!("{}", runtime_core::error::chain(&e)),
-                }
-                if rx_closed(&rx) {
-                    // No watcher: keep ticking on the interval alone.
-                    std::thread::sleep(interval);
-                }
+        let wait = next.saturating_duration_since(Instant::now());
+        let ready = match &watcher {
+            Some(w) => {
+                let ms = wait.as_millis().min(i32::MAX as u128) as i32;
+                sys::poll_one(w.as_fd(), libc::POLLIN, ms)? != 0
             }
+            None => {
+                std::thread::sleep(wait);
+                false
+            }
+        };
+        if ready {
+            if drain(&mut watcher, c.id())? {
+                return Ok(0);
+            }
+            continue;
+        }
+        next += interval;
+        if c.status() == Status::Stopped {
+            // An OOM that ended the container is reported before we leave.
+            drain(&mut watcher, c.id())?;
+            return Ok(0);
+        }
+        match c.stats() {
+            Ok(s) => print_event("stats", c.id(), Some(&s))?,
+            Err(e) => tracing::error!("{}", runtime_core::error::chain(&e)),
         }
     }
 }
 
-fn rx_closed(rx: &mpsc::Receiver<OomEvent>) -> bool {
-    matches!(rx.try_recv(), Err(mpsc::TryRecvError::Disconnected))
+/// Print what the watcher has; true once the cgroup is gone.
+fn drain(watcher: &mut Option<OomWatcher>, id: &str) -> anyhow::Result<bool> {
+    let Some(w) = watcher else { return Ok(false) };
+    while let Some(ev) = w.read()? {
+        match ev {
+            OomEvent::Oom { .. } => print_event("oom", id, None)?,
+            OomEvent::Gone => return Ok(true),
+        }
+    }
+    Ok(false)
 }
 
 fn print_event(typ: &str, id: &str, stats: Option<&Stats>) -> anyhow::Result<()> {
