@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::process::Stdio;
 
 use serde_json::{json, Value};
@@ -350,9 +350,12 @@ fn events_reports_oom_before_the_container_ends() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("runrs events");
-    let mut stdout = ev.stdout.take().expect("stdout");
-    env.ok(&["start", &id]);
+    let mut stdout = std::io::BufReader::new(ev.stdout.take().expect("stdout"));
+    // The first stats line says the watcher is in place: only then start the hog.
     let mut text = String::new();
+    stdout.read_line(&mut text).expect("first event");
+    assert!(text.starts_with(r#"{"type":"stats""#), "{text}");
+    env.ok(&["start", &id]);
     stdout.read_to_string(&mut text).expect("read events");
     assert!(ev.wait().expect("events").success());
     let oom = format!(r#"{{"type":"oom","id":"{id}"}}"#);

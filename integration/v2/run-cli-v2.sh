@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# run-cli-v2.sh [RUNRS]
+#
+# Resource control of the runrs CLI on a cgroup v2-only kernel: boots the throw-away VM
+# of ../shared/cgroup2-vm (or $CGROUP2_VM) and runs cli-v2-tests.sh in it as root.
+# RUNRS defaults to target/debug/runrs of this workspace (build it first:
+# `cargo build -p runtime-core --bin runrs`). Needs qemu-system-x86, busybox-static, jq.
+# Exit code: the tests' (0 = all passed), 125 = the VM failed, 124 = timeout.
+#
+# Env: ROOTFS (busybox rootfs dir; built with make-busybox-image.sh when missing,
+#      default /var/tmp/runrs-res-rootfs/rootfs), CGROUP2_VM, E2E_DIR (../shared/e2e),
+#      and the VM's own VM_MEM, VM_CPUS, VM_TIMEOUT.
+set -euo pipefail
+HERE=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+SHARED=$(cd "$REPO/.." && pwd)/shared
+[ -d "$SHARED" ] || SHARED=/work/shared
+RUNRS=$(readlink -f "${1:-$REPO/target/debug/runrs}")
+ROOTFS=${ROOTFS:-/var/tmp/runrs-res-rootfs/rootfs}
+VM=${CGROUP2_VM:-$SHARED/cgroup2-vm/run-in-v2-vm.sh}
+E2E=${E2E_DIR:-$SHARED/e2e}
+
+[ -x "$RUNRS" ] || { echo "run-cli-v2: no runrs binary at $RUNRS (cargo build -p runtime-core --bin runrs)" >&2; exit 2; }
+[ -x "$VM" ] || { echo "run-cli-v2: no VM runner at $VM (set CGROUP2_VM)" >&2; exit 2; }
+command -v qemu-system-x86_64 >/dev/null || { echo "run-cli-v2: qemu-system-x86_64 missing (apt-get install qemu-system-x86)" >&2; exit 2; }
+if [ ! -x "$ROOTFS/bin/busybox" ]; then
+  mkdir -p "$(dirname "$ROOTFS")"
+  flock "$(dirname "$ROOTFS")/.lock" sh -c \
+    "[ -x '$ROOTFS/bin/busybox' ] || ROOTFS_DIR='$ROOTFS' '$E2E/make-busybox-image.sh' /tmp/runrs-v2-busybox-\$\$.tar >/dev/null && rm -f /tmp/runrs-v2-busybox-\$\$.tar"
+fi
+
+# The guest sees the work dir read-write and the extra paths read-only, at the same paths.
+work=$(mktemp -d /tmp/runrs-res-v2.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cp "$RUNRS" "$work/runrs"
+rc=0
+"$VM" -C "$work" --ro "$ROOTFS" --ro "$HERE" -- \
+  bash "$HERE/cli-v2-tests.sh" "$work/runrs" "$ROOTFS" || rc=$?
+exit $rc
