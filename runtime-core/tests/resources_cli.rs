@@ -235,6 +235,35 @@ fn limits_beyond_runc_and_persisted_updates() {
     assert_eq!(r["devices"][0]["allow"], json!(false));
     assert_eq!(v1_file("pids", &id, "pids.max"), "40");
     assert_eq!(v1_file("memory", &id, "memory.limit_in_bytes"), "134217728");
+
+    // A device list in an update replaces the policy, by difference (runc 1.1 ignores it).
+    for (rules, has_loop) in [
+        (
+            json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "b", "major": 7, "minor": 0, "access": "r"}]),
+            true,
+        ),
+        (json!([{"allow": false, "access": "rwm"}]), false),
+    ] {
+        let mut child = env
+            .cmd(&["update", "-r", "-", &id])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("update");
+        let doc = json!({ "devices": rules }).to_string();
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(doc.as_bytes())
+            .expect("write");
+        assert!(child.wait().expect("update").success());
+        let list = v1_file("devices", &id, "devices.list");
+        assert_eq!(list.lines().any(|l| l == "b 7:0 r"), has_loop, "{list}");
+        assert!(
+            list.contains("c 1:3 rwm"),
+            "the default allow list stays: {list}"
+        );
+    }
     env.finish();
 }
 

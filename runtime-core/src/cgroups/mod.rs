@@ -299,6 +299,7 @@ pub fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
 /// Write a resource value, naming the OCI field and explaining common errnos.
 pub fn write_field(field: &str, path: &Path, value: &str) -> Result<(), CgroupError> {
     use std::io::Write;
+    tracing::debug!("cgroup: write {value:?} to {}", path.display());
     // Never create: a missing control file is an error, on cgroupfs and in test trees.
     std::fs::OpenOptions::new()
         .write(true)
