@@ -2,7 +2,7 @@
 # cli-v2-tests.sh RUNRS ROOTFS
 #
 # runrs resource control on a cgroup v2-only host, through the CLI. Runs as root inside
-# the cgroup2 VM (see run-cli-v2.sh); it would run on any v2 host, and refuses others.
+# the cgroup2 VM (see run-v2.sh); it would run on any v2 host, and refuses others.
 # Prints "ok - NAME" / "not ok - NAME: why" per test; exits 1 if any failed.
 #  limits    every controller's limit in the container's cgroup files (host and inside),
 #            `runrs update` (flags and -r -) changes them live, state.json keeps them

@@ -58,10 +58,10 @@ pub struct Args {
     /// Maximum number of processes (-1 for unlimited).
     #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pids_limit: Option<i64>,
-    /// Intel RDT L3 cache schema (not supported yet).
+    /// Intel RDT L3 cache schema (not supported by update yet).
     #[arg(long = "l3-cache-schema")]
     l3_cache_schema: Option<String>,
-    /// Intel RDT memory bandwidth schema (not supported yet).
+    /// Intel RDT memory bandwidth schema (not supported by update yet).
     #[arg(long = "mem-bw-schema")]
     mem_bw_schema: Option<String>,
 }
@@ -98,7 +98,7 @@ fn read_json(src: &str) -> anyhow::Result<LinuxResources> {
 fn from_flags(a: &Args) -> anyhow::Result<LinuxResources> {
     if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
         anyhow::bail!(
-            "--l3-cache-schema/--mem-bw-schema: Intel RDT (resctrl) is not supported by runrs yet"
+            "--l3-cache-schema/--mem-bw-schema: changing Intel RDT schemata of a running container is not supported yet (linux.intelRdt is applied at create)"
         );
     }
     if a.kernel_memory.is_some() || a.kernel_memory_tcp.is_some() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run-cli-v2.sh [RUNRS]
+# run-v2.sh [RUNRS]
 #
 # Resource control of the runrs CLI on a cgroup v2-only kernel: boots the throw-away VM
 # of ../shared/cgroup2-vm (or $CGROUP2_VM) and runs cli-v2-tests.sh in it as root.
@@ -20,9 +20,9 @@ ROOTFS=${ROOTFS:-/var/tmp/runrs-res-rootfs/rootfs}
 VM=${CGROUP2_VM:-$SHARED/cgroup2-vm/run-in-v2-vm.sh}
 E2E=${E2E_DIR:-$SHARED/e2e}
 
-[ -x "$RUNRS" ] || { echo "run-cli-v2: no runrs binary at $RUNRS (cargo build -p runtime-core --bin runrs)" >&2; exit 2; }
-[ -x "$VM" ] || { echo "run-cli-v2: no VM runner at $VM (set CGROUP2_VM)" >&2; exit 2; }
-command -v qemu-system-x86_64 >/dev/null || { echo "run-cli-v2: qemu-system-x86_64 missing (apt-get install qemu-system-x86)" >&2; exit 2; }
+[ -x "$RUNRS" ] || { echo "run-v2: no runrs binary at $RUNRS (cargo build -p runtime-core --bin runrs)" >&2; exit 2; }
+[ -x "$VM" ] || { echo "run-v2: no VM runner at $VM (set CGROUP2_VM)" >&2; exit 2; }
+command -v qemu-system-x86_64 >/dev/null || { echo "run-v2: qemu-system-x86_64 missing (apt-get install qemu-system-x86)" >&2; exit 2; }
 if [ ! -x "$ROOTFS/bin/busybox" ]; then
   mkdir -p "$(dirname "$ROOTFS")"
   flock "$(dirname "$ROOTFS")/.lock" sh -c \

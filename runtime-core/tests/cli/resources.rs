@@ -4,15 +4,13 @@
 //! updates), resources persisted in state.json across updates, and clear errors that
 //! leave nothing behind. The runc-validated behaviour (limits, update, OOM, pids,
 //! devices, pause, ps, events) is in integration/tests/cli_resources.rs; cgroup v2 in
-//! integration/v2/run-cli-v2.sh.
-
-mod support;
+//! integration/v2/run-v2.sh.
 
 use std::io::Write;
 use std::process::Stdio;
 
+use super::resources_support::{a_block_device, kv, v1_file, wait_for, Env};
 use serde_json::{json, Value};
-use support::{a_block_device, kv, v1_file, wait_for, Env};
 
 /// Whether hugepage limits can be applied here (v1 hugetlb, or in the unified hierarchy).
 fn hugetlb_dir(id: &str) -> Option<String> {
@@ -307,7 +305,7 @@ fn update_errors_are_clear_and_change_nothing() {
     let o = child.wait_with_output().expect("update");
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
-    let why = if support::cgroup_mode() == "hybrid" {
+    let why = if super::resources_support::cgroup_mode() == "hybrid" {
         "linux.resources.unified.memory.high: the memory controller is on cgroup v1 on this hybrid host"
     } else {
         "no cgroup2 hierarchy"

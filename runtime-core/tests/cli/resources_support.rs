@@ -3,8 +3,6 @@
 //! `runrs spec`, and cleanup that deletes every container the test made and checks
 //! nothing is left (cgroups, state, mounts).
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -53,7 +51,7 @@ impl Env {
         if cgroup_mode() == "unified" {
             return skip(
                 test,
-                "these tests read v1 cgroup files; cgroup v2 is covered by integration/v2/run-cli-v2.sh",
+                "these tests read v1 cgroup files; cgroup v2 is covered by integration/v2/run-v2.sh",
             );
         }
         let rootfs = PathBuf::from(ROOTFS);
@@ -210,10 +208,6 @@ impl Env {
 
     pub fn log_path(&self, id: &str) -> PathBuf {
         self.tmp.path().join(format!("{id}.log"))
-    }
-
-    pub fn log(&self, id: &str) -> String {
-        std::fs::read_to_string(self.log_path(id)).unwrap_or_default()
     }
 
     /// The container's status per `runrs state`.
