@@ -19,6 +19,8 @@ mod closeio;
 mod exec;
 #[path = "containerd_e2e/notify.rs"]
 mod notify;
+#[path = "containerd_e2e/resources.rs"]
+mod resources;
 #[path = "containerd_e2e/scenarios.rs"]
 mod scenarios;
 

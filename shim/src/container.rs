@@ -148,4 +148,8 @@ pub struct Container {
     pub kill_all_on_exit: bool,
     /// Held while a Create or Start is being reported, so TaskExit follows them.
     pub gate: tokio::sync::Mutex<()>,
+    /// OOM kills already reported as TaskOOM.
+    pub oom_reported: Mutex<u64>,
+    /// The OOM watcher task (aborted on delete).
+    pub oom_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }

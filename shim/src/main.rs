@@ -14,6 +14,7 @@ mod options;
 mod reaper;
 mod service;
 mod start;
+mod stats;
 mod stdio;
 
 /// File in the bundle recording the state root used at Create (for `delete`).

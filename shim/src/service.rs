@@ -11,14 +11,17 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use containerd_shim_protos::api::{self, Status};
 use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskPaused,
+    TaskResumed, TaskStart,
 };
 use containerd_shim_protos::shim_async::Task;
 use containerd_shim_protos::topics;
 use containerd_shim_protos::ttrpc::{self, r#async::TtrpcContext};
 use runtime_core::bundle::RootfsMount;
+use runtime_core::cgroups::oom::OomEvent;
 use runtime_core::container::{ConsoleSocket, CreateOptions, ExecOptions};
 use runtime_core::process::spawn::Reap;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 use crate::container::{Container, Exit, Process, State};
@@ -124,9 +127,10 @@ impl Service {
         }
         let opts = options::decode(req.options.as_ref())?;
         if opts.systemd_cgroup {
-            return Err(ShimError::InvalidArgument(
-                "SystemdCgroup: the systemd cgroup driver is not available".into(),
-            ));
+            return Err(ShimError::InvalidArgument(format!(
+                "SystemdCgroup: {}",
+                runtime_core::cgroups::systemd_driver_unavailable(Path::new("/run"))
+            )));
         }
         let root = PathBuf::from(opts.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into()))
             .join(&self.namespace);
@@ -247,6 +251,8 @@ impl Service {
             execs: std::sync::Mutex::new(HashMap::new()),
             kill_all_on_exit,
             gate: tokio::sync::Mutex::new(()),
+            oom_reported: std::sync::Mutex::new(0),
+            oom_task: std::sync::Mutex::new(None),
         });
         let gate = container.gate.lock().await;
         self.containers
@@ -254,6 +260,7 @@ impl Service {
             .await
             .insert(req.id.clone(), container.clone());
         self.spawn_exit_watcher(container.clone(), container.init.clone(), exited);
+        self.spawn_oom_watcher(container.clone()).await;
         self.events.publish(
             topics::TASK_CREATE_EVENT_TOPIC,
             &TaskCreate {
@@ -298,6 +305,14 @@ impl Service {
                 let _ = tokio::task::spawn_blocking(move || core.signal_all(libc::SIGKILL)).await;
             }
             p.io.lock().await.drained(DRAIN_LIMIT).await;
+            if is_init {
+                // An OOM kill that ended the container is reported before its exit.
+                let core = c.core.lock().await.clone();
+                if let Ok(kills) = tokio::task::spawn_blocking(move || core.oom_kill_count()).await
+                {
+                    report_oom(&events, &c, kills);
+                }
+            }
             let exit = Exit {
                 status,
                 at: SystemTime::now(),
@@ -324,6 +339,98 @@ impl Service {
                 },
             );
         });
+    }
+
+    async fn freeze(&self, id: &str, frozen: bool) -> Result<api::Empty> {
+        let c = self.get(id).await?;
+        let core = c.core.lock().await.clone();
+        tokio::task::spawn_blocking(move || if frozen { core.pause() } else { core.resume() })
+            .await
+            .map_err(blocking_err)??;
+        if frozen {
+            self.events.publish(
+                topics::TASK_PAUSED_EVENT_TOPIC,
+                &TaskPaused {
+                    container_id: c.id.clone(),
+                    ..Default::default()
+                },
+            );
+        } else {
+            self.events.publish(
+                topics::TASK_RESUMED_EVENT_TOPIC,
+                &TaskResumed {
+                    container_id: c.id.clone(),
+                    ..Default::default()
+                },
+            );
+        }
+        Ok(api::Empty::default())
+    }
+
+    async fn do_update(&self, req: api::UpdateTaskRequest) -> Result<api::Empty> {
+        let c = self.get(&req.id).await?;
+        let any = req
+            .resources
+            .as_ref()
+            .ok_or_else(|| ShimError::InvalidArgument("update without resources".into()))?;
+        let de = &mut serde_json::Deserializer::from_slice(&any.value);
+        let res: oci_spec::runtime::LinuxResources =
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                ShimError::InvalidArgument(format!("resources: {}: {}", e.path(), e.inner()))
+            })?;
+        let mut core = c.core.lock().await;
+        let mut updated = core.clone();
+        let updated = tokio::task::spawn_blocking(move || updated.update(&res).map(|()| updated))
+            .await
+            .map_err(blocking_err)??;
+        *core = updated;
+        Ok(api::Empty::default())
+    }
+
+    async fn do_stats(&self, req: api::StatsRequest) -> Result<api::StatsResponse> {
+        let c = self.get(&req.id).await?;
+        let core = c.core.lock().await.clone();
+        let stats = tokio::task::spawn_blocking(move || core.stats())
+            .await
+            .map_err(blocking_err)??;
+        Ok(api::StatsResponse {
+            stats: Some(crate::stats::to_metrics(&stats)).into(),
+            ..Default::default()
+        })
+    }
+
+    /// Watch the container's memory cgroup and publish TaskOOM for new OOM kills.
+    async fn spawn_oom_watcher(&self, c: Arc<Container>) {
+        let core = c.core.lock().await.clone();
+        let watcher = match tokio::task::spawn_blocking(move || core.oom_watcher()).await {
+            Ok(Ok(w)) => w,
+            Ok(Err(e)) => {
+                tracing::debug!(id = %c.id, "no OOM watch: {}", runtime_core::error::chain(&e));
+                return;
+            }
+            Err(_) => return,
+        };
+        let events = self.events.clone();
+        let c2 = c.clone();
+        let task = tokio::spawn(async move {
+            // SAFETY: the watcher owns its descriptor for as long as it lives, and the
+            // AsyncFd owns the watcher.
+            let Ok(afd) = (unsafe { AsyncFd::register(OomFd(watcher)) }) else {
+                return;
+            };
+            let mut afd = afd;
+            loop {
+                let Ok(mut g) = afd.readable_mut().await else {
+                    return;
+                };
+                match g.get_inner_mut().0.read() {
+                    Ok(Some(OomEvent::Oom { kills })) => report_oom(&events, &c2, kills),
+                    Ok(Some(OomEvent::Gone)) | Err(_) => return,
+                    Ok(None) => g.clear_ready(),
+                }
+            }
+        });
+        *c.oom_task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
     }
 
     async fn do_exec(&self, req: api::ExecProcessRequest) -> Result<()> {
@@ -561,6 +668,9 @@ impl Service {
         .await
         .map_err(blocking_err)??;
         let _ = std::fs::remove_file(c.bundle.join(STATE_FILE_IN_BUNDLE));
+        if let Some(t) = c.oom_task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            t.abort();
+        }
         self.containers.lock().await.remove(&c.id);
         // Dropping the container's Io closes the fifos' keep-alive readers.
         self.events.publish(
@@ -738,17 +848,17 @@ impl Task for Service {
     async fn pause(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::PauseRequest,
+        req: api::PauseRequest,
     ) -> ttrpc::Result<api::Empty> {
-        unimplemented("Pause")
+        rpc(self.freeze(&req.id, true).await)
     }
 
     async fn resume(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::ResumeRequest,
+        req: api::ResumeRequest,
     ) -> ttrpc::Result<api::Empty> {
-        unimplemented("Resume")
+        rpc(self.freeze(&req.id, false).await)
     }
 
     async fn checkpoint(
@@ -800,9 +910,9 @@ impl Task for Service {
     async fn update(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::UpdateTaskRequest,
+        req: api::UpdateTaskRequest,
     ) -> ttrpc::Result<api::Empty> {
-        unimplemented("Update")
+        rpc(self.do_update(req).await)
     }
 
     async fn wait(
@@ -825,9 +935,9 @@ impl Task for Service {
     async fn stats(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::StatsRequest,
+        req: api::StatsRequest,
     ) -> ttrpc::Result<api::StatsResponse> {
-        unimplemented("Stats")
+        rpc(self.do_stats(req).await)
     }
 
     async fn connect(
@@ -867,4 +977,29 @@ pub fn recorded_root(bundle: &Path) -> Option<PathBuf> {
     std::fs::read_to_string(bundle.join(STATE_FILE_IN_BUNDLE))
         .ok()
         .map(|s| PathBuf::from(s.trim()))
+}
+
+/// An OOM watcher as something tokio can poll.
+struct OomFd(runtime_core::cgroups::oom::OomWatcher);
+
+impl std::os::fd::AsRawFd for OomFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsFd::as_fd(&self.0).as_raw_fd()
+    }
+}
+
+/// Publish TaskOOM if the container's OOM kill count grew since the last report.
+fn report_oom(events: &Events, c: &Container, kills: u64) {
+    let mut reported = c.oom_reported.lock().unwrap_or_else(|e| e.into_inner());
+    if kills > *reported {
+        *reported = kills;
+        tracing::info!(id = %c.id, kills, "oom");
+        events.publish(
+            topics::TASK_OOM_EVENT_TOPIC,
+            &TaskOOM {
+                container_id: c.id.clone(),
+                ..Default::default()
+            },
+        );
+    }
 }

@@ -1,4 +1,5 @@
-//! Scenario 8: CloseIO → EOF, talking to the shim directly over ttrpc (ctr never sends CloseIO).
+//! Scenario 8: CloseIO → EOF, talking to the shim directly over ttrpc (ctr never sends CloseIO);
+//! on the way, the RPCs ctr has no command for: Update, and Stats/Pause/Resume.
 //!
 //! The test plays containerd: it makes the bundle (busybox rootfs, config.json from
 //! `<runtime> spec`, `wc -c` as the process) and the stdio fifos, runs the shim's `start`
@@ -284,6 +285,8 @@ fn drive(rig: &Rig<'_>, out_r: &mut File, err_r: &mut File) -> Result<u32> {
         created.pid
     );
 
+    resources(&task, &id)?;
+
     // The shim holds the fifo open for reading, so this open does not block; ENXIO
     // would mean it does not.
     let mut w = fs::OpenOptions::new()
@@ -366,6 +369,121 @@ fn drive(rig: &Rig<'_>, out_r: &mut File, err_r: &mut File) -> Result<u32> {
         }
     }
     Ok(shim_pid)
+}
+
+/// The memory limit file of the container's cgroup (v1 memory.limit_in_bytes or v2
+/// memory.max), wherever the memory controller is mounted.
+fn memory_limit_file(id: &str) -> Result<PathBuf> {
+    let path = format!("/{NAMESPACE}/{id}");
+    for m in integration::proc::cgroup_mounts()? {
+        let Some(d) = integration::proc::cgroup_dir(&m, &path) else {
+            continue;
+        };
+        for f in ["memory.limit_in_bytes", "memory.max"] {
+            if d.join(f).exists() {
+                return Ok(d.join(f));
+            }
+        }
+    }
+    bail!("no memory cgroup for {path}")
+}
+
+/// Update (ctr has no `task update`), Stats, Pause and Resume on the running task.
+fn resources(task: &TaskClient, id: &str) -> Result<()> {
+    let rpc = |what: &str, e: ttrpc::Error| anyhow::anyhow!("{what}: {e:?}");
+    let limit: u64 = 64 << 20;
+    let res = json!({"memory": {"limit": limit}});
+    task.update(
+        ctx(10),
+        &api::UpdateTaskRequest {
+            id: id.to_string(),
+            resources: Some(
+                containerd_shim_protos::protobuf::well_known_types::any::Any {
+                    type_url: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources"
+                        .into(),
+                    value: serde_json::to_vec(&res)?,
+                    ..Default::default()
+                },
+            )
+            .into(),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| rpc("Update", e))?;
+    let file = memory_limit_file(id)?;
+    let seen = fs::read_to_string(&file)?;
+    ensure!(
+        seen.trim() == limit.to_string(),
+        "after Update, {} holds {seen:?}, not {limit}",
+        file.display()
+    );
+    let stats = task
+        .stats(
+            ctx(10),
+            &api::StatsRequest {
+                id: id.to_string(),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| rpc("Stats", e))?;
+    let any = stats.stats.as_ref().context("Stats returned no metrics")?;
+    use containerd_shim_protos::protobuf::Message;
+    match any.type_url.rsplit('/').next().unwrap_or_default() {
+        "io.containerd.cgroups.v1.Metrics" => {
+            let m =
+                containerd_shim_protos::cgroups::metrics::Metrics::parse_from_bytes(&any.value)?;
+            ensure!(m.pids.current >= 1, "v1 metrics without pids: {m:?}");
+            ensure!(
+                m.memory.usage.limit == limit,
+                "v1 metrics memory limit: {:?}",
+                m.memory.usage
+            );
+        }
+        "io.containerd.cgroups.v2.Metrics" => {
+            let m =
+                containerd_shim_protos::cgroups_v2::metrics::Metrics::parse_from_bytes(&any.value)?;
+            ensure!(m.pids.current >= 1, "v2 metrics without pids: {m:?}");
+            ensure!(
+                m.memory.usage_limit == limit,
+                "v2 metrics memory limit: {:?}",
+                m.memory
+            );
+        }
+        other => bail!("Stats: unexpected metrics type {other:?}"),
+    }
+    let status = |task: &TaskClient| -> Result<api::Status> {
+        let s = task
+            .state(
+                ctx(10),
+                &api::StateRequest {
+                    id: id.to_string(),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| rpc("State", e))?;
+        s.status
+            .enum_value()
+            .map_err(|v| anyhow!("unknown status {v}"))
+    };
+    task.pause(
+        ctx(10),
+        &api::PauseRequest {
+            id: id.to_string(),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| rpc("Pause", e))?;
+    ensure!(status(task)? == api::Status::PAUSED, "State after Pause");
+    task.resume(
+        ctx(10),
+        &api::ResumeRequest {
+            id: id.to_string(),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| rpc("Resume", e))?;
+    ensure!(status(task)? == api::Status::RUNNING, "State after Resume");
+    Ok(())
 }
 
 /// The shims this scenario runs against: runc's (validation) and the one under test.

@@ -62,6 +62,8 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("exec-concurrent", crate::exec::exec_concurrent),
     ("stdout-1g", crate::exec::stdout_gib),
     ("notify", crate::notify::notify),
+    ("metrics-pause", crate::resources::metrics_pause),
+    ("oom", crate::resources::oom),
 ];
 
 /// Removes a container with `ctr` when a scenario fails half way.
