@@ -1,6 +1,6 @@
 //! Issue 4's containerd path: `ctr task metrics` shows memory, cpu and pids;
 //! `ctr task pause` really stops a counter and `resume` restarts it (and `task ls`
-//! shows PAUSED); a container that allocates past its memory limit is OOM-killed, exits
+//! shows PAUSED), SIGKILL stops a paused container and delete leaves no cgroup; a container that allocates past its memory limit is OOM-killed, exits
 //! 137, and `ctr events` shows /tasks/oom before /tasks/exit.
 
 use std::thread;
@@ -69,6 +69,21 @@ pub fn metrics_pause(c: &Ctx<'_>) -> Result<()> {
         }
         let status = ctr.task(&id)?.context("task listed")?.status;
         ensure!(status == "RUNNING", "`task ls` after resume says {status}");
+        // SIGKILL reaches a paused container (it is thawed for it, as runc does).
+        ctr.ok(["task", "pause", &id])?;
+        ctr.ok(["task", "kill", "-s", "SIGKILL", &id])?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = ctr.task(&id)?.map(|t| t.status).unwrap_or_default();
+            if status == "STOPPED" {
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "a paused container did not stop on SIGKILL: {status}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
         Ok(())
     })();
     ctr.force_remove(&id);

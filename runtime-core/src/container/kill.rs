@@ -101,10 +101,15 @@ impl Container {
         }
         match signal_pid(self.pid(), sig) {
             Err(e) if e.errno() == Some(libc::ESRCH) => {
-                Err(Error::NotRunning(self.id().to_string()))
+                return Err(Error::NotRunning(self.id().to_string()))
             }
-            r => Ok(r?),
+            r => r?,
         }
+        // A frozen process does not die until it is thawed: thaw for SIGKILL (as runc).
+        if sig == libc::SIGKILL && status == Status::Paused {
+            crate::cgroups::freeze(&self.state.cgroup, false)?;
+        }
+        Ok(())
     }
 
     /// Signal every process in the container's cgroup.
