@@ -60,10 +60,12 @@ impl Criu {
         let resp = match resp {
             Ok(r) => r,
             // criu older than 3.0 does not know the request.
-            Err(CriuError::Failed { .. }) => return Err(CriuError::Unsupported(format!(
+            Err(CriuError::Failed { .. }) => {
+                return Err(CriuError::Unsupported(format!(
                 "{} does not answer CRIU version requests: runrs needs CRIU {MIN_VERSION} or newer",
                 path.display()
-            ))),
+            )))
+            }
             Err(e) => return Err(e),
         };
         w.finish()?;
