@@ -110,7 +110,12 @@ pub fn restore(opts: RestoreOptions) -> Result<Container, Error> {
     let spec = crate::spec::load(&bundle)?;
     crate::spec::validate(&spec)?;
     hooks::validate(&spec)?;
-    if spec.linux().as_ref().and_then(|l| l.intel_rdt().as_ref()).is_some() {
+    if spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.intel_rdt().as_ref())
+        .is_some()
+    {
         return Err(CriuError::Unsupported(
             "restoring a container with linux.intelRdt is not supported yet".into(),
         )

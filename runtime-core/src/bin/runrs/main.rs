@@ -1,7 +1,7 @@
 //! `runrs`: a runc-compatible command line over runtime-core.
 
-mod events;
 mod checkpoint;
+mod events;
 mod exec;
 mod features_cmd;
 mod logging;
