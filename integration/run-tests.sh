@@ -42,6 +42,9 @@ if has deps; then
   # Build: libseccomp for the seccomp crate; test: busybox rootfs, runc reference, containerd.
   apt_install build-essential pkg-config libseccomp-dev
   integration/scripts/install-test-deps.sh
+  # CRIU for checkpoint/restore (cli_criu): Debian 12's 3.17 cannot dump on new kernels.
+  log "criu"
+  "$RUNRS_E2E_DIR/install-criu.sh"
 fi
 
 if has lint; then

@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "vendor/containerd/runctypes.proto",
         "vendor/containerd/runtimeoptions.proto",
+        "vendor/criu/rpc.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -1,5 +1,6 @@
 //! Vendored protocol definitions compiled with prost (see `vendor/`, each file names
-//! its origin): containerd's legacy runc task options and the CRI runtime options.
+//! its origin): containerd's legacy runc task options, the CRI runtime options and
+//! CRIU's RPC protocol.
 
 #![allow(missing_docs)]
 #![allow(clippy::all)]
@@ -13,4 +14,10 @@ pub mod runctypes {
 /// `runtimeoptions.v1.Options`: what containerd's CRI plugin sends for such runtimes.
 pub mod runtimeoptions {
     include!(concat!(env!("OUT_DIR"), "/runtimeoptions.v1.rs"));
+}
+
+/// CRIU's RPC protocol (`criu swrk`): `CriuReq`, `CriuResp`, `CriuOpts`, … The .proto
+/// has no package, so prost writes it to `_.rs`.
+pub mod criu {
+    include!(concat!(env!("OUT_DIR"), "/_.rs"));
 }

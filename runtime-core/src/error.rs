@@ -80,6 +80,9 @@ pub enum Error {
     /// Init exited between create and start.
     #[error("container {0}: init exited before it was started")]
     InitDied(String),
+    /// Checkpoint or restore with CRIU.
+    #[error(transparent)]
+    Criu(#[from] crate::criu::CriuError),
     /// Bad usage of the API or CLI.
     #[error("{0}")]
     Usage(String),
@@ -127,6 +130,7 @@ impl Error {
             | Error::NotRunning(_)
             | Error::InitDied(_)
             | Error::CgroupBusy(_) => Kind::FailedPrecondition,
+            Error::Criu(e) => e.kind(),
             _ => Kind::Internal,
         }
     }

@@ -295,7 +295,7 @@ fn kill_init(pid: i32) {
 }
 
 /// The v1 hierarchies as (mountpoint directory name, controllers).
-fn cgroup_mounts(h: &Hierarchies) -> Vec<(String, Vec<String>)> {
+pub(crate) fn cgroup_mounts(h: &Hierarchies) -> Vec<(String, Vec<String>)> {
     if h.mode == Mode::Unified {
         return Vec::new();
     }

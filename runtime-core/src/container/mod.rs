@@ -1,13 +1,16 @@
 //! Containers and their lifecycle verbs, one file per verb: [`create`], [`start`],
-//! [`kill`], [`delete`], `pause`/`resume`, `update`; `stats` holds the read-only
-//! cgroup views (stats, processes, OOM). A [`Container`] is its persisted state plus the live status
+//! [`kill`], [`delete`], `pause`/`resume`, `update`, `checkpoint` and [`restore`]
+//! (CRIU); `stats` holds the read-only cgroup views (stats, processes, OOM). A
+//! [`Container`] is its persisted state plus the live status
 //! derived from the kernel. See the OCI runtime spec, runtime.md "Lifecycle".
 
+mod checkpoint;
 mod create;
 mod delete;
 mod exec;
 mod kill;
 mod pause;
+mod restore;
 mod start;
 mod stats;
 mod update;
@@ -15,6 +18,7 @@ mod update;
 pub use create::{create, create_with, ConsoleSocket, CreateExtras, CreateOptions};
 pub use exec::ExecOptions;
 pub use kill::{parse_signal, signal_pid};
+pub use restore::{restore, RestoreOptions};
 pub use start::{StartOptions, Started};
 
 use std::os::fd::AsFd;

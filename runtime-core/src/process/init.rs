@@ -69,6 +69,7 @@ pub struct InitConfig {
 /// If this process was started as runrs' init, run it; never returns then.
 /// Every runrs binary calls this first in `main`, before any thread exists.
 pub fn maybe_run() {
+    crate::criu::helper::maybe_run();
     let Some(v) = std::env::var_os(INIT_ENV) else {
         return;
     };
@@ -441,6 +442,9 @@ fn stage2_inner(
         rootfs::readonly_root(&cfg.rootfs)?;
     }
     rootfs::switch_root(&cfg.rootfs, root.as_fd(), cfg.no_pivot)?;
+    if !rootfs::dev_is_bind(spec) {
+        rootfs::devices::reopen_devnull()?;
+    }
     drop(root);
     drop(devnull);
     if let Some(slave) = pty {

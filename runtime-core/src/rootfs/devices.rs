@@ -201,6 +201,44 @@ pub fn ptmx(root: std::os::fd::BorrowedFd<'_>) -> Result<(), RootfsError> {
     sys::symlinkat(Path::new("pts/ptmx"), dev.as_fd(), Path::new("ptmx")).map_err(err)
 }
 
+/// runc's reOpenDevNull: after the root switch, stdio descriptors that are a null
+/// device from outside the container (the host's /dev/null a runtime was given) are
+/// replaced by the container's own /dev/null. A file on a mount the container does not
+/// have cannot be checkpointed by CRIU ("Can't lookup mount"). Nothing happens when the
+/// container's /dev/null is not the null device.
+pub fn reopen_devnull() -> Result<(), RootfsError> {
+    let err = |e| RootfsError::Device {
+        path: "/dev/null".into(),
+        source: e,
+    };
+    let null = match sys::open(Path::new("/dev/null"), libc::O_RDWR, 0) {
+        Ok(fd) => fd,
+        Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(err(e)),
+    };
+    let ns = sys::fstat(null.as_fd()).map_err(err)?;
+    if ns.st_mode & libc::S_IFMT != libc::S_IFCHR {
+        return Ok(());
+    }
+    for fd in 0..3 {
+        // SAFETY: 0, 1 and 2 stay open for the duration of this loop (only dup3 below
+        // replaces them, atomically); fstat failing means the slot is closed.
+        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = sys::fstat(b) else { continue };
+        let same_file = st.st_dev == ns.st_dev && st.st_ino == ns.st_ino;
+        if st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == ns.st_rdev && !same_file {
+            // SAFETY: both descriptors are open; dup3 replaces `fd` atomically.
+            if unsafe { libc::dup3(std::os::fd::AsRawFd::as_raw_fd(&null), fd, 0) } < 0 {
+                return Err(err(sys::SysError::last(
+                    "dup3",
+                    format!("/dev/null onto fd {fd}"),
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,13 @@
 //! `runrs`: a runc-compatible command line over runtime-core.
 
+mod checkpoint;
 mod events;
 mod exec;
 mod features_cmd;
 mod logging;
 mod ps;
 mod ready;
+mod restore;
 mod run;
 mod spec_cmd;
 mod update;
@@ -128,6 +130,10 @@ enum Cmd {
     Ps(ps::Args),
     /// Print container stats and OOM events (JSON lines).
     Events(events::Args),
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(checkpoint::CheckpointArgs),
+    /// Restore a container from a CRIU checkpoint.
+    Restore(restore::RestoreArgs),
     /// Delete a container.
     Delete {
         /// Container id.
@@ -316,6 +322,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Ps(a) => ps::run(&root, a),
         Cmd::Events(a) => events::run(&root, a),
+        Cmd::Checkpoint(a) => checkpoint::checkpoint(a, &root, &cli.criu),
+        Cmd::Restore(a) => restore::restore(a, root, &cli.criu),
         Cmd::Delete { id, force } => {
             match Container::load(&root, &id) {
                 Ok(c) => c.delete(force)?,
