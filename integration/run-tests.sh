@@ -44,7 +44,9 @@ if has deps; then
   integration/scripts/install-test-deps.sh
   # CRIU for checkpoint/restore (cli_criu): Debian 12's 3.17 cannot dump on new kernels.
   log "criu"
-  "$RUNRS_E2E_DIR/install-criu.sh"
+  # sid's criu (4.2) first: trixie's 4.1 cannot dump TCP sockets on kernels >= 6.16
+  # (it asks inet sockets for SO_PASSCRED; checkpoint-restore/criu#2718).
+  CRIU_SUITES=${CRIU_SUITES:-"sid trixie experimental"} "$RUNRS_E2E_DIR/install-criu.sh"
 fi
 
 if has lint; then
