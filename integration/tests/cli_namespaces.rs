@@ -245,3 +245,16 @@ fn user_namespace_with_mappings() -> Result<()> {
     );
     rt.assert_no_leftovers(&b)
 }
+
+#[test]
+fn loopback_is_up_in_a_new_network_namespace() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("ns-lo", |c| sh(c, "cat /sys/class/net/lo/flags"))?;
+    let out = rt.output(&b)?;
+    let flags = u32::from_str_radix(out.trim().trim_start_matches("0x"), 16)?;
+    ensure!(
+        flags & 1 == 1,
+        "lo should be up (IFF_UP) like with runc: flags {out:?}"
+    );
+    rt.assert_no_leftovers(&b)
+}

@@ -428,6 +428,10 @@ fn stage2_inner(
     };
     drop(console_sock);
 
+    if namespaces::creates(&cfg.namespaces, Kind::Network) {
+        // A new network namespace has only a loopback device, down; runc brings it up.
+        namespaces::loopback_up().map_err(|e| InitError::Sys("bring up lo", e))?;
+    }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(|e| {
             InitError::Sys("set hostname", SysError::new("sethostname", h, e.into()))
