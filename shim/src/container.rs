@@ -138,8 +138,10 @@ pub struct Container {
     pub bundle: PathBuf,
     /// Where the shim mounted containerd's rootfs mounts (to unmount on delete).
     pub mounted_rootfs: Option<PathBuf>,
-    /// The runtime-core container.
-    pub core: tokio::sync::Mutex<runtime_core::Container>,
+    /// The runtime-core container (None while a checkpoint waits to be restored by Start).
+    pub core: tokio::sync::Mutex<Option<runtime_core::Container>>,
+    /// A restore prepared at Create and performed at Start (as containerd-shim-runc-v2).
+    pub restore: Mutex<Option<PendingRestore>>,
     /// The init process.
     pub init: Arc<Process>,
     /// Exec'd processes by exec id.
@@ -152,4 +154,35 @@ pub struct Container {
     pub oom_reported: Mutex<u64>,
     /// The OOM watcher task (aborted on delete).
     pub oom_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// What Create prepared for restoring a checkpoint at Start.
+pub struct PendingRestore {
+    /// The checkpoint image directory.
+    pub image: PathBuf,
+    /// containerd's parent checkpoint, if any (not supported by criu restore here).
+    pub work: PathBuf,
+    /// The state root.
+    pub root: PathBuf,
+    /// The new stdio of the restored process.
+    pub stdio: runtime_core::process::spawn::InitStdio,
+    /// Console socket pair (ours, the runtime's) for a terminal.
+    pub console: Option<(
+        std::os::unix::net::UnixStream,
+        std::os::unix::net::UnixStream,
+    )>,
+    /// criu binary.
+    pub criu: PathBuf,
+}
+
+impl Container {
+    /// A copy of the runtime-core container; an error while it is still to be restored.
+    pub async fn core(&self) -> crate::error::Result<runtime_core::Container> {
+        self.core.lock().await.clone().ok_or_else(|| {
+            crate::error::ShimError::FailedPrecondition(format!(
+                "container {} has not been restored yet (Start restores it)",
+                self.id
+            ))
+        })
+    }
 }

@@ -92,6 +92,74 @@ pub fn decode(any: Option<&Any>) -> Result<RuntimeOptions, ShimError> {
     }
 }
 
+/// Checkpoint options (containerd's CheckpointOptions, either package).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointOpts {
+    /// Stop the container after the checkpoint.
+    pub exit: bool,
+    /// Checkpoint established TCP connections.
+    pub open_tcp: bool,
+    /// Allow external unix sockets.
+    pub external_unix_sockets: bool,
+    /// Allow a terminal (shell job).
+    pub terminal: bool,
+    /// Checkpoint file locks.
+    pub file_locks: bool,
+    /// Namespaces to leave empty.
+    pub empty_namespaces: Vec<String>,
+    /// criu's cgroup mode.
+    pub cgroups_mode: String,
+    /// Image directory (overrides the request's path).
+    pub image_path: Option<String>,
+    /// criu work directory.
+    pub work_path: Option<String>,
+}
+
+/// Decode the Checkpoint RPC's options Any.
+pub fn decode_checkpoint(any: Option<&Any>) -> Result<CheckpointOpts, ShimError> {
+    let Some(any) = any.filter(|a| !a.type_url.is_empty() || !a.value.is_empty()) else {
+        return Ok(CheckpointOpts::default());
+    };
+    let bad = |e: &dyn std::fmt::Display| {
+        ShimError::InvalidArgument(format!("checkpoint options {}: {e}", any.type_url))
+    };
+    match type_name(&any.type_url) {
+        "containerd.runc.v1.CheckpointOptions" => {
+            let o = oci::CheckpointOptions::parse_from_bytes(&any.value).map_err(|e| bad(&e))?;
+            Ok(CheckpointOpts {
+                exit: o.exit,
+                open_tcp: o.open_tcp,
+                external_unix_sockets: o.external_unix_sockets,
+                terminal: o.terminal,
+                file_locks: o.file_locks,
+                empty_namespaces: o.empty_namespaces.clone(),
+                cgroups_mode: o.cgroups_mode.clone(),
+                image_path: non_empty(&o.image_path),
+                work_path: non_empty(&o.work_path),
+            })
+        }
+        "containerd.linux.runc.CheckpointOptions" => {
+            let o =
+                <runrs_proto::runctypes::CheckpointOptions as prost::Message>::decode(&*any.value)
+                    .map_err(|e| bad(&e))?;
+            Ok(CheckpointOpts {
+                exit: o.exit,
+                open_tcp: o.open_tcp,
+                external_unix_sockets: o.external_unix_sockets,
+                terminal: o.terminal,
+                file_locks: o.file_locks,
+                empty_namespaces: o.empty_namespaces,
+                cgroups_mode: o.cgroups_mode,
+                image_path: non_empty(&o.image_path),
+                work_path: non_empty(&o.work_path),
+            })
+        }
+        other => Err(ShimError::InvalidArgument(format!(
+            "unsupported checkpoint options type {other:?}"
+        ))),
+    }
+}
+
 /// Read the few keys runrs supports from a flat TOML table (`Key = value` lines).
 pub fn from_toml(body: &str) -> Result<RuntimeOptions, String> {
     let mut o = RuntimeOptions::default();

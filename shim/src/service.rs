@@ -11,20 +11,21 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use containerd_shim_protos::api::{self, Status};
 use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskPaused,
-    TaskResumed, TaskStart,
+    TaskCheckpointed, TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO,
+    TaskOOM, TaskPaused, TaskResumed, TaskStart,
 };
 use containerd_shim_protos::shim_async::Task;
 use containerd_shim_protos::topics;
 use containerd_shim_protos::ttrpc::{self, r#async::TtrpcContext};
 use runtime_core::bundle::RootfsMount;
 use runtime_core::cgroups::oom::OomEvent;
-use runtime_core::container::{ConsoleSocket, CreateOptions, ExecOptions};
+use runtime_core::container::{ConsoleSocket, CreateOptions, ExecOptions, RestoreOptions};
+use runtime_core::criu::CheckpointOptions;
 use runtime_core::process::spawn::Reap;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
-use crate::container::{Container, Exit, Process, State};
+use crate::container::{Container, Exit, PendingRestore, Process, State};
 use crate::error::{Result, ShimError};
 use crate::events::{timestamp, Events};
 use crate::reaper::Reaper;
@@ -90,9 +91,9 @@ impl Service {
     }
 
     async fn do_create(&self, req: api::CreateTaskRequest) -> Result<api::CreateTaskResponse> {
-        if !req.checkpoint.is_empty() || !req.parent_checkpoint.is_empty() {
+        if !req.parent_checkpoint.is_empty() {
             return Err(ShimError::Unimplemented(
-                "restoring a checkpoint is not supported by this shim yet".into(),
+                "restoring from a parent checkpoint (incremental images) is not supported".into(),
             ));
         }
         {
@@ -168,7 +169,10 @@ impl Service {
         let no_pivot = opts.no_pivot_root;
         let b = bundle.clone();
         let r = root.clone();
-        let (core, mounted, master) = tokio::task::spawn_blocking(move || -> Result<_> {
+        // A checkpoint is restored at Start, like containerd-shim-runc-v2 does.
+        let restore_image = (!req.checkpoint.is_empty()).then(|| PathBuf::from(&req.checkpoint));
+        let criu_work = opts.criu_work_path.clone().map(PathBuf::from);
+        let (core, mounted, master, pending) = tokio::task::spawn_blocking(move || -> Result<_> {
             let rootfs = b.join("rootfs");
             let mounted = if mounts.is_empty() {
                 None
@@ -188,6 +192,18 @@ impl Service {
                 Some(rootfs.clone())
             };
             let _ = std::fs::write(b.join(STATE_FILE_IN_BUNDLE), r.display().to_string());
+            if let Some(image) = restore_image {
+                let work = criu_work.unwrap_or_else(|| b.join("criu-work"));
+                let pending = PendingRestore {
+                    image,
+                    work,
+                    root: r,
+                    stdio: init_stdio,
+                    console,
+                    criu: PathBuf::from("criu"),
+                };
+                return Ok((None, mounted, None, Some(pending)));
+            }
             let (ours, console_socket) = match console {
                 Some((o, t)) => (Some(o), Some(ConsoleSocket::Fd(t.into()))),
                 None => (None, None),
@@ -228,25 +244,32 @@ impl Service {
                 },
                 None => None,
             };
-            Ok((core, mounted, master))
+            Ok((Some(core), mounted, master, None))
         })
         .await
         .map_err(blocking_err)??;
 
-        let pid = core.pid();
+        let pid = core.as_ref().map(|c| c.pid()).unwrap_or(0);
         // Subscribe before anything else can observe the exit.
-        let exited = self.reaper.subscribe(pid);
+        let exited = core.as_ref().map(|_| self.reaper.subscribe(pid));
         let io = match (io, master) {
             (Some(io), _) => io,
             (None, Some(m)) => stdio::relay_terminal(&spec, m)?,
             (None, None) => Default::default(),
         };
-        let kill_all_on_exit = !core.own_pid_ns();
+        let kill_all_on_exit = match &core {
+            Some(c) => !c.own_pid_ns(),
+            None => !runtime_core::spec::load(&bundle)
+                .map(|s| runtime_core::spec::new_ns(&s, oci_spec::runtime::LinuxNamespaceType::Pid))
+                .unwrap_or(false),
+        };
+        let restore = pending;
         let container = Arc::new(Container {
             id: req.id.clone(),
             bundle: bundle.clone(),
             mounted_rootfs: mounted,
             core: tokio::sync::Mutex::new(core),
+            restore: std::sync::Mutex::new(restore),
             init: Arc::new(Process::new(req.id.clone(), pid, spec.clone(), io)),
             execs: std::sync::Mutex::new(HashMap::new()),
             kill_all_on_exit,
@@ -259,8 +282,10 @@ impl Service {
             .lock()
             .await
             .insert(req.id.clone(), container.clone());
-        self.spawn_exit_watcher(container.clone(), container.init.clone(), exited);
-        self.spawn_oom_watcher(container.clone()).await;
+        if let Some(exited) = exited {
+            self.spawn_exit_watcher(container.clone(), container.init.clone(), exited);
+            self.spawn_oom_watcher(container.clone()).await;
+        }
         self.events.publish(
             topics::TASK_CREATE_EVENT_TOPIC,
             &TaskCreate {
@@ -301,16 +326,20 @@ impl Service {
             let is_init = Arc::ptr_eq(&p, &c.init);
             let _gate = c.gate.lock().await;
             if is_init && c.kill_all_on_exit {
-                let core = c.core.lock().await.clone();
-                let _ = tokio::task::spawn_blocking(move || core.signal_all(libc::SIGKILL)).await;
+                if let Ok(core) = c.core().await {
+                    let _ =
+                        tokio::task::spawn_blocking(move || core.signal_all(libc::SIGKILL)).await;
+                }
             }
             p.io.lock().await.drained(DRAIN_LIMIT).await;
             if is_init {
                 // An OOM kill that ended the container is reported before its exit.
-                let core = c.core.lock().await.clone();
-                if let Ok(kills) = tokio::task::spawn_blocking(move || core.oom_kill_count()).await
-                {
-                    report_oom(&events, &c, kills);
+                if let Ok(core) = c.core().await {
+                    if let Ok(kills) =
+                        tokio::task::spawn_blocking(move || core.oom_kill_count()).await
+                    {
+                        report_oom(&events, &c, kills);
+                    }
                 }
             }
             let exit = Exit {
@@ -321,10 +350,12 @@ impl Service {
             if is_init {
                 // Persist it, so `shim delete` after a crash reports the real status.
                 let mut core = c.core.lock().await;
-                core.state.exit_status = Some(status as i32);
-                let snapshot = core.clone();
-                drop(core);
-                let _ = tokio::task::spawn_blocking(move || snapshot.save()).await;
+                if let Some(k) = core.as_mut() {
+                    k.state.exit_status = Some(status as i32);
+                    let snapshot = k.clone();
+                    drop(core);
+                    let _ = tokio::task::spawn_blocking(move || snapshot.save()).await;
+                }
             }
             tracing::info!(id = %c.id, process = %p.id, status, "exited");
             events.publish(
@@ -343,7 +374,7 @@ impl Service {
 
     async fn freeze(&self, id: &str, frozen: bool) -> Result<api::Empty> {
         let c = self.get(id).await?;
-        let core = c.core.lock().await.clone();
+        let core = c.core().await?;
         tokio::task::spawn_blocking(move || if frozen { core.pause() } else { core.resume() })
             .await
             .map_err(blocking_err)??;
@@ -379,17 +410,19 @@ impl Service {
                 ShimError::InvalidArgument(format!("resources: {}: {}", e.path(), e.inner()))
             })?;
         let mut core = c.core.lock().await;
-        let mut updated = core.clone();
+        let mut updated = core.clone().ok_or_else(|| {
+            ShimError::FailedPrecondition(format!("container {} has not been restored yet", c.id))
+        })?;
         let updated = tokio::task::spawn_blocking(move || updated.update(&res).map(|()| updated))
             .await
             .map_err(blocking_err)??;
-        *core = updated;
+        *core = Some(updated);
         Ok(api::Empty::default())
     }
 
     async fn do_stats(&self, req: api::StatsRequest) -> Result<api::StatsResponse> {
         let c = self.get(&req.id).await?;
-        let core = c.core.lock().await.clone();
+        let core = c.core().await?;
         let stats = tokio::task::spawn_blocking(move || core.stats())
             .await
             .map_err(blocking_err)??;
@@ -401,7 +434,7 @@ impl Service {
 
     /// Watch the container's memory cgroup and publish TaskOOM for new OOM kills.
     async fn spawn_oom_watcher(&self, c: Arc<Container>) {
-        let core = c.core.lock().await.clone();
+        let Ok(core) = c.core().await else { return };
         let watcher = match tokio::task::spawn_blocking(move || core.oom_watcher()).await {
             Ok(Ok(w)) => w,
             Ok(Err(e)) => {
@@ -431,6 +464,114 @@ impl Service {
             }
         });
         *c.oom_task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+    }
+
+    /// Start of a task created from a checkpoint: criu restores it now.
+    async fn start_restore(
+        &self,
+        c: Arc<Container>,
+        p: Arc<Process>,
+        pending: PendingRestore,
+    ) -> Result<api::StartResponse> {
+        let gate = c.gate.lock().await;
+        let id = c.id.clone();
+        let bundle = c.bundle.clone();
+        let (core, master) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let (ours, console_socket) = match pending.console {
+                Some((o, t)) => (Some(o), Some(ConsoleSocket::Fd(t.into()))),
+                None => (None, None),
+            };
+            let _ = std::fs::create_dir_all(&pending.work);
+            let mut o = RestoreOptions::new(&id, bundle, pending.root, pending.image);
+            o.work_path = Some(pending.work);
+            o.criu = pending.criu;
+            o.stdio = pending.stdio;
+            o.console_socket = console_socket;
+            let core = runtime_core::container::restore(o)?;
+            let master = match ours {
+                Some(sock) => Some(
+                    runtime_core::process::console::recv_master(std::os::fd::AsFd::as_fd(&sock))
+                        .map_err(|e| ShimError::Internal(runtime_core::error::chain(&e)))?,
+                ),
+                None => None,
+            };
+            Ok((core, master))
+        })
+        .await
+        .map_err(blocking_err)??;
+        let pid = core.pid();
+        let exited = self.reaper.subscribe(pid);
+        if let Some(m) = master {
+            *p.io.lock().await = stdio::relay_terminal(&p.stdio, m)?;
+        }
+        p.set_pid(pid);
+        *c.core.lock().await = Some(core);
+        p.set_running();
+        self.spawn_exit_watcher(c.clone(), p.clone(), exited);
+        self.spawn_oom_watcher(c.clone()).await;
+        tracing::info!(id = %c.id, pid, "restored");
+        self.events.publish(
+            topics::TASK_START_EVENT_TOPIC,
+            &TaskStart {
+                container_id: c.id.clone(),
+                pid: pid as u32,
+                ..Default::default()
+            },
+        );
+        drop(gate);
+        Ok(api::StartResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
+    }
+
+    async fn do_checkpoint(&self, req: api::CheckpointTaskRequest) -> Result<api::Empty> {
+        let c = self.get(&req.id).await?;
+        let core = c.core().await?;
+        let co = options::decode_checkpoint(req.options.as_ref())?;
+        let image = co
+            .image_path
+            .clone()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(&req.path));
+        if image.as_os_str().is_empty() {
+            return Err(ShimError::InvalidArgument(
+                "checkpoint without an image path".into(),
+            ));
+        }
+        let mut o = CheckpointOptions::new(image);
+        o.work_path = co.work_path.clone().map(PathBuf::from);
+        o.leave_running = !co.exit;
+        o.tcp_established = co.open_tcp;
+        o.ext_unix_sk = co.external_unix_sockets;
+        o.shell_job = co.terminal;
+        o.file_locks = co.file_locks;
+        o.empty_ns = runtime_core::criu::parse_namespaces(&co.empty_namespaces)
+            .map_err(|e| ShimError::InvalidArgument(runtime_core::error::chain(&e)))?;
+        if !co.cgroups_mode.is_empty() {
+            o.manage_cgroups_mode = Some(co.cgroups_mode.parse().map_err(
+                |e: runtime_core::criu::CriuError| {
+                    ShimError::InvalidArgument(runtime_core::error::chain(&e))
+                },
+            )?);
+        }
+        let mut core = core;
+        let path = o.image_path.display().to_string();
+        tokio::task::spawn_blocking(move || core.checkpoint(&o))
+            .await
+            .map_err(blocking_err)??;
+        // containerd (1.6 to 2.1) does not publish TaskCheckpointed for a task checkpoint,
+        // so the shim does; the exit (without leave-running) comes through the reaper.
+        self.events.publish(
+            topics::TASK_CHECKPOINTED_EVENT_TOPIC,
+            &TaskCheckpointed {
+                container_id: c.id.clone(),
+                checkpoint: path,
+                ..Default::default()
+            },
+        );
+        tracing::info!(id = %c.id, "checkpointed");
+        Ok(api::Empty::default())
     }
 
     async fn do_exec(&self, req: api::ExecProcessRequest) -> Result<()> {
@@ -512,7 +653,7 @@ impl Service {
             let (fds, io) = stdio::prepare(&p.stdio, opts.io_uid, opts.io_gid, &owner).await?;
             (fds, Some(io), None)
         };
-        let core = c.core.lock().await.clone();
+        let core = c.core().await?;
         let (pid, master) = tokio::task::spawn_blocking(move || -> Result<_> {
             let (ours, console_socket) = match console {
                 Some((o, t)) => (Some(o), Some(ConsoleSocket::Fd(t.into()))),
@@ -568,6 +709,10 @@ impl Service {
         if !req.exec_id.is_empty() {
             return self.start_exec(c, p).await;
         }
+        let pending = c.restore.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(pending) = pending {
+            return self.start_restore(c, p, pending).await;
+        }
         let gate = c.gate.lock().await;
         match p.state() {
             State::Created => {}
@@ -584,11 +729,11 @@ impl Service {
                 )))
             }
         }
-        let mut core = c.core.lock().await.clone();
+        let mut core = c.core().await?;
         let core = tokio::task::spawn_blocking(move || core.start().map(|()| core))
             .await
             .map_err(blocking_err)??;
-        *c.core.lock().await = core;
+        *c.core.lock().await = Some(core);
         p.set_running();
         self.events.publish(
             topics::TASK_START_EVENT_TOPIC,
@@ -626,9 +771,16 @@ impl Service {
                 ..Default::default()
             });
         }
+        if c.core.lock().await.is_none() {
+            // Created from a checkpoint and never started: nothing runs.
+            p.set_exited(Exit {
+                status: 0,
+                at: SystemTime::now(),
+            });
+        }
         match p.state() {
             State::Running => {
-                let core = c.core.lock().await.clone();
+                let core = c.core().await?;
                 if core.status() != runtime_core::Status::Stopped {
                     return Err(ShimError::FailedPrecondition(format!(
                         "cannot delete container {}: it is running",
@@ -637,8 +789,10 @@ impl Service {
                 }
             }
             State::Created => {
-                let core = c.core.lock().await.clone();
-                let _ = tokio::task::spawn_blocking(move || core.kill(libc::SIGKILL, false)).await;
+                if let Ok(core) = c.core().await {
+                    let _ =
+                        tokio::task::spawn_blocking(move || core.kill(libc::SIGKILL, false)).await;
+                }
             }
             State::Stopped => {}
         }
@@ -654,10 +808,12 @@ impl Service {
         let core = c.core.lock().await.clone();
         let mounted = c.mounted_rootfs.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
-            match core.delete(true) {
-                Ok(()) => {}
-                Err(e) if e.kind() == runtime_core::Kind::NotFound => {}
-                Err(e) => return Err(e.into()),
+            if let Some(core) = core {
+                match core.delete(true) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == runtime_core::Kind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
             if let Some(m) = mounted {
                 runtime_core::bundle::unmount_all(&m)
@@ -715,7 +871,7 @@ impl Service {
         if p.exit().is_some() && !req.all {
             return Err(ShimError::NotFound("process already finished".into()));
         }
-        let core = c.core.lock().await.clone();
+        let core = c.core().await?;
         let sig = req.signal as i32;
         let all = req.all;
         tokio::task::spawn_blocking(move || core.kill(sig, all))
@@ -732,7 +888,7 @@ impl Service {
     async fn do_state(&self, req: api::StateRequest) -> Result<api::StateResponse> {
         let (c, p) = self.process(&req.id, &req.exec_id).await?;
         let mut status = p.status();
-        if status == Status::RUNNING && c.core.lock().await.frozen() {
+        if status == Status::RUNNING && c.core.lock().await.as_ref().is_some_and(|k| k.frozen()) {
             status = Status::PAUSED;
         }
         let exit = p.exit();
@@ -758,12 +914,6 @@ fn rpc<T>(r: Result<T>) -> ttrpc::Result<T> {
         tracing::info!("request failed: {}", runtime_core::error::chain(&e));
         ttrpc::Error::from(e)
     })
-}
-
-fn unimplemented<T>(what: &str) -> ttrpc::Result<T> {
-    rpc(Err(ShimError::Unimplemented(format!(
-        "{what} is not implemented by containerd-shim-runrs-v2 yet"
-    ))))
 }
 
 #[async_trait]
@@ -807,7 +957,7 @@ impl Task for Service {
     ) -> ttrpc::Result<api::PidsResponse> {
         rpc(async {
             let c = self.get(&req.id).await?;
-            let core = c.core.lock().await.clone();
+            let core = c.core().await?;
             let pids = tokio::task::spawn_blocking(move || core.state.cgroup.pids())
                 .await
                 .map_err(blocking_err)?
@@ -864,9 +1014,9 @@ impl Task for Service {
     async fn checkpoint(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::CheckpointTaskRequest,
+        req: api::CheckpointTaskRequest,
     ) -> ttrpc::Result<api::Empty> {
-        unimplemented("Checkpoint")
+        rpc(self.do_checkpoint(req).await)
     }
 
     async fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> ttrpc::Result<api::Empty> {

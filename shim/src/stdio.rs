@@ -1,11 +1,14 @@
 //! Container stdio from containerd's fifos (or `file://` URIs).
 //!
-//! stdout and stderr are handed to the container as descriptors of the fifos (or files)
-//! themselves: the kernel moves the bytes, the shim copies nothing, holds no buffer, and
-//! nothing written before exit can be lost in the shim. A keep-alive reader held by the
-//! shim keeps a vanished client from turning into EPIPE. stdin goes through a pipe the
-//! shim feeds from the fifo, so CloseIO can end it with EOF whatever the client does. A
-//! terminal's pty master is relayed to the stdout fifo and from the stdin fifo.
+//! The container writes stdout and stderr into pipes; the shim moves the bytes on to the
+//! fifos (or files) with splice(2): page references move between the pipes, nothing is
+//! copied through the shim's memory, and memory stays bounded by the pipe buffers
+//! whatever the output rate. Pipes (not the fifos themselves) keep the container
+//! checkpointable: criu can dump and reconnect a pipe, not a fifo on a host mount. A
+//! keep-alive reader held by the shim keeps a vanished client from turning into EPIPE.
+//! stdin goes through a pipe the shim feeds from the fifo, so CloseIO can end it with
+//! EOF whatever the client does. A terminal's pty master is relayed to the stdout fifo
+//! and from the stdin fifo.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -42,6 +45,8 @@ pub struct Io {
     master: Option<Arc<AsyncFd<OwnedFd>>>,
     /// The relay of the terminal's output, finished when the pty hangs up.
     output: Option<JoinHandle<()>>,
+    /// The stdout/stderr relays, finished when every writer of their pipe is gone.
+    relays: Vec<JoinHandle<()>>,
     /// A `binary://` logging process (stopped when the Io is dropped).
     logger: Option<crate::logger::Logger>,
 }
@@ -116,25 +121,131 @@ fn fifo_path(uri: &str) -> Result<Option<&str>> {
     Ok(None)
 }
 
-/// Open an output destination for the container: the writer it gets, plus what the
-/// shim keeps. An empty spec is /dev/null.
-fn output(uri: &str, keepalive: &mut Vec<OwnedFd>) -> Result<OwnedFd> {
+/// Open an output destination for the container: the pipe end it writes to, plus the
+/// relay the shim runs into the destination. An empty spec is /dev/null.
+fn output(uri: &str, io: &mut Io, io_uid: u32, io_gid: u32) -> Result<OwnedFd> {
     if uri.is_empty() {
         return open("/dev/null", libc::O_WRONLY, 0);
     }
-    if let Some(file) = uri.strip_prefix("file://") {
+    let dst = if let Some(file) = uri.strip_prefix("file://") {
         if let Some(dir) = Path::new(file).parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| sys_err("create", &dir.display().to_string(), e))?;
         }
-        return open(file, libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND, 0o644);
+        Dest::File(open(
+            file,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
+            0o644,
+        )?)
+    } else {
+        let path = fifo_path(uri)?.unwrap_or(uri);
+        // Reader first: opening the writer then never blocks and never fails with ENXIO.
+        io.keepalive
+            .push(open(path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?);
+        let w = open(path, libc::O_WRONLY | libc::O_NONBLOCK, 0)?;
+        Dest::Pipe(async_fd(w).map_err(|e| sys_err("register", path, e))?)
+    };
+    let (r, w) = pipe()?;
+    if (io_uid, io_gid) != (0, 0) {
+        // SAFETY: fchown on a pipe we own.
+        unsafe { libc::fchown(w.as_raw_fd(), io_uid, io_gid) };
     }
-    let path = fifo_path(uri)?.unwrap_or(uri);
-    // Reader first: opening the writer then never blocks and never fails with ENXIO.
-    keepalive.push(open(path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?);
-    let w = open(path, libc::O_WRONLY | libc::O_NONBLOCK, 0)?;
-    set_nonblocking(w.as_fd(), false).map_err(|e| sys_err("fcntl", path, e))?;
+    // A bigger pipe moves more per splice; the kernel caps it (fs.pipe-max-size).
+    // SAFETY: F_SETPIPE_SZ takes an int; failure just keeps the default size.
+    unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    set_nonblocking(r.as_fd(), true).map_err(|e| sys_err("fcntl", "output pipe", e))?;
+    let src = async_fd(r).map_err(|e| sys_err("register", "output pipe", e))?;
+    io.relays.push(tokio::spawn(async move {
+        if let Err(e) = splice_relay(&src, &dst).await {
+            tracing::debug!("output relay ended: {e}");
+        }
+    }));
     Ok(w)
+}
+
+/// Where an output relay writes.
+enum Dest {
+    /// A fifo (non-blocking, polled for room).
+    Pipe(AsyncFd<OwnedFd>),
+    /// A regular file (always writable).
+    File(OwnedFd),
+}
+
+impl Dest {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Dest::Pipe(a) => a.get_ref().as_fd(),
+            Dest::File(f) => f.as_fd(),
+        }
+    }
+}
+
+fn splice_now(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> std::io::Result<usize> {
+    // SAFETY: both descriptors are open; null offsets use the file positions.
+    let n = unsafe {
+        libc::splice(
+            from.as_raw_fd(),
+            std::ptr::null_mut(),
+            to.as_raw_fd(),
+            std::ptr::null_mut(),
+            1 << 20,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+fn pending_bytes(fd: BorrowedFd<'_>) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes an int into the valid pointer we pass.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) } < 0 {
+        return 0;
+    }
+    n as usize
+}
+
+/// Move everything from the pipe to `dst` with splice until every writer is gone.
+/// Readiness is only cleared through `try_io` after a splice that would block, so an
+/// edge that arrives between a failed splice and the wait is never lost.
+async fn splice_relay(src: &AsyncFd<OwnedFd>, dst: &Dest) -> std::io::Result<()> {
+    let step = |r: std::io::Result<usize>| -> Option<std::io::Result<()>> {
+        match r {
+            Ok(0) => Some(Ok(())),
+            Ok(_) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+            Err(e) => Some(Err(e)),
+        }
+    };
+    loop {
+        match splice_now(src.get_ref().as_fd(), dst.fd()) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            r => {
+                if let Some(done) = step(r) {
+                    return done;
+                }
+                continue;
+            }
+        }
+        // Would block: the destination is full if the pipe still holds data.
+        if let (Dest::Pipe(d), true) = (dst, pending_bytes(src.get_ref().as_fd()) > 0) {
+            let mut g = d.writable().await?;
+            if let Ok(r) = g.try_io(|_| splice_now(src.get_ref().as_fd(), dst.fd())) {
+                if let Some(done) = step(r) {
+                    return done;
+                }
+            }
+        } else {
+            let mut g = src.readable().await?;
+            if let Ok(r) = g.try_io(|s| splice_now(s.get_ref().as_fd(), dst.fd())) {
+                if let Some(done) = step(r) {
+                    return done;
+                }
+            }
+        }
+    }
 }
 
 /// Who the stdio belongs to, for `binary://` loggers.
@@ -162,8 +273,8 @@ pub async fn prepare(
         (o, e)
     } else {
         (
-            output(&spec.stdout, &mut io.keepalive)?,
-            output(&spec.stderr, &mut io.keepalive)?,
+            output(&spec.stdout, &mut io, io_uid, io_gid)?,
+            output(&spec.stderr, &mut io, io_uid, io_gid)?,
         )
     };
     let stdin = if spec.stdin.is_empty() {
@@ -269,12 +380,21 @@ impl Io {
         Ok(())
     }
 
-    /// Wait until the terminal's output has been relayed (the pty hung up), bounded.
+    /// Wait until the output has been relayed (pipes at EOF, the pty hung up), bounded:
+    /// what the process wrote reaches the client before its exit is reported. A relay
+    /// still held open by a surviving process keeps running until the Io is dropped.
     pub async fn drained(&mut self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
         if let Some(h) = self.output.take() {
             let abort = h.abort_handle();
-            if tokio::time::timeout(limit, h).await.is_err() {
+            if tokio::time::timeout_at(deadline, h).await.is_err() {
                 abort.abort();
+            }
+        }
+        for mut h in std::mem::take(&mut self.relays) {
+            if tokio::time::timeout_at(deadline, &mut h).await.is_err() {
+                // Still held open (a process outside the init survives): keep it.
+                self.relays.push(h);
             }
         }
     }
@@ -284,6 +404,9 @@ impl Drop for Io {
     fn drop(&mut self) {
         self.close_stdin();
         if let Some(h) = self.output.take() {
+            h.abort();
+        }
+        for h in self.relays.drain(..) {
             h.abort();
         }
     }

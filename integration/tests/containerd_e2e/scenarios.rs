@@ -64,6 +64,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("notify", crate::notify::notify),
     ("metrics-pause", crate::resources::metrics_pause),
     ("oom", crate::resources::oom),
+    ("checkpoint", crate::checkpoint::checkpoint),
 ];
 
 /// Removes a container with `ctr` when a scenario fails half way.
