@@ -1,5 +1,5 @@
-//! The parent side of container creation: start `runrs init` from a sealed copy of
-//! the binary (which joins the container's cgroups itself, first thing), send it the
+//! The parent side of container creation: start `runrs init` from a read-only view
+//! of the binary (see [`binary`]) (which joins the container's cgroups itself, first thing), send it the
 //! config, answer its requests (id maps, hooks) and wait for Ready or an error.
 //! The caller decides who reaps the short-lived stage-1 process (see [`Reap`]).
 
@@ -109,7 +109,7 @@ pub fn spawn(
     reap: Reap,
     mut on_hooks: impl FnMut(i32) -> Result<(), crate::hooks::HookError>,
 ) -> Result<Spawned, SpawnError> {
-    let exe = binary::sealed_copy().map_err(SpawnError::Binary)?;
+    let exe = binary::init_executable(&cfg.bundle).map_err(SpawnError::Binary)?;
     let (parent, child) = crate::sys::seqpacket_pair().map_err(SpawnError::Binary)?;
     let child_raw = child.as_raw_fd();
     let preserved = 3..3 + cfg.preserve_fds as i32;
