@@ -240,7 +240,6 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
         },
         opts.stdio,
         opts.reap,
-        &cgroup,
         |pid| {
             hooks_reached.set(true);
             let s = hook_state(pid);

@@ -111,7 +111,6 @@ impl Container {
             },
             opts.stdio,
             opts.reap,
-            &self.state.cgroup,
             |_| Ok(()),
         )?;
         if let Some(r) = &self.state.rdt {

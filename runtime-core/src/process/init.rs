@@ -15,7 +15,7 @@ use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
 use super::sync::{self, Msg};
-use super::{console, execve, user};
+use super::{cgroup_join, console, execve, user};
 use crate::cgroups::CgroupPaths;
 use crate::namespaces::{self, Kind, Namespace};
 use crate::rootfs::{self, mounts::MountContext};
@@ -203,6 +203,9 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), I
             .as_ref()
             .ok_or(InitError::Protocol("process"))?,
     };
+    // Into the container's cgroups first, so that what follows is charged to them.
+    let placement = cgroup_join::enter(&cfg.cgroup, namespaces::has(&cfg.namespaces, Kind::User))
+        .map_err(|e| InitError::Sys("join the container's cgroups", e))?;
     if let Some(r) = &cfg.rdt {
         crate::rdt::add_task(r, std::process::id() as i32)?;
     }
@@ -253,13 +256,10 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), I
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
     // SAFETY: init is single-threaded (a fresh exec that never spawned a thread), so
     // the child may run arbitrary code after fork.
-    match unsafe { libc::fork() } {
-        -1 => Err(InitError::Sys(
-            "fork container init",
-            SysError::last("fork", ""),
-        )),
-        0 => Ok((0, r)),
-        pid => Ok((pid, w)),
+    match unsafe { cgroup_join::fork(&placement) } {
+        Err(e) => Err(InitError::Sys("fork container init", e)),
+        Ok(0) => Ok((0, r)),
+        Ok(pid) => Ok((pid, w)),
     }
 }
 

@@ -2,6 +2,7 @@
 //! protocol ([`sync`]), and the pieces init applies to itself (console, user, execve).
 
 pub mod binary;
+pub mod cgroup_join;
 pub mod console;
 mod exec_init;
 pub mod execve;

@@ -1,5 +1,5 @@
-//! The parent side of container creation: start `runrs init` from a sealed copy of
-//! the binary, put it in the container's cgroups before it does anything, send it the
+//! The parent side of container creation: start `runrs init` from a read-only view
+//! of the binary (see [`binary`]) (which joins the container's cgroups itself, first thing), send it the
 //! config, answer its requests (id maps, hooks) and wait for Ready or an error.
 //! The caller decides who reaps the short-lived stage-1 process (see [`Reap`]).
 
@@ -12,7 +12,6 @@ use oci_spec::runtime::{LinuxIdMapping, Spec};
 use super::binary;
 use super::init::{InitConfig, INIT_ENV};
 use super::sync::{self, Msg, SyncError};
-use crate::cgroups::{CgroupError, CgroupPaths};
 use crate::sys::SysError;
 
 /// Who reaps the stage-1 init process.
@@ -50,9 +49,6 @@ pub enum SpawnError {
     /// Preparing the executable.
     #[error("prepare init executable")]
     Binary(#[source] SysError),
-    /// Placing init in its cgroups.
-    #[error("place init in its cgroup")]
-    Cgroup(#[source] CgroupError),
     /// Talking to init.
     #[error("talk to init")]
     Sync(#[source] SyncError),
@@ -102,7 +98,8 @@ pub struct InitFds<'a> {
     pub console_socket: Option<BorrowedFd<'a>>,
 }
 
-/// Spawn init and drive it to Ready. `on_hooks` runs the parent's hooks (prestart,
+/// Spawn init and drive it to Ready. Init places itself in `cfg.cgroup` (see
+/// [`super::cgroup_join`]) before it creates anything. `on_hooks` runs the parent's hooks (prestart,
 /// createRuntime) with the container's host pid when init asks for them. On error the
 /// init processes are killed; cgroup and state cleanup is the caller's.
 pub fn spawn(
@@ -110,10 +107,9 @@ pub fn spawn(
     fds: InitFds<'_>,
     stdio: InitStdio,
     reap: Reap,
-    cgroup: &CgroupPaths,
     mut on_hooks: impl FnMut(i32) -> Result<(), crate::hooks::HookError>,
 ) -> Result<Spawned, SpawnError> {
-    let exe = binary::sealed_copy().map_err(SpawnError::Binary)?;
+    let exe = binary::init_executable(&cfg.bundle).map_err(SpawnError::Binary)?;
     let (parent, child) = crate::sys::seqpacket_pair().map_err(SpawnError::Binary)?;
     let child_raw = child.as_raw_fd();
     let preserved = 3..3 + cfg.preserve_fds as i32;
@@ -165,7 +161,6 @@ pub fn spawn(
         proc: Some(&mut proc),
     };
 
-    cgroup.add_pid(stage1).map_err(SpawnError::Cgroup)?;
     let spec_maps = IdMaps::from_spec(&cfg.spec);
     // An exec's process runs as soon as it is ready: then wait for execve itself (the
     // socket closes on exec) so its failure is reported to the caller.

@@ -30,7 +30,10 @@ fn cve_2019_5736_runtime_binary_is_out_of_reach() {
     }
     let mut w = World::new("cve5736");
     // Attack a copy of the runtime, so a broken defence cannot corrupt the real one.
-    let copy = w.dir.join("runtime-copy");
+    // In a directory of its own: runrs execs init through a read-only overlay of the
+    // binary's directory, which cannot contain the bundles (it falls back to a memfd).
+    let copy = w.dir.join("bin").join("runtime-copy");
+    std::fs::create_dir(w.dir.join("bin")).expect("mkdir bin");
     std::fs::copy(support::runtime(), &copy).expect("copy runtime");
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let before = std::fs::read(&copy).expect("read copy");
@@ -71,17 +74,36 @@ fn cve_2019_5736_runtime_binary_is_out_of_reach() {
     let pid = w.pid(&a);
 
     if support::is_runrs() {
-        // The host's view: init's executable is a sealed memfd.
+        // The host's view: init's executable is the binary seen through a detached
+        // read-only overlayfs, or (fallback) a sealed memfd copy.
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("readlink exe");
-        assert!(
-            exe.to_string_lossy().starts_with("/memfd:runrs"),
-            "init runs {exe:?}"
-        );
         let f = std::fs::File::open(format!("/proc/{pid}/exe")).expect("open exe");
-        // SAFETY: F_GET_SEALS takes no argument.
-        let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
-        let want = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-        assert_eq!(seals & want, want, "seals {seals:#x}");
+        // SAFETY: statfs is plain old data; all-zero is a valid value.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `f` is open and `st` is writable.
+        let r = unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) };
+        assert_eq!(r, 0, "fstatfs exe");
+        if exe.to_string_lossy().starts_with("/memfd:runrs") {
+            // SAFETY: F_GET_SEALS takes no argument.
+            let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
+            let want =
+                libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+            assert_eq!(seals & want, want, "seals {seals:#x}");
+        } else {
+            assert_eq!(
+                st.f_type,
+                libc::OVERLAYFS_SUPER_MAGIC,
+                "init runs {exe:?}, neither a memfd nor a read-only overlay"
+            );
+            let ro = std::fs::OpenOptions::new()
+                .append(true)
+                .open(format!("/proc/{pid}/exe"));
+            assert_eq!(
+                ro.expect_err("writable").raw_os_error(),
+                Some(libc::EROFS),
+                "the overlay of init's executable is not read-only"
+            );
+        }
         // Even the host's root cannot write it.
         let w_ok = std::fs::OpenOptions::new()
             .append(true)

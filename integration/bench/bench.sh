@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# bench.sh - runrs vs containerd-shim-runc-v2 + runc vs the Rust runc shim vs crun, in one
+# session, interleaved. Never a pass/fail test: it prints a table and writes JSON + a PNG chart.
+#
+#   integration/bench/bench.sh                    # everything, N=30
+#   N=50 PHASES="ctr-run cli" integration/bench/bench.sh
+#
+# Env (all optional):
+#   N=30                 samples per runtime for the latency phases (ctr run, CLI cycle, exec)
+#   PHASES="ctr-run cli mem exec throughput"   subset to run (mem also does the 50-concurrent start)
+#   OUT=/tmp/runrs-bench-results   where bench.json, bench.png and the raw logs go
+#   RUNRS_BIN_DIR=<workspace>/target/release   runrs + containerd-shim-runrs-v2 (built if absent)
+#   RS_SHIM=<path>       containerd-shim-runc-v2-rs (rust-extensions' runc shim 0.1.x); default:
+#                        /var/tmp/runrs-bench-rsshim/bin/containerd-shim-runc-v2-rs, installed there
+#                        with `cargo install containerd-runc-shim --version '^0.1'` when absent
+#                        (RS_SHIM=none skips it)
+#   THROUGHPUT_MIB=1024  bytes a container writes to stdout in the throughput phase
+#   RUNRS_E2E_DIR=<workspace>/../shared/e2e    containerd-up.sh / containerd-down.sh / crun-hybrid.sh
+# Needs: root, containerd 1.6+, ctr, runc, crun (optional), busybox-static, python3 with
+# matplotlib for the chart (`pip install matplotlib`; without it only the chart is skipped).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+ws=$(cd "$here/../.." && pwd)
+export RUNRS_E2E_DIR=${RUNRS_E2E_DIR:-$ws/../shared/e2e}
+[ -x "$RUNRS_E2E_DIR/containerd-up.sh" ] || { echo "bench: $RUNRS_E2E_DIR/containerd-up.sh not found (set RUNRS_E2E_DIR)" >&2; exit 1; }
+export OUT=${OUT:-/tmp/runrs-bench-results} N=${N:-30}
+mkdir -p "$OUT"
+lock() { if command -v flock >/dev/null; then flock /tmp/runrs-cargo.lock "$@"; else "$@"; fi; }
+
+bin=${RUNRS_BIN_DIR:-$ws/target/release}
+if [ ! -x "$bin/runrs" ] || [ ! -x "$bin/containerd-shim-runrs-v2" ]; then
+  [ -n "${RUNRS_BIN_DIR:-}" ] && { echo "bench: no runrs binaries in $bin" >&2; exit 1; }
+  (cd "$ws" && lock cargo build --release -p runtime-core -p containerd-shim-runrs-v2)
+fi
+
+rs_shim=${RS_SHIM:-/var/tmp/runrs-bench-rsshim/bin/containerd-shim-runc-v2-rs}
+if [ "$rs_shim" != none ] && [ ! -x "$rs_shim" ] && [ -z "${RS_SHIM:-}" ]; then
+  echo "bench: installing containerd-runc-shim 0.1.x into /var/tmp/runrs-bench-rsshim (once)" >&2
+  (cd /var/tmp && lock cargo install containerd-runc-shim --version '^0.1' --root /var/tmp/runrs-bench-rsshim \
+     >"$OUT/rs-shim-install.log" 2>&1) || echo "bench: cargo install containerd-runc-shim failed, see $OUT/rs-shim-install.log" >&2
+fi
+
+# Shims containerd finds by runtime name, on its PATH.
+shims=$(mktemp -d /tmp/runrs-bench-shims.XXXXXX)
+export E2E_DIR=${E2E_DIR:-/tmp/runrs-bench-containerd} E2E_NS=runrs-bench E2E_SHIM_DIR=$shims
+cleanup() {
+  "$RUNRS_E2E_DIR/containerd-down.sh" >/dev/null 2>&1 || true
+  rm -rf "$shims"
+}
+trap cleanup EXIT
+ln -s "$bin/containerd-shim-runrs-v2" "$shims/containerd-shim-runrs-v2"
+[ -x "$rs_shim" ] && ln -s "$rs_shim" "$shims/containerd-shim-runc-v2-rs"
+
+"$RUNRS_E2E_DIR/containerd-up.sh" >"$OUT/containerd-up.log" 2>&1 || { cat "$OUT/containerd-up.log" >&2; exit 1; }
+# shellcheck disable=SC1091
+source "$E2E_DIR/env"
+export RUNRS_BIN=$bin/runrs RS_SHIM_OK=$([ -x "$rs_shim" ] && echo 1 || echo 0)
+python3 "$here/bench.py" run
