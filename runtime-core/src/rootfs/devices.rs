@@ -205,15 +205,16 @@ pub fn ptmx(root: std::os::fd::BorrowedFd<'_>) -> Result<(), RootfsError> {
 /// device from outside the container (the host's /dev/null a runtime was given) are
 /// replaced by the container's own /dev/null. A file on a mount the container does not
 /// have cannot be checkpointed by CRIU ("Can't lookup mount"). Nothing happens when the
-/// container's /dev/null is not the null device.
+/// container's /dev/null is not the null device, a symlink included (CVE-2025-31133: the
+/// image may point it at a /proc file; it is never followed).
 pub fn reopen_devnull() -> Result<(), RootfsError> {
     let err = |e| RootfsError::Device {
         path: "/dev/null".into(),
         source: e,
     };
-    let null = match sys::open(Path::new("/dev/null"), libc::O_RDWR, 0) {
+    let null = match sys::open(Path::new("/dev/null"), libc::O_RDWR | libc::O_NOFOLLOW, 0) {
         Ok(fd) => fd,
-        Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) if matches!(e.errno(), Some(libc::ENOENT | libc::ELOOP)) => return Ok(()),
         Err(e) => return Err(err(e)),
     };
     let ns = sys::fstat(null.as_fd()).map_err(err)?;
