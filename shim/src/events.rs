@@ -6,8 +6,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use containerd_shim_protos::api::ForwardRequest;
+use containerd_shim_protos::events::task;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim_protos::protobuf::Message;
+#[cfg(test)]
 use containerd_shim_protos::protobuf::MessageFull;
 use containerd_shim_protos::shim::event::Envelope;
 use containerd_shim_protos::shim_async::{Client, EventsClient};
@@ -36,10 +39,48 @@ pub fn timestamp(t: SystemTime) -> Timestamp {
     }
 }
 
+/// A message with its protobuf full name, the bare type URL containerd's typeurl
+/// expects. Spelled out rather than read from `MessageFull::descriptor()`: building the
+/// descriptors parses every file of the proto crate into the heap (≈520 KiB per shim,
+/// measured), for one string.
+pub trait TypeUrl: Message {
+    const TYPE_URL: &'static str;
+}
+
+macro_rules! type_urls {
+    ($($t:ty => $name:literal,)*) => {
+        $(impl TypeUrl for $t {
+            const TYPE_URL: &'static str = $name;
+        })*
+        /// Every message with a spelled-out name (checked against the descriptors).
+        #[cfg(test)]
+        fn spelled_out() -> Vec<(&'static str, String)> {
+            vec![$(($name, <$t as MessageFull>::descriptor().full_name().to_string()),)*]
+        }
+    };
+}
+
+type_urls! {
+    task::TaskCreate => "containerd.events.TaskCreate",
+    task::TaskStart => "containerd.events.TaskStart",
+    task::TaskDelete => "containerd.events.TaskDelete",
+    task::TaskIO => "containerd.events.TaskIO",
+    task::TaskExit => "containerd.events.TaskExit",
+    task::TaskOOM => "containerd.events.TaskOOM",
+    task::TaskExecAdded => "containerd.events.TaskExecAdded",
+    task::TaskExecStarted => "containerd.events.TaskExecStarted",
+    task::TaskPaused => "containerd.events.TaskPaused",
+    task::TaskResumed => "containerd.events.TaskResumed",
+    task::TaskCheckpointed => "containerd.events.TaskCheckpointed",
+    containerd_shim_protos::shim::oci::ProcessDetails => "containerd.runc.v1.ProcessDetails",
+    containerd_shim_protos::cgroups::metrics::Metrics => "io.containerd.cgroups.v1.Metrics",
+    containerd_shim_protos::cgroups_v2::metrics::Metrics => "io.containerd.cgroups.v2.Metrics",
+}
+
 /// An Any with the bare type name containerd's typeurl expects.
-pub fn to_any<M: MessageFull>(m: &M) -> Any {
+pub fn to_any<M: TypeUrl>(m: &M) -> Any {
     Any {
-        type_url: M::descriptor().full_name().to_string(),
+        type_url: M::TYPE_URL.to_string(),
         value: m.write_to_bytes().unwrap_or_default(),
         ..Default::default()
     }
@@ -54,7 +95,7 @@ impl Events {
     }
 
     /// Queue an event.
-    pub fn publish<M: MessageFull>(&self, topic: &str, event: &M) {
+    pub fn publish<M: TypeUrl>(&self, topic: &str, event: &M) {
         tracing::debug!(topic, "event");
         let env = Envelope {
             timestamp: Some(timestamp(SystemTime::now())).into(),
@@ -122,5 +163,31 @@ async fn forward(address: String, mut rx: mpsc::UnboundedReceiver<Cmd>) {
             }
             tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spelled_out_type_urls_are_the_descriptor_names() {
+        for (spelled, real) in spelled_out() {
+            assert_eq!(spelled, real);
+        }
+    }
+
+    #[test]
+    fn any_carries_the_name_and_the_encoded_message() {
+        let e = task::TaskPaused {
+            container_id: "c1".into(),
+            ..Default::default()
+        };
+        let any = to_any(&e);
+        assert_eq!(any.type_url, "containerd.events.TaskPaused");
+        assert_eq!(
+            task::TaskPaused::parse_from_bytes(&any.value).expect("parse"),
+            e
+        );
     }
 }
