@@ -266,6 +266,12 @@ impl Containerd {
         cmd.arg(scripts.join("containerd-up.sh"));
         cd.script_env(&mut cmd);
         cmd.env("E2E_SHIM_DIR", shim_dir).env("E2E_RUNTIMES", RUNRS);
+        // containerd unpacks a checkpoint it restores from into a "ctrd-checkpoint*" temp dir
+        // it never removes (all versions, any runtime): keep those inside our dir, which
+        // containerd-down.sh deletes.
+        let tmp = cd.dir.join("tmp");
+        fs::create_dir_all(&tmp)?;
+        cmd.env("TMPDIR", &tmp);
         if !version.system {
             cmd.env("E2E_CONTAINERD_DIR", &version.bin_dir);
         }

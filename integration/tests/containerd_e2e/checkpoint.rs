@@ -69,7 +69,11 @@ pub fn checkpoint(c: &Ctx<'_>) -> Result<()> {
         );
         c.events
             .wait_task_event(&id, "/tasks/checkpointed", Duration::from_secs(10))?;
-        let _ = ctr.run(["image", "rm", &reference], None);
+        // --sync: containerd must have collected this image's blobs before the next
+        // checkpoint. Otherwise it writes the identical spec blob again, gets "already
+        // exists", and `ctr container checkpoint` silently drops the task from the index
+        // (restore then fails with "media type not found"; seen on 1.7, 1 run in 8).
+        ctr.ok(["image", "rm", "--sync", &reference])?;
         // 2. Container checkpoint with its task, then restore it live.
         ctr.ok(["container", "checkpoint", "--task", "--rw", &id, &image])?;
         let pid = running_pid(c, &id)?;

@@ -420,6 +420,9 @@ fn shim_kill9(c: &Ctx<'_>) -> Result<()> {
         [
             "run",
             "-d",
+            // No fifos: ctr leaves a detached task's fifo dir behind unless it deletes the
+            // task itself, and here containerd does.
+            "--null-io",
             "--runtime",
             c.runtime,
             IMAGE,
