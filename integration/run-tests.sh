@@ -11,12 +11,14 @@
 #   cli      runc-compatible CLI suite (integration/tests/cli_*.rs) against runrs, and the
 #            privileged security suite (runtime-core/tests/security)
 #   e2e      containerd end-to-end suite (every containerd version installed)
+#   static   the shipped build (cargo release-static): CLI suite and e2e (one containerd)
 #   v2       the cgroup v2 checks inside a cgroup-v2-only VM (../shared/cgroup2-vm)
 # CI (.ci/run) runs this script with no arguments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-STAGES=${STAGES:-deps lint unit cli e2e v2}
+command -v cargo >/dev/null || { echo "run-tests: cargo not found: install a Rust toolchain (rustup, stable >= 1.85)" >&2; exit 1; }
+STAGES=${STAGES:-deps lint unit cli e2e static v2}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 export RUNRS_E2E_DIR=${RUNRS_E2E_DIR:-$ROOT/../shared/e2e}
 APT=(apt-get -y -q -o DPkg::Lock::Timeout=300)
@@ -76,6 +78,18 @@ fi
 if has e2e && ls integration/tests/containerd*.rs >/dev/null 2>&1; then
   log "containerd end-to-end suite"
   cargo test -p integration --test 'containerd*'
+fi
+
+if has static; then
+  # The binaries deploy/install.sh ships: static, non-PIE (.cargo/config.toml).
+  log "cargo release-static"
+  cargo release-static
+  bin=$ROOT/target/x86_64-unknown-linux-gnu/release
+  log "CLI suite with the static runrs"
+  RUNRS_TEST_RUNTIME=$bin/runrs cargo test -p integration --test 'cli_*'
+  log "containerd end-to-end suite with the static shim (first containerd, runrs only)"
+  RUNRS_TEST_SHIM=$bin/containerd-shim-runrs-v2 RUNRS_E2E_RUNTIMES=runrs RUNRS_E2E_CONTAINERD=1.6 \
+    cargo test -p integration --test 'containerd*'
 fi
 
 if has v2 && [ -x integration/v2/run-v2.sh ]; then
