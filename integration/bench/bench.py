@@ -224,6 +224,12 @@ def shim_memory(ctr, cids):
     }
 
 
+# Memory is read once the shims are idle: runrs' blocking-pool thread (Create, Start)
+# exits 5 s after its last job, and a running container's shim is idle for most of its
+# life. The same wait applies to every runtime.
+SETTLE_S = 6
+
+
 def phase_mem(ctr, res, rm_samples):
     """Per runtime: shim memory at 1 and 10 containers (started one by one), then 50
     started concurrently (wall time until `ctr run -d` returned for all = all running),
@@ -232,15 +238,15 @@ def phase_mem(ctr, res, rm_samples):
     for rt in ctr.runtimes:
         log(f"memory + 50 concurrent starts: {rt}")
         cids, _, bad = start_many(ctr, rt, 1, False)
-        time.sleep(1)
+        time.sleep(SETTLE_S)
         m1 = shim_memory(ctr, cids)
         more, _, bad2 = start_many(ctr, rt, 9, False)
-        time.sleep(1)
+        time.sleep(SETTLE_S)
         m10 = shim_memory(ctr, cids + more)
         ctr.remove(cids + more)
         time.sleep(1)
         many, wall, bad3 = start_many(ctr, rt, 50, True)
-        time.sleep(2)
+        time.sleep(SETTLE_S)
         m50 = shim_memory(ctr, many)
         lat = [ctr.run_rm(rt) for _ in range(rm_samples)]
         ctr.remove(many)

@@ -9,7 +9,8 @@
 #   N=30                 samples per runtime for the latency phases (ctr run, CLI cycle, exec)
 #   PHASES="ctr-run cli mem exec throughput"   subset to run (mem also does the 50-concurrent start)
 #   OUT=/tmp/runrs-bench-results   where bench.json, bench.png and the raw logs go
-#   RUNRS_BIN_DIR=<workspace>/target/release   runrs + containerd-shim-runrs-v2 (built if absent)
+#   RUNRS_BIN_DIR=<workspace>/target/x86_64-unknown-linux-gnu/release   runrs + containerd-shim-runrs-v2
+#                        (default: the shipped static build, `cargo release-static` if absent)
 #   RS_SHIM=<path>       containerd-shim-runc-v2-rs (rust-extensions' runc shim 0.1.x); default:
 #                        /var/tmp/runrs-bench-rsshim/bin/containerd-shim-runc-v2-rs, installed there
 #                        with `cargo install containerd-runc-shim --version '^0.1'` when absent
@@ -25,13 +26,15 @@ export RUNRS_E2E_DIR=${RUNRS_E2E_DIR:-$ws/../shared/e2e}
 [ -x "$RUNRS_E2E_DIR/containerd-up.sh" ] || { echo "bench: $RUNRS_E2E_DIR/containerd-up.sh not found (set RUNRS_E2E_DIR)" >&2; exit 1; }
 export OUT=${OUT:-/tmp/runrs-bench-results} N=${N:-30}
 mkdir -p "$OUT"
-lock() { if command -v flock >/dev/null; then flock /tmp/runrs-cargo.lock "$@"; else "$@"; fi; }
+lock() { if command -v flock >/dev/null; then flock -o /tmp/runrs-cargo.lock "$@"; else "$@"; fi; }
 
-bin=${RUNRS_BIN_DIR:-$ws/target/release}
+# Default: the shipped build (static, non-PIE), built when absent.
+bin=${RUNRS_BIN_DIR:-$ws/target/x86_64-unknown-linux-gnu/release}
 if [ ! -x "$bin/runrs" ] || [ ! -x "$bin/containerd-shim-runrs-v2" ]; then
   [ -n "${RUNRS_BIN_DIR:-}" ] && { echo "bench: no runrs binaries in $bin" >&2; exit 1; }
-  (cd "$ws" && lock cargo build --release -p runtime-core -p containerd-shim-runrs-v2)
+  (cd "$ws" && lock cargo release-static)
 fi
+bin=$(cd "$bin" && pwd)   # containerd's PATH and the shim links need it absolute
 
 rs_shim=${RS_SHIM:-/var/tmp/runrs-bench-rsshim/bin/containerd-shim-runc-v2-rs}
 if [ "$rs_shim" != none ] && [ ! -x "$rs_shim" ] && [ -z "${RS_SHIM:-}" ]; then
