@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use integration::containerd::host;
 use integration::containerd::pty::PtyChild;
-use integration::containerd::IMAGE;
+use integration::containerd::{IMAGE, RUNC};
 
 use crate::scenarios::{Ctx, TRAP_LOOP};
 
@@ -368,10 +368,23 @@ pub fn stdout_gib(c: &Ctx<'_>) -> Result<()> {
         bail!("stdout differs from the generated pattern at byte {at}");
     }
     ensure!(status.success(), "ctr run exited {status}");
-    ensure!(
-        got == total,
-        "ctr printed {got} bytes, the container wrote {total}"
-    );
+    if c.runtime == RUNC && got < total {
+        // containerd-shim-runc-v2 may publish the exit before its copy of the output is
+        // done, and ctr then stops reading: the tail is lost (seen once on 1.6: the last
+        // 52 KiB of 1 GiB). The reference is only checked for what it delivered; runrs drains
+        // the output before TaskExit and must deliver all of it.
+        println!(
+            "[{} / {}] reference lost the last {} bytes of output (known runc-shim race)",
+            c.cd.version.label(),
+            c.short,
+            total - got
+        );
+    } else {
+        ensure!(
+            got == total,
+            "ctr printed {got} bytes, the container wrote {total}"
+        );
+    }
     ensure!(
         max_rss > 0 && max_rss < RSS_BOUND_KIB,
         "shim RSS while the output flowed: {max_rss} KiB (bound {RSS_BOUND_KIB} KiB; 0 means it was never seen)"
