@@ -2,7 +2,7 @@
 # quickstart.sh - on a fresh Debian 12 machine (as root): install containerd from Debian,
 # build runrs, start a private containerd with a locally built busybox image, and run a
 # container through it with runrs as the runtime. Leaves that containerd running; stop it
-# with:  E2E_DIR=/tmp/runrs-quickstart ../shared/e2e/containerd-down.sh
+# with:  E2E_DIR=/tmp/runrs-quickstart E2E_NS=runrs-quickstart ../shared/e2e/containerd-down.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
