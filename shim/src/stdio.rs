@@ -156,7 +156,13 @@ fn output(uri: &str, io: &mut Io, io_uid: u32, io_gid: u32) -> Result<OwnedFd> {
     set_nonblocking(r.as_fd(), true).map_err(|e| sys_err("fcntl", "output pipe", e))?;
     let src = async_fd(r).map_err(|e| sys_err("register", "output pipe", e))?;
     io.relays.push(tokio::spawn(async move {
-        if let Err(e) = splice_relay(&src, &dst).await {
+        // splice(2) cannot write to a file opened O_APPEND (EINVAL), and file:// logs are
+        // appended to: they get a read/write copy.
+        let r = match &dst {
+            Dest::File(f) => copy_to_file(&src, f).await,
+            Dest::Pipe(_) => splice_relay(&src, &dst).await,
+        };
+        if let Err(e) = r {
             tracing::debug!("output relay ended: {e}");
         }
     }));

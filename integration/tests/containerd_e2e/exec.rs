@@ -391,3 +391,108 @@ pub fn stdout_gib(c: &Ctx<'_>) -> Result<()> {
     );
     c.assert_clean(&id)
 }
+
+/// A containerd logging binary for `log_uri`: stdout arrives on fd 3, stderr on fd 4, and
+/// it reports readiness on fd 5 (containerd's binary:// protocol). It records what it got,
+/// its CONTAINER_ID and CONTAINER_NAMESPACE next to itself.
+const LOGGER: &str = r#"#!/bin/sh
+out="$(dirname "$0")/$CONTAINER_ID"
+echo "$CONTAINER_NAMESPACE" > "$out.ns.tmp" && mv "$out.ns.tmp" "$out.ns"
+cat <&3 > "$out.stdout.tmp" && mv "$out.stdout.tmp" "$out.stdout" &
+cat <&4 > "$out.stderr.tmp" && mv "$out.stderr.tmp" "$out.stderr" &
+printf x >&5
+exec 5>&-
+wait
+"#;
+
+/// Waits until `path` exists (the logger renames its files into place when its input ends).
+fn wait_for_file(path: &std::path::Path) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            return Ok(s);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{} did not appear within 15 s",
+            path.display()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `ctr run --log-uri`: with `file://` the container's stdout and stderr land in the file;
+/// with `binary://` a logging binary gets them on fds 3 and 4 (and the container's id and
+/// namespace in its environment), and the container only runs once it reported ready.
+pub fn log_uri(c: &Ctx<'_>) -> Result<()> {
+    let dir = c.cd.dir.join(format!("logs-{}", c.short));
+    std::fs::create_dir_all(&dir)?;
+    let script = "echo to-stdout; echo to-stderr >&2";
+
+    let id = c.id("logfile");
+    let file = dir.join(format!("{id}.log"));
+    let uri = format!("file://{}", file.display());
+    let out = c.cd.ctr.run(
+        [
+            "run",
+            "--rm",
+            "--log-uri",
+            &uri,
+            "--runtime",
+            c.runtime,
+            IMAGE,
+            &id,
+            "sh",
+            "-c",
+            script,
+        ],
+        None,
+    )?;
+    ensure!(out.success(), "ctr run --log-uri {uri} failed: {out}");
+    let got = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+    ensure!(
+        got.lines().any(|l| l == "to-stdout") && got.lines().any(|l| l == "to-stderr"),
+        "{} should hold both output lines, holds {got:?}",
+        file.display()
+    );
+    ensure!(
+        out.stdout.is_empty(),
+        "with a file:// log, ctr should print nothing: {out}"
+    );
+    c.assert_clean(&id)?;
+
+    let id = c.id("logbin");
+    let logger = dir.join("logger.sh");
+    std::fs::write(&logger, LOGGER)?;
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let uri = format!("binary://{}", logger.display());
+    let out = c.cd.ctr.run(
+        [
+            "run",
+            "--rm",
+            "--log-uri",
+            &uri,
+            "--runtime",
+            c.runtime,
+            IMAGE,
+            &id,
+            "sh",
+            "-c",
+            script,
+        ],
+        None,
+    )?;
+    ensure!(out.success(), "ctr run --log-uri {uri} failed: {out}");
+    let stdout = wait_for_file(&dir.join(format!("{id}.stdout")))?;
+    let stderr = wait_for_file(&dir.join(format!("{id}.stderr")))?;
+    let ns = wait_for_file(&dir.join(format!("{id}.ns")))?;
+    ensure!(
+        stdout == "to-stdout\n" && stderr == "to-stderr\n",
+        "the logger got stdout {stdout:?} and stderr {stderr:?}"
+    );
+    ensure!(
+        ns.trim() == integration::containerd::NAMESPACE,
+        "the logger's CONTAINER_NAMESPACE was {ns:?}"
+    );
+    c.assert_clean(&id)
+}

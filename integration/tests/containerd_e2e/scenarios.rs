@@ -61,6 +61,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("exec-tty", crate::exec::exec_tty),
     ("exec-concurrent", crate::exec::exec_concurrent),
     ("stdout-1g", crate::exec::stdout_gib),
+    ("log-uri", crate::exec::log_uri),
     ("notify", crate::notify::notify),
     ("metrics-pause", crate::resources::metrics_pause),
     ("oom", crate::resources::oom),
