@@ -163,11 +163,12 @@ fn run_version(
                     .flat_map(|s| std::iter::repeat_n(s, repeat()))
                 {
                     if RUNRS_ONLY.contains(name) && short != "runrs" {
-                        r.skip(
-                            &g,
-                            name,
-                            "runrs only: sd_notify readiness has no runc-shim equivalent; runc 1.1.5 cannot checkpoint on this host (its criu settings need iptables)",
-                        );
+                        let why = if *name == "notify" {
+                            "runrs only: sd_notify readiness has no runc-shim equivalent"
+                        } else {
+                            "runrs only: runc 1.1.5 cannot checkpoint on this host (its criu settings need iptables)"
+                        };
+                        r.skip(&g, name, why);
                         continue;
                     }
                     if HEAVY.contains(name) && !first && !heavy_everywhere() {

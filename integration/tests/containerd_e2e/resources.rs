@@ -58,6 +58,19 @@ pub fn metrics_pause(c: &Ctx<'_>) -> Result<()> {
             frozen == later,
             "the counter moved while paused: {frozen} -> {later}"
         );
+        // Exec into a paused container is refused (runc too), with a reason for runrs.
+        let out = ctr.run(
+            ["task", "exec", "--exec-id", "in-paused", &id, "true"],
+            None,
+        )?;
+        ensure!(
+            !out.success(),
+            "exec into a paused container succeeded: {out}"
+        );
+        ensure!(
+            c.runtime == RUNC || out.stderr.contains("paused"),
+            "the refusal should say the container is paused: {out}"
+        );
         ctr.ok(["task", "resume", &id])?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while counter(pid)? <= later {
