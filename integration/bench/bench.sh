@@ -49,6 +49,8 @@ export E2E_DIR=${E2E_DIR:-/tmp/runrs-bench-containerd} E2E_NS=runrs-bench E2E_SH
 cleanup() {
   "$RUNRS_E2E_DIR/containerd-down.sh" >/dev/null 2>&1 || true
   rm -rf "$shims"
+  # The shims' state roots for the namespace (empty once every container is gone).
+  rmdir "/run/containerd/runrs/$E2E_NS" "/run/containerd/runc/$E2E_NS" 2>/dev/null || true
 }
 trap cleanup EXIT
 ln -s "$bin/containerd-shim-runrs-v2" "$shims/containerd-shim-runrs-v2"
