@@ -9,6 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use integration::cmd::CmdOutput;
 use integration::containerd::host;
 use integration::containerd::pty::PtyChild;
 use integration::containerd::{IMAGE, RUNC};
@@ -427,28 +428,32 @@ fn wait_for_file(path: &std::path::Path) -> Result<String> {
 pub fn log_uri(c: &Ctx<'_>) -> Result<()> {
     let dir = c.cd.dir.join(format!("logs-{}", c.short));
     std::fs::create_dir_all(&dir)?;
-    let script = "echo to-stdout; echo to-stderr >&2";
+    let run = |id: &str, uri: &str| -> Result<CmdOutput> {
+        let script = "echo to-stdout; echo to-stderr >&2";
+        let out = c.cd.ctr.run(
+            [
+                "run",
+                "--rm",
+                "--log-uri",
+                uri,
+                "--runtime",
+                c.runtime,
+                IMAGE,
+                id,
+                "sh",
+                "-c",
+                script,
+            ],
+            None,
+        )?;
+        ensure!(out.success(), "ctr run --log-uri {uri} failed: {out}");
+        Ok(out)
+    };
 
     let id = c.id("logfile");
     let file = dir.join(format!("{id}.log"));
     let uri = format!("file://{}", file.display());
-    let out = c.cd.ctr.run(
-        [
-            "run",
-            "--rm",
-            "--log-uri",
-            &uri,
-            "--runtime",
-            c.runtime,
-            IMAGE,
-            &id,
-            "sh",
-            "-c",
-            script,
-        ],
-        None,
-    )?;
-    ensure!(out.success(), "ctr run --log-uri {uri} failed: {out}");
+    let out = run(&id, &uri)?;
     let got = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
     ensure!(
         got.lines().any(|l| l == "to-stdout") && got.lines().any(|l| l == "to-stderr"),
@@ -466,23 +471,7 @@ pub fn log_uri(c: &Ctx<'_>) -> Result<()> {
     std::fs::write(&logger, LOGGER)?;
     std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let uri = format!("binary://{}", logger.display());
-    let out = c.cd.ctr.run(
-        [
-            "run",
-            "--rm",
-            "--log-uri",
-            &uri,
-            "--runtime",
-            c.runtime,
-            IMAGE,
-            &id,
-            "sh",
-            "-c",
-            script,
-        ],
-        None,
-    )?;
-    ensure!(out.success(), "ctr run --log-uri {uri} failed: {out}");
+    run(&id, &uri)?;
     let stdout = wait_for_file(&dir.join(format!("{id}.stdout")))?;
     let stderr = wait_for_file(&dir.join(format!("{id}.stderr")))?;
     let ns = wait_for_file(&dir.join(format!("{id}.ns")))?;
