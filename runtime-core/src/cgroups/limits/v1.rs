@@ -415,29 +415,14 @@ fn hugetlb(ctx: &Ctx<'_>, limits: &[LinuxHugepageLimit]) -> Result<(), CgroupErr
     if limits.is_empty() {
         return Ok(());
     }
-    let Some(d) = ctx.cg.dirs.get("hugetlb") else {
-        return v2::hugetlb(&ctx.unified_dir("hugetlb", "hugepageLimits")?, limits);
-    };
-    for l in limits {
-        let ps = l.page_size();
-        let file = d.join(format!("hugetlb.{ps}.limit_in_bytes"));
-        if !file.exists() {
-            return Err(CgroupError::Resource {
-                field: "hugepageLimits".into(),
-                reason: format!(
-                    "page size {ps} is not supported by this kernel (no {})",
-                    file.display()
-                ),
-            });
-        }
-        let v = l.limit().to_string();
-        write_field("hugepageLimits", &file, &v)?;
-        let rsvd = d.join(format!("hugetlb.{ps}.rsvd.limit_in_bytes"));
-        if rsvd.exists() {
-            write_field("hugepageLimits", &rsvd, &v)?;
-        }
+    match ctx.cg.dirs.get("hugetlb") {
+        Some(d) => v2::hugetlb(d, limits, "limit_in_bytes"),
+        None => v2::hugetlb(
+            &ctx.unified_dir("hugetlb", "hugepageLimits")?,
+            limits,
+            "max",
+        ),
     }
-    Ok(())
 }
 
 fn network(ctx: &Ctx<'_>, n: &LinuxNetwork) -> Result<(), CgroupError> {

@@ -57,7 +57,7 @@ pub(super) fn apply(
     }
     if let Some(h) = res.hugepage_limits() {
         if !h.is_empty() {
-            hugetlb(&ctx.unified_dir("hugetlb", "hugepageLimits")?, h)?;
+            hugetlb(&ctx.unified_dir("hugetlb", "hugepageLimits")?, h, "max")?;
         }
     }
     if let Some(n) = res.network() {
@@ -284,11 +284,16 @@ fn io(ctx: &Ctx<'_>, b: &LinuxBlockIo) -> Result<(), CgroupError> {
     Ok(())
 }
 
-/// hugetlb.<size>.max (and .rsvd.max when the kernel has it) in `d`.
-pub(super) fn hugetlb(d: &Path, limits: &[LinuxHugepageLimit]) -> Result<(), CgroupError> {
+/// hugetlb.<size>.<limit> (and .rsvd.<limit> when the kernel has it) in `d`: `limit` is
+/// "max" on the unified hierarchy, "limit_in_bytes" in the v1 controller.
+pub(super) fn hugetlb(
+    d: &Path,
+    limits: &[LinuxHugepageLimit],
+    limit: &str,
+) -> Result<(), CgroupError> {
     for l in limits {
         let ps = l.page_size();
-        let file = d.join(format!("hugetlb.{ps}.max"));
+        let file = d.join(format!("hugetlb.{ps}.{limit}"));
         if !file.exists() {
             return Err(CgroupError::Resource {
                 field: "hugepageLimits".into(),
@@ -300,7 +305,7 @@ pub(super) fn hugetlb(d: &Path, limits: &[LinuxHugepageLimit]) -> Result<(), Cgr
         }
         let v = l.limit().to_string();
         write_field("hugepageLimits", &file, &v)?;
-        let rsvd = d.join(format!("hugetlb.{ps}.rsvd.max"));
+        let rsvd = d.join(format!("hugetlb.{ps}.rsvd.{limit}"));
         if rsvd.exists() {
             write_field("hugepageLimits", &rsvd, &v)?;
         }
