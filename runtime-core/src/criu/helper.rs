@@ -21,7 +21,7 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use serde::{Deserialize, Serialize};
@@ -83,18 +83,7 @@ pub(crate) fn spawn(
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg0("runrs-criu-helper")
         .env(HELPER_ENV, raw.to_string());
-    match stdio {
-        InitStdio::Inherit => {}
-        InitStdio::Fds {
-            stdin,
-            stdout,
-            stderr,
-        } => {
-            cmd.stdin(Stdio::from(stdin))
-                .stdout(Stdio::from(stdout))
-                .stderr(Stdio::from(stderr));
-        }
-    }
+    stdio.apply(&mut cmd);
     // SAFETY: the closure runs between fork and exec and only calls fcntl, which is
     // async-signal-safe.
     unsafe {

@@ -40,6 +40,22 @@ pub enum InitStdio {
     },
 }
 
+impl InitStdio {
+    /// Make these the stdin, stdout and stderr of `cmd` (nothing for `Inherit`).
+    pub(crate) fn apply(self, cmd: &mut Command) {
+        if let InitStdio::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } = self
+        {
+            cmd.stdin(Stdio::from(stdin))
+                .stdout(Stdio::from(stdout))
+                .stderr(Stdio::from(stderr));
+        }
+    }
+}
+
 /// Failures of the parent side.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -124,18 +140,7 @@ pub fn spawn(
         .arg("init")
         .env_clear()
         .env(INIT_ENV, child_raw.to_string());
-    match stdio {
-        InitStdio::Inherit => {}
-        InitStdio::Fds {
-            stdin,
-            stdout,
-            stderr,
-        } => {
-            cmd.stdin(Stdio::from(stdin))
-                .stdout(Stdio::from(stdout))
-                .stderr(Stdio::from(stderr));
-        }
-    }
+    stdio.apply(&mut cmd);
     // SAFETY: the closure runs between fork and exec and only calls fcntl, which is
     // async-signal-safe; it touches no memory shared with other threads.
     unsafe {
