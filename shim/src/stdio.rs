@@ -160,7 +160,7 @@ fn output(uri: &str, io: &mut Io, io_uid: u32, io_gid: u32) -> Result<OwnedFd> {
         // appended to: they get a read/write copy.
         let r = match &dst {
             Dest::File(f) => copy_to_file(&src, f).await,
-            Dest::Pipe(_) => splice_relay(&src, &dst).await,
+            Dest::Pipe(d) => splice_relay(&src, d).await,
         };
         if let Err(e) = r {
             tracing::debug!("output relay ended: {e}");
@@ -171,19 +171,10 @@ fn output(uri: &str, io: &mut Io, io_uid: u32, io_gid: u32) -> Result<OwnedFd> {
 
 /// Where an output relay writes.
 enum Dest {
-    /// A fifo (non-blocking, polled for room).
+    /// A fifo (non-blocking, polled for room): spliced into.
     Pipe(AsyncFd<OwnedFd>),
-    /// A regular file (always writable).
+    /// A regular file opened O_APPEND: copied into.
     File(OwnedFd),
-}
-
-impl Dest {
-    fn fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Dest::Pipe(a) => a.get_ref().as_fd(),
-            Dest::File(f) => f.as_fd(),
-        }
-    }
 }
 
 fn splice_now(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> std::io::Result<usize> {
@@ -216,7 +207,7 @@ fn pending_bytes(fd: BorrowedFd<'_>) -> usize {
 /// Move everything from the pipe to `dst` with splice until every writer is gone.
 /// Readiness is only cleared through `try_io` after a splice that would block, so an
 /// edge that arrives between a failed splice and the wait is never lost.
-async fn splice_relay(src: &AsyncFd<OwnedFd>, dst: &Dest) -> std::io::Result<()> {
+async fn splice_relay(src: &AsyncFd<OwnedFd>, dst: &AsyncFd<OwnedFd>) -> std::io::Result<()> {
     let step = |r: std::io::Result<usize>| -> Option<std::io::Result<()>> {
         match r {
             Ok(0) => Some(Ok(())),
@@ -226,7 +217,7 @@ async fn splice_relay(src: &AsyncFd<OwnedFd>, dst: &Dest) -> std::io::Result<()>
         }
     };
     loop {
-        match splice_now(src.get_ref().as_fd(), dst.fd()) {
+        match splice_now(src.get_ref().as_fd(), dst.get_ref().as_fd()) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             r => {
                 if let Some(done) = step(r) {
@@ -236,16 +227,16 @@ async fn splice_relay(src: &AsyncFd<OwnedFd>, dst: &Dest) -> std::io::Result<()>
             }
         }
         // Would block: the destination is full if the pipe still holds data.
-        if let (Dest::Pipe(d), true) = (dst, pending_bytes(src.get_ref().as_fd()) > 0) {
-            let mut g = d.writable().await?;
-            if let Ok(r) = g.try_io(|_| splice_now(src.get_ref().as_fd(), dst.fd())) {
+        if pending_bytes(src.get_ref().as_fd()) > 0 {
+            let mut g = dst.writable().await?;
+            if let Ok(r) = g.try_io(|d| splice_now(src.get_ref().as_fd(), d.get_ref().as_fd())) {
                 if let Some(done) = step(r) {
                     return done;
                 }
             }
         } else {
             let mut g = src.readable().await?;
-            if let Ok(r) = g.try_io(|s| splice_now(s.get_ref().as_fd(), dst.fd())) {
+            if let Ok(r) = g.try_io(|s| splice_now(s.get_ref().as_fd(), dst.get_ref().as_fd())) {
                 if let Some(done) = step(r) {
                     return done;
                 }
