@@ -346,9 +346,11 @@ impl Service {
                 status,
                 at: SystemTime::now(),
             };
-            p.set_exited(exit);
             if is_init {
-                // Persist it, so `shim delete` after a crash reports the real status.
+                // Persist it, so `shim delete` after a crash reports the real status. Before
+                // the exit is visible: a Wait that returns lets the client Delete, which
+                // removes the state dir, and a save still writing there made that fail
+                // ("Directory not empty").
                 let mut core = c.core.lock().await;
                 if let Some(k) = core.as_mut() {
                     k.state.exit_status = Some(status as i32);
@@ -357,6 +359,7 @@ impl Service {
                     let _ = tokio::task::spawn_blocking(move || snapshot.save()).await;
                 }
             }
+            p.set_exited(exit);
             tracing::info!(id = %c.id, process = %p.id, status, "exited");
             events.publish(
                 topics::TASK_EXIT_EVENT_TOPIC,
