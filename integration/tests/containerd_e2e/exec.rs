@@ -455,11 +455,23 @@ pub fn log_uri(c: &Ctx<'_>) -> Result<()> {
     let uri = format!("file://{}", file.display());
     let out = run(&id, &uri)?;
     let got = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
-    ensure!(
-        got.lines().any(|l| l == "to-stdout") && got.lines().any(|l| l == "to-stderr"),
-        "{} should hold both output lines, holds {got:?}",
-        file.display()
-    );
+    let has = |line: &str| got.lines().any(|l| l == line);
+    if c.runtime == RUNC && !(has("to-stdout") && has("to-stderr")) {
+        // containerd-shim-runc-v2 may end its copy when the exit is published ("error
+        // copying stderr" in its log; seen once on 1.6): the reference is only checked for
+        // holding nothing but those lines. runrs drains both before TaskExit.
+        ensure!(
+            got.lines().all(|l| l == "to-stdout" || l == "to-stderr"),
+            "{} holds unexpected output: {got:?}",
+            file.display()
+        );
+    } else {
+        ensure!(
+            has("to-stdout") && has("to-stderr"),
+            "{} should hold both output lines, holds {got:?}",
+            file.display()
+        );
+    }
     ensure!(
         out.stdout.is_empty(),
         "with a file:// log, ctr should print nothing: {out}"
