@@ -13,7 +13,9 @@
 #   e2e      containerd end-to-end suite (every containerd version installed)
 #   static   the shipped build (cargo release-static): CLI suite and e2e (one containerd)
 #   v2       the cgroup v2 checks inside a cgroup-v2-only VM (../shared/cgroup2-vm)
-# CI (.ci/run) runs this script with no arguments.
+# CI (.ci/run) runs this script with no arguments. At the end it prints, per stage, how many
+# tests passed, failed, were skipped (with the reasons) and ignored, then a closing line
+# "total: N passed, N failed, N skipped"; a test stage that ran no test fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -40,10 +42,86 @@ apt_install() {
   }
 }
 
+# --- per-stage test counts --------------------------------------------------------------
+# cargo reports a test that returned early (a printed skip) as passed and hides its output,
+# so every suite's skip helper also appends a line to $RUNRS_SKIP_LOG (integration::
+# record_skip); the counts below come from cargo's "test result:" lines, the e2e runner's
+# summary and the VM suite's "ok -" lines. A test stage that ran nothing fails the run.
+LOGS=$(mktemp -d /tmp/runrs-run-tests.XXXXXX)
+STAGE_ORDER=()
+declare -A PASSED FAILED IGNORED SKIPPED
+suite() { # STAGE CMD... : run one test command of STAGE, keeping its output for the counts
+  local stage=$1; shift
+  case " ${STAGE_ORDER[*]} " in *" $stage "*) ;; *) STAGE_ORDER+=("$stage");; esac
+  local out rc=0 pid
+  out=$(mktemp "$LOGS/$stage.XXXXXX.out")
+  touch "$LOGS/$stage.skips"
+  # The output goes to a file that tail follows until the command exits: a daemon a
+  # test leaks (holding stdout) cannot keep the runner waiting, as a pipe to tee would.
+  RUNRS_SKIP_LOG=$LOGS/$stage.skips "$@" > "$out" 2>&1 < /dev/null &
+  pid=$!
+  tail -s 0.2 -n +1 --pid="$pid" -f "$out"
+  wait "$pid" || rc=$?
+  count "$stage"
+  return $rc
+}
+count() { # STAGE: (re)compute the stage's counts from its output and skip log
+  local stage=$1 p f i s
+  read -r p f i s < <(awk '
+    /^test result: /{ for (k = 2; k <= NF; k++) {
+        if ($k ~ /^passed;?$/) p += $(k-1); if ($k ~ /^failed;?$/) f += $(k-1); if ($k ~ /^ignored;?$/) i += $(k-1) } }
+    /^containerd e2e: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped/ { p += $3; f += $5; s += $7 }
+    /^ok - / { p++ } /^not ok - / { f++ }
+    END { print p+0, f+0, i+0, s+0 }' "$LOGS/$stage".*.out)
+  local logged; logged=$(wc -l < "$LOGS/$stage.skips")
+  # A test that skipped itself was counted as passed by cargo.
+  PASSED[$stage]=$(( p > logged ? p - logged : 0 )); FAILED[$stage]=$f; IGNORED[$stage]=$i
+  SKIPPED[$stage]=$(( s + logged ))
+}
+summary() {
+  local rc=$? st tp=0 tf=0 ts=0 empty=()
+  [ ${#STAGE_ORDER[@]} = 0 ] && { rm -rf "$LOGS"; return; }
+  echo
+  printf '%-8s %7s %7s %8s %8s\n' stage passed failed skipped ignored
+  for st in "${STAGE_ORDER[@]}"; do
+    printf '%-8s %7s %7s %8s %8s\n' "$st" "${PASSED[$st]}" "${FAILED[$st]}" "${SKIPPED[$st]}" "${IGNORED[$st]}"
+    tp=$((tp + PASSED[$st])); tf=$((tf + FAILED[$st])); ts=$((ts + SKIPPED[$st]))
+    [ $(( PASSED[$st] + FAILED[$st] )) = 0 ] && empty+=("$st")
+  done
+  cat "$LOGS"/*.skips > "$LOGS/skips.all" 2>/dev/null || true
+  if [ -s "$LOGS/skips.all" ]; then
+    echo "skipped (from the suites' skip log):"; sed 's/^/  /' "$LOGS/skips.all"
+  fi
+  rm -rf "$LOGS"
+  echo "total: $tp passed, $tf failed, $ts skipped"
+  if [ ${#empty[@]} -gt 0 ]; then
+    echo "run-tests: stage(s) ${empty[*]} ran no test" >&2
+    [ $rc = 0 ] && exit 1
+  fi
+}
+trap summary EXIT
+
 if has deps; then
   # Build: libseccomp for the seccomp crate; test: busybox rootfs, runc reference, containerd.
   apt_install build-essential pkg-config libseccomp-dev
+  # containerd 1.6/1.7/2.1, runc, busybox, umoci, jq: a failure here is a failed run.
   integration/scripts/install-test-deps.sh
+  # The QEMU test VMs (v2 stage; systemd VM): qemu-system-x86 from the same suite as the
+  # machine's qemu-utils (bookworm-backports here), busybox-static, python3, systemd, dbus.
+  # vm-deps.sh installs QEMU with `-t bookworm-backports` when qemu-utils came from there
+  # (these machines ship it so) but does not add that suite: a new machine's apt sources
+  # may lack it. Add it (same mirror; backports are never preferred unless asked for).
+  if dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null | grep -q bpo &&
+     ! command -v qemu-system-x86_64 >/dev/null &&
+     ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    log "adding bookworm-backports to apt's sources (for qemu-system-x86)"
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      "$("$RUNRS_E2E_DIR/debian-mirror.sh")" > /etc/apt/sources.list.d/runrs-bookworm-backports.sources
+    "${APT[@]}" update
+  fi
+  log "VM packages (../shared/vm-deps.sh)"
+  "$ROOT/../shared/vm-deps.sh" systemd
+  command -v qemu-system-x86_64 >/dev/null || { echo "run-tests: qemu-system-x86_64 still missing after vm-deps.sh" >&2; exit 1; }
   # CRIU for checkpoint/restore (cli_criu): Debian 12's 3.17 cannot dump on new kernels.
   log "criu"
   # sid's criu (4.2) first: trixie's 4.1 cannot dump TCP sockets on kernels >= 6.16
@@ -63,21 +141,22 @@ cargo build --workspace --all-targets
 
 if has unit; then
   log "unit tests"
-  cargo test --workspace --lib --bins
+  suite unit cargo test --workspace --lib --bins
 fi
 
 if has cli; then
   log "CLI suite (runc-compatible)"
-  cargo test -p integration --test 'cli_*'
+  suite cli cargo test -p integration --test 'cli_*'
   log "security suite (seccomp, capabilities, user namespaces, CVE regressions)"
-  cargo test -p runtime-core --test security
+  suite cli cargo test -p runtime-core --test security
   log "runrs-specific CLI suite (hooks, sd_notify, RDT, features)"
-  cargo test -p runtime-core --test cli
+  suite cli cargo test -p runtime-core --test cli
 fi
 
-if has e2e && ls integration/tests/containerd*.rs >/dev/null 2>&1; then
+if has e2e; then
   log "containerd end-to-end suite"
-  cargo test -p integration --test 'containerd*'
+  # Every containerd line the deps stage installs must run: a missing one fails the suite.
+  RUNRS_E2E_REQUIRE_ALL=1 suite e2e flock /tmp/runrs-e2e.lock cargo test -p integration --test 'containerd*'
 fi
 
 if has static; then
@@ -86,14 +165,14 @@ if has static; then
   cargo release-static
   bin=$ROOT/target/x86_64-unknown-linux-gnu/release
   log "CLI suite with the static runrs"
-  RUNRS_TEST_RUNTIME=$bin/runrs cargo test -p integration --test 'cli_*'
+  RUNRS_TEST_RUNTIME=$bin/runrs suite static cargo test -p integration --test 'cli_*'
   log "containerd end-to-end suite with the static shim (first containerd, runrs only)"
   RUNRS_TEST_SHIM=$bin/containerd-shim-runrs-v2 RUNRS_E2E_RUNTIMES=runrs RUNRS_E2E_CONTAINERD=1.6 \
-    cargo test -p integration --test 'containerd*'
+    suite static flock /tmp/runrs-e2e.lock cargo test -p integration --test 'containerd*'
 fi
 
-if has v2 && [ -x integration/v2/run-v2.sh ]; then
+if has v2; then
   log "cgroup v2 VM checks"
-  integration/v2/run-v2.sh
+  suite v2 flock /tmp/runrs-vm.lock integration/v2/run-v2.sh
 fi
 log "all requested stages passed ($STAGES)"

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # install-test-deps.sh - install the Debian 12 packages the CLI integration tests need.
-# Same logic as shared/e2e/install-deps.sh, vendored so a clean clone is self-contained;
-# if RUNRS_E2E_DIR (default: <workspace>/../shared/e2e) has install-deps.sh, e2e-deps.sh
-# is run as well, so the e2e (containerd) tests get containerd 1.6, 1.7 and 2.1 too.
+# Same logic as shared/e2e/install-deps.sh; then e2e-deps.sh (RUNRS_E2E_DIR, default
+# <workspace>/../shared/e2e), so the e2e (containerd) tests get containerd 1.6, 1.7 and 2.1.
 # Idempotent: does nothing when everything is installed; runs `apt-get update` only when a
 # package cannot be installed from the current lists. Run as root.
 #   busybox-static  the container rootfs (make-busybox-image.sh)
@@ -30,10 +29,7 @@ fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 e2e=${RUNRS_E2E_DIR:-$here/../../../shared/e2e}
-if [ -x "$e2e/install-deps.sh" ]; then
-  # containerd 1.6 and the newer lines for the containerd e2e suite. Those come from the
-  # Debian mirrors of trixie/sid: without them the suite skips 1.7/2.1, so a failure here
-  # is a warning, not an error.
-  RUNRS_E2E_DIR=$e2e "$here/e2e-deps.sh" ||
-    echo "install-test-deps: warning: e2e-deps.sh failed; the containerd e2e suite will skip what is missing" >&2
-fi
+# containerd 1.6 and the newer lines for the containerd e2e suite (1.7 from trixie, 2.1
+# from sid, via the Debian mirrors). The suite needs all three: a failure here fails.
+[ -x "$e2e/install-deps.sh" ] || { echo "install-test-deps: $e2e/install-deps.sh not found (set RUNRS_E2E_DIR to ../shared/e2e)" >&2; exit 1; }
+RUNRS_E2E_DIR=$e2e "$here/e2e-deps.sh"

@@ -55,8 +55,11 @@ pub fn image_script() -> Result<PathBuf> {
 }
 
 fn lock_file(name: &str) -> Result<File> {
-    let dir = cache_dir();
-    fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    lock_file_in(&cache_dir(), name)
+}
+
+fn lock_file_in(dir: &Path, name: &str) -> Result<File> {
+    fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let path = dir.join(name);
     File::options()
         .create(true)
@@ -83,7 +86,7 @@ fn stamp(script: &Path) -> Result<String> {
 
 fn build(cache: &Path) -> Result<PathBuf> {
     let script = image_script()?;
-    let _lock = Flock::lock(lock_file("build.lock")?, FlockArg::LockExclusive)
+    let _lock = Flock::lock(lock_file_in(cache, "build.lock")?, FlockArg::LockExclusive)
         .map_err(|(_, e)| anyhow!("lock {}/build.lock: {e}", cache.display()))?;
     let rootfs = cache.join("rootfs");
     let stamp_path = cache.join("stamp");
@@ -121,6 +124,14 @@ pub fn busybox_rootfs() -> Result<PathBuf> {
         .get_or_init(|| build(&cache_dir()).map_err(|e| format!("{e:#}")))
         .clone()
         .map_err(|e| anyhow!(e))
+}
+
+/// A busybox rootfs built (once, under a lock) into `<cache>/rootfs`: for suites that use
+/// a rootfs in place rather than copying it, so that what their containers leave in it
+/// (mount points) stays out of the cache [`busybox_rootfs`] hands to [`crate::Bundle`].
+/// An error (never a skip) when it cannot be built: a suite without its fixture has not run.
+pub fn busybox_rootfs_in(cache: &Path) -> Result<PathBuf> {
+    build(cache)
 }
 
 /// A shared claim on the `/runrs-it` parent cgroups. Every [`crate::Bundle`] holds one

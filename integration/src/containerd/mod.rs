@@ -164,14 +164,17 @@ pub struct Matrix {
 /// The containerd versions to test, and the ones skipped with the reason.
 ///
 /// The system containerd is required (an error says how to install it); the private
-/// 1.7 and 2.1 are used when installed. `RUNRS_E2E_CONTAINERD` (comma-separated lines)
-/// restricts the set.
+/// 1.7 and 2.1 are used when installed, and required with `RUNRS_E2E_REQUIRE_ALL=1`.
+/// `RUNRS_E2E_CONTAINERD` (comma-separated lines) restricts the set.
 pub fn matrix() -> Result<Matrix> {
     let wanted: Option<Vec<String>> = std::env::var("RUNRS_E2E_CONTAINERD")
         .ok()
         .filter(|s| !s.trim().is_empty())
         .map(|s| s.split(',').map(|l| l.trim().to_owned()).collect());
     let picked = |line: &str| wanted.as_ref().is_none_or(|w| w.iter().any(|l| l == line));
+    // The test runner sets this: there, a containerd line that is not installed is a
+    // failed install step, not a reason to run less.
+    let require_all = std::env::var_os("RUNRS_E2E_REQUIRE_ALL").is_some_and(|v| v == "1");
     let mut found = Vec::new();
     let mut skipped = Vec::new();
 
@@ -206,6 +209,13 @@ pub fn matrix() -> Result<Matrix> {
         }
         let dir = PathBuf::from(format!("/opt/containerd-{line}/usr/bin"));
         if !dir.join("containerd").is_file() || !dir.join("ctr").is_file() {
+            if require_all {
+                bail!(
+                    "containerd {line} is not installed in {} and RUNRS_E2E_REQUIRE_ALL is set \
+                     (the test runner's deps stage installs it: integration/scripts/e2e-deps.sh)",
+                    dir.display()
+                );
+            }
             skipped.push((
                 line.to_owned(),
                 format!(

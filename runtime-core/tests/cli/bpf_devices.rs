@@ -53,11 +53,11 @@ fn policy(rules: &str) -> Policy {
 fn device_filter_on_the_real_kernel() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIP device_filter_on_the_real_kernel: needs root");
+        crate::common::skip("device_filter_on_the_real_kernel", "needs root");
         return;
     }
     let Some(mount) = cgroup2_mount() else {
-        eprintln!("SKIP device_filter_on_the_real_kernel: no cgroup2 mount");
+        crate::common::skip("device_filter_on_the_real_kernel", "no cgroup2 mount");
         return;
     };
     let tmp = tempfile::Builder::new()
@@ -76,7 +76,10 @@ fn device_filter_on_the_real_kernel() {
     }
     let outside = open_in(None, &tun);
     if !outside.contains("ok") {
-        eprintln!("SKIP device_filter_on_the_real_kernel: this host refuses /dev/net/tun itself: {outside}");
+        crate::common::skip(
+            "device_filter_on_the_real_kernel",
+            &format!("this host refuses /dev/net/tun itself: {outside}"),
+        );
         return;
     }
     let dir = Dir(mount.join(format!("runrs-res-bpf-{}", std::process::id())));

@@ -1,5 +1,5 @@
-//! Shared fixture of the CLI tests: a busybox rootfs (built once with
-//! /work/shared/e2e/make-busybox-image.sh and cached), a bundle per test, a private
+//! Shared fixture of the CLI tests: a busybox rootfs (built once by the integration test
+//! kit, `integration::rootfs`, and cached), a bundle per test, a private
 //! state root, and a guard that deletes the container and checks that nothing is left.
 
 use std::path::{Path, PathBuf};
@@ -9,44 +9,21 @@ use serde_json::Value;
 
 /// The runrs binary under test.
 pub const RUNRS: &str = env!("CARGO_BIN_EXE_runrs");
-const ROOTFS: &str = "/var/tmp/runrs-ops-rootfs";
-const MAKE_IMAGE: &str = "/work/shared/e2e/make-busybox-image.sh";
+/// Where this suite's busybox rootfs is cached (its containers use it in place, read-only).
+const CACHE: &str = "/var/tmp/runrs-ops";
 
-/// Print why a test does not run and return true when it cannot.
+/// Print why a test does not run (recorded in the test runner's skip log) and return true.
 pub fn skip(test: &str, reason: &str) -> bool {
     eprintln!("SKIP {test}: {reason}");
+    integration::record_skip(test, reason);
     true
 }
 
-/// The cached busybox rootfs, built on first use (under a lock, tests run in parallel).
-fn rootfs(test: &str) -> Option<PathBuf> {
-    let root = PathBuf::from(ROOTFS);
-    if root.join("bin/busybox").exists() {
-        return Some(root);
-    }
-    if !Path::new(MAKE_IMAGE).exists() {
-        skip(
-            test,
-            &format!("{MAKE_IMAGE} is missing, cannot build the busybox rootfs"),
-        );
-        return None;
-    }
-    let st = Command::new("flock")
-        .args(["/var/tmp/runrs-ops-rootfs.lock", "sh", "-c"])
-        .arg(format!(
-            "[ -x {ROOTFS}/bin/busybox ] || ROOTFS_DIR={ROOTFS} {MAKE_IMAGE} /var/tmp/runrs-ops-busybox.tar >/dev/null && rm -f /var/tmp/runrs-ops-busybox.tar"
-        ))
-        .status();
-    match st {
-        Ok(s) if s.success() && root.join("bin/busybox").exists() => Some(root),
-        _ => {
-            skip(
-                test,
-                "building the busybox rootfs failed (is busybox-static installed?)",
-            );
-            None
-        }
-    }
+/// The cached busybox rootfs, built on first use by the shared test kit. A rootfs that
+/// cannot be built fails the test: a fixture of ours is never a reason to skip.
+fn rootfs() -> PathBuf {
+    integration::rootfs::busybox_rootfs_in(Path::new(CACHE))
+        .unwrap_or_else(|e| panic!("the busybox rootfs fixture: {e:#}"))
 }
 
 /// One container's bundle, state root and scratch directory.
@@ -72,7 +49,7 @@ impl Env {
             skip(test, "needs root");
             return None;
         }
-        let rootfs = rootfs(test)?;
+        let rootfs = rootfs();
         let tag = test.replace('_', "-");
         let id = format!("runrs-ops-{tag}-{}", std::process::id());
         let root = PathBuf::from(format!("/run/runrs-ops-{tag}-{}", std::process::id()));

@@ -12,15 +12,25 @@ use std::process::Stdio;
 use super::resources_support::{a_block_device, kv, v1_file, wait_for, Env};
 use serde_json::{json, Value};
 
-/// Whether hugepage limits can be applied here (v1 hugetlb, or in the unified hierarchy).
+/// Where hugepage limits of cgroup `id` land here: the v1 hugetlb hierarchy, else the
+/// cgroup2 hierarchy when it offers hugetlb. Decided from the mount table, as the runtime
+/// does: a plain directory named hugetlb under /sys/fs/cgroup (some tools create them on
+/// the cgroup tmpfs) is not a mounted controller.
 fn hugetlb_dir(id: &str) -> Option<String> {
-    if std::path::Path::new("/sys/fs/cgroup/hugetlb").is_dir() {
-        return Some(format!("/sys/fs/cgroup/hugetlb/{id}"));
+    let mounts = integration::proc::cgroup_mounts().expect("read the mount table");
+    let cg = format!("/{id}");
+    if let Some(m) = mounts
+        .iter()
+        .find(|m| m.fstype == "cgroup" && m.has_super_option("hugetlb"))
+    {
+        return integration::proc::cgroup_dir(m, &cg).map(|d| d.display().to_string());
     }
-    let ctl = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").ok()?;
-    ctl.split_whitespace()
-        .any(|c| c == "hugetlb")
-        .then(|| format!("/sys/fs/cgroup/unified/{id}"))
+    let v2 = mounts.iter().find(|m| m.fstype == "cgroup2")?;
+    let ctl = std::fs::read_to_string(format!("{}/cgroup.controllers", v2.mount_point)).ok()?;
+    if !ctl.split_whitespace().any(|c| c == "hugetlb") {
+        return None;
+    }
+    integration::proc::cgroup_dir(v2, &cg).map(|d| d.display().to_string())
 }
 
 /// Whether the blkio controller offers BFQ weights in a new cgroup.

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub const RUNRS: &str = env!("CARGO_BIN_EXE_runrs");
-const ROOTFS: &str = "/var/tmp/runrs-res-rootfs/rootfs";
-const MAKE_IMAGE: &str = "/work/shared/e2e/make-busybox-image.sh";
+/// Where this suite's busybox rootfs is cached (its containers use it in place).
+const CACHE: &str = "/var/tmp/runrs-res-rootfs";
 
 /// One test's world.
 pub struct Env {
@@ -24,6 +24,7 @@ pub struct Env {
 
 fn skip(test: &str, why: &str) -> Option<Env> {
     eprintln!("SKIP {test}: {why}");
+    integration::record_skip(test, why);
     None
 }
 
@@ -54,23 +55,9 @@ impl Env {
                 "these tests read v1 cgroup files; cgroup v2 is covered by integration/v2/run-v2.sh",
             );
         }
-        let rootfs = PathBuf::from(ROOTFS);
-        if !rootfs.join("bin/busybox").exists() {
-            let script = format!(
-                "[ -x {ROOTFS}/bin/busybox ] || ROOTFS_DIR={ROOTFS} {MAKE_IMAGE} /tmp/runrs-res-busybox-$$.tar >/dev/null && rm -f /tmp/runrs-res-busybox-$$.tar"
-            );
-            let _ = std::fs::create_dir_all("/var/tmp/runrs-res-rootfs");
-            let ok = Command::new("flock")
-                .args(["/var/tmp/runrs-res-rootfs/.lock", "sh", "-c", &script])
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok || !rootfs.join("bin/busybox").exists() {
-                return skip(
-                    test,
-                    "cannot build the busybox rootfs (needs busybox-static and jq)",
-                );
-            }
-        }
+        // Built by the shared test kit; a fixture that cannot be built fails the test.
+        let rootfs = integration::rootfs::busybox_rootfs_in(Path::new(CACHE))
+            .unwrap_or_else(|e| panic!("the busybox rootfs fixture: {e:#}"));
         let name = format!("runrs-res-{test}");
         let root = PathBuf::from(format!("/run/{name}"));
         let _ = std::fs::remove_dir_all(&root);

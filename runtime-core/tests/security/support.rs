@@ -7,12 +7,12 @@
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Once;
+use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 
-/// The busybox rootfs shared (read-only) by the tests.
-pub const BASE_ROOTFS: &str = "/var/tmp/runrs-sec-rootfs";
+/// Where the security suite's busybox rootfs is cached; tests use it read-only in place.
+const CACHE: &str = "/var/tmp/runrs-sec-rootfs";
 
 /// The runtime under test.
 pub fn runtime() -> String {
@@ -24,43 +24,29 @@ pub fn is_runrs() -> bool {
     std::env::var_os("RUNRS_SEC_RUNTIME").is_none()
 }
 
-/// Skip (with a printed reason) unless running as root.
+/// Skip (with a printed reason, recorded in the test runner's skip log) unless root.
 pub fn root_or_skip() -> bool {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: the security tests create containers and need root");
+        let why = "the security tests create containers and need root";
+        eprintln!("skipped: {why}");
+        let t = std::thread::current();
+        integration::record_skip(t.name().unwrap_or("security"), why);
         return false;
     }
     true
 }
 
-/// Build the busybox rootfs once (shared with concurrent test processes by a lock).
+/// The busybox rootfs, built once by the shared test kit (concurrent test processes
+/// share one build through its lock). A rootfs that cannot be built fails the test.
 pub fn base_rootfs() -> PathBuf {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The integration suite's vendored copy, else the shared e2e helpers'.
-        let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let e2e = std::env::var_os("RUNRS_E2E_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| ws.join("../shared/e2e"));
-        let script = [
-            ws.join("integration/scripts/make-busybox-image.sh"),
-            e2e.join("make-busybox-image.sh"),
-        ]
-        .into_iter()
-        .find(|p| p.is_file())
-        .expect("make-busybox-image.sh not found (integration/scripts or $RUNRS_E2E_DIR)");
-        let script = script.display();
-        let st = Command::new("flock")
-            .args(["/var/tmp/runrs-sec-rootfs.lock", "sh", "-c"])
-            .arg(format!(
-                "test -x {BASE_ROOTFS}/bin/busybox || ROOTFS_DIR={BASE_ROOTFS} {script} /var/tmp/runrs-sec-bb.tar >/dev/null"
-            ))
-            .status()
-            .expect("run make-busybox-image.sh");
-        assert!(st.success(), "building the busybox rootfs failed");
-    });
-    PathBuf::from(BASE_ROOTFS)
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS
+        .get_or_init(|| {
+            integration::rootfs::busybox_rootfs_in(Path::new(CACHE))
+                .unwrap_or_else(|e| panic!("the busybox rootfs fixture: {e:#}"))
+        })
+        .clone()
 }
 
 /// One test's world: a temp dir, a state root, and the containers it made.
@@ -207,10 +193,7 @@ impl World {
         let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let me = self.dir.to_string_lossy().into_owned();
         for l in mi.lines() {
-            if l.contains(&me)
-                || l.contains(BASE_ROOTFS)
-                || l.contains(&*self.root.to_string_lossy())
-            {
+            if l.contains(&me) || l.contains(CACHE) || l.contains(&*self.root.to_string_lossy()) {
                 found.push(format!("mount {l}"));
             }
         }
