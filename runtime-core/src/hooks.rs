@@ -208,6 +208,8 @@ fn run_one(kind: &'static str, index: usize, h: &Hook, state: &[u8]) -> Result<(
         .stderr(Stdio::piped())
         // Own process group: a timeout kills the hook and whatever it started.
         .process_group(0);
+    // Opened before the hook starts: its exit is kept even if it comes before the wait.
+    let window = reap::ExitWindow::open();
     let child = cmd.spawn().map_err(|source| HookError::Spawn {
         kind,
         index,
@@ -219,6 +221,7 @@ fn run_one(kind: &'static str, index: usize, h: &Hook, state: &[u8]) -> Result<(
         index,
         path,
         child,
+        window,
         reaped: false,
     };
     let deadline = h
@@ -273,12 +276,16 @@ struct Running {
     index: usize,
     path: String,
     child: Child,
+    window: reap::ExitWindow,
     reaped: bool,
 }
 
 impl Running {
     fn wait(&mut self) -> Result<std::process::ExitStatus, HookError> {
-        let raw = reap::wait_child(self.child.id() as i32).map_err(|e| self.wait_err(e))?;
+        let raw = self
+            .window
+            .wait(self.child.id() as i32)
+            .map_err(|e| self.wait_err(e))?;
         self.reaped = true;
         Ok(std::process::ExitStatus::from_raw(raw))
     }
@@ -368,7 +375,7 @@ impl Running {
         let pgid = self.child.id() as i32;
         // SAFETY: kill takes plain integers; the group is the hook's own (process_group(0)).
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        let _ = reap::wait_child(pgid);
+        let _ = self.window.wait(pgid);
         self.reaped = true;
     }
 }

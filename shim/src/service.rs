@@ -172,6 +172,8 @@ impl Service {
         // A checkpoint is restored at Start, like containerd-shim-runc-v2 does.
         let restore_image = (!req.checkpoint.is_empty()).then(|| PathBuf::from(&req.checkpoint));
         let criu_work = opts.criu_work_path.clone().map(PathBuf::from);
+        // Opened before init exists: its exit is kept even if it comes before the claim.
+        let window = self.reaper.window();
         let (core, mounted, master, pending) = tokio::task::spawn_blocking(move || -> Result<_> {
             let rootfs = b.join("rootfs");
             let mounted = if mounts.is_empty() {
@@ -251,7 +253,7 @@ impl Service {
 
         let pid = core.as_ref().map(|c| c.pid()).unwrap_or(0);
         // Subscribe before anything else can observe the exit.
-        let exited = core.as_ref().map(|_| self.reaper.subscribe(pid));
+        let exited = core.as_ref().map(|_| window.claim(pid));
         let io = match (io, master) {
             (Some(io), _) => io,
             (None, Some(m)) => stdio::relay_terminal(&spec, m)?,
@@ -479,6 +481,7 @@ impl Service {
         let gate = c.gate.lock().await;
         let id = c.id.clone();
         let bundle = c.bundle.clone();
+        let window = self.reaper.window();
         let (core, master) = tokio::task::spawn_blocking(move || -> Result<_> {
             let (ours, console_socket) = match pending.console {
                 Some((o, t)) => (Some(o), Some(ConsoleSocket::Fd(t.into()))),
@@ -503,7 +506,7 @@ impl Service {
         .await
         .map_err(blocking_err)??;
         let pid = core.pid();
-        let exited = self.reaper.subscribe(pid);
+        let exited = window.claim(pid);
         if let Some(m) = master {
             *p.io.lock().await = stdio::relay_terminal(&p.stdio, m)?;
         }
@@ -657,6 +660,7 @@ impl Service {
             (fds, Some(io), None)
         };
         let core = c.core().await?;
+        let window = self.reaper.window();
         let (pid, master) = tokio::task::spawn_blocking(move || -> Result<_> {
             let (ours, console_socket) = match console {
                 Some((o, t)) => (Some(o), Some(ConsoleSocket::Fd(t.into()))),
@@ -681,7 +685,7 @@ impl Service {
         })
         .await
         .map_err(blocking_err)??;
-        let exited = self.reaper.subscribe(pid);
+        let exited = window.claim(pid);
         let io = match (io, master) {
             (Some(io), _) => io,
             (None, Some(m)) => stdio::relay_terminal(&p.stdio, m)?,

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::mounts::Prepare;
 use super::rpc::{recv_packet, Swrk};
 use super::CriuError;
+use crate::process::reap;
 use crate::process::spawn::InitStdio;
 use crate::rootfs::safe;
 use crate::sys::{self, fd_path, SysError};
@@ -94,6 +95,8 @@ pub(crate) fn spawn(
             Ok(())
         });
     }
+    // Opened before the helper starts: its exit is kept even if it comes before the wait.
+    let window = reap::ExitWindow::open();
     let child = cmd
         .spawn()
         .map_err(|e| CriuError::Helper(format!("start the restore helper: {e}")))?;
@@ -101,7 +104,7 @@ pub(crate) fn spawn(
     let pid = child.id() as i32;
     // From here on, dropping `w` kills and reaps the helper (the socket is replaced by
     // criu's below).
-    let mut w = Swrk::adopt(ours, pid);
+    let mut w = Swrk::adopt(ours, pid, window);
     let sock = w.socket();
     let body = serde_json::to_vec(cfg).map_err(|e| CriuError::Helper(e.to_string()))?;
     let raws: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();

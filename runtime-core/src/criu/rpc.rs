@@ -156,6 +156,7 @@ pub(crate) struct Notify {
 pub(crate) struct Swrk {
     sock: OwnedFd,
     pid: i32,
+    window: reap::ExitWindow,
     reaped: bool,
     status: i32,
     output: Option<OwnedFd>,
@@ -193,6 +194,8 @@ impl Swrk {
                 Ok(())
             });
         }
+        // Opened before criu starts: its exit is kept even if it comes before the wait.
+        let window = reap::ExitWindow::open();
         let child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 CriuError::NotFound {
@@ -204,11 +207,12 @@ impl Swrk {
             }
         })?;
         drop(theirs);
-        // The child is waited through reap::wait_child, never through `child`.
+        // The child is waited through the exit window, never through `child`.
         let pid = child.id() as i32;
         Ok(Swrk {
             sock: ours,
             pid,
+            window,
             reaped: false,
             status: 0,
             output,
@@ -216,10 +220,12 @@ impl Swrk {
     }
 
     /// A process that becomes `criu swrk` on `sock` by itself (the restore helper).
-    pub(crate) fn adopt(sock: OwnedFd, pid: i32) -> Swrk {
+    /// `window` was opened before the process was started.
+    pub(crate) fn adopt(sock: OwnedFd, pid: i32, window: reap::ExitWindow) -> Swrk {
         Swrk {
             sock,
             pid,
+            window,
             reaped: false,
             status: 0,
             output: None,
@@ -386,7 +392,7 @@ impl Swrk {
             return Ok(self.status);
         }
         self.reaped = true;
-        let st = reap::wait_child(self.pid)?;
+        let st = self.window.wait(self.pid)?;
         self.status = st;
         Ok(st)
     }
@@ -422,7 +428,7 @@ impl Drop for Swrk {
             // Abandoned (an error on our side): criu must not outlive the request.
             // SAFETY: kill takes plain integers; the pid is our child criu.
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
-            let _ = reap::wait_child(self.pid);
+            let _ = self.window.wait(self.pid);
         }
     }
 }

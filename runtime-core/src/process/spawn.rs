@@ -284,7 +284,11 @@ impl Drop for Guard<'_> {
         if self.stage1 > 0 {
             if let Some(p) = self.proc.take() {
                 let _ = p.kill();
-                let _ = p.wait();
+                // With a process-wide reaper (the shim), it reaps stage 1: a second
+                // waiter here would race it.
+                if self.reap == Reap::Here {
+                    let _ = p.wait();
+                }
             }
         }
     }
