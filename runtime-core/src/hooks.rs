@@ -335,8 +335,20 @@ impl Running {
                 None => -1,
             };
             let mut fds = vec![pollfd(pidfd.as_fd(), libc::POLLIN)];
-            if let Some(s) = &stdin {
+            let stdin_at = stdin.as_ref().map(|s| {
                 fds.push(pollfd(s.as_fd(), libc::POLLOUT));
+                fds.len() - 1
+            });
+            // Output is read as it comes: a hook that writes more than a pipe holds
+            // (64 KiB) blocks in write(2) until it is read, and would never exit.
+            for r in [
+                stdout.as_ref().map(|o| o.as_fd()),
+                stderr.as_ref().map(|e| e.as_fd()),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                fds.push(pollfd(r, libc::POLLIN));
             }
             // SAFETY: `fds` is a valid array of pollfd of the given length.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
@@ -347,7 +359,7 @@ impl Running {
                 }
                 return Err(self.wait_err(e));
             }
-            if stdin.is_some() && fds.get(1).is_some_and(|p| p.revents != 0) {
+            if stdin.is_some() && stdin_at.is_some_and(|i| fds[i].revents != 0) {
                 let s = stdin.as_mut().expect("checked above");
                 match s.write(&state[written..]) {
                     Ok(n) => written += n,
@@ -557,6 +569,30 @@ mod tests {
         let failed = run_all("poststop", &[bad, good], &state());
         assert_eq!(failed.len(), 1);
         assert!(mark.exists(), "the hook after the failing one did not run");
+    }
+
+    /// Issue 15: the pump polled only the pidfd and stdin, so a hook writing more than
+    /// a pipe's worth of output blocked until its timeout.
+    #[test]
+    fn a_hook_writing_more_than_a_pipe_holds_finishes() {
+        let h = hook(serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", "head -c 1048576 /dev/zero; head -c 200000 /dev/zero >&2; exit 0"],
+            "timeout": 20
+        }));
+        // Without reading as it comes, the hook blocks and this is a Timeout error.
+        run("prestart", &[h], &state()).expect("the hook finishes");
+        let loud = hook(serde_json::json!({
+            "path": "/bin/sh", "args": ["sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x; exit 4"]
+        }));
+        let e = run("prestart", &[loud], &state())
+            .expect_err("fails")
+            .to_string();
+        assert!(
+            e.contains("exited with status 4"),
+            "{}",
+            &e[..e.len().min(200)]
+        );
     }
 
     #[test]
