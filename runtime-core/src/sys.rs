@@ -173,6 +173,18 @@ pub fn openat(dir: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32) -> SysRes
     Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
 }
 
+/// `s` as a C string for `call`; a NUL byte inside is an EINVAL error naming the value
+/// (never an empty string in its place: that would name another path).
+pub fn c_string(call: &'static str, s: &[u8]) -> SysResult<CString> {
+    CString::new(s).map_err(|_| {
+        SysError::new(
+            call,
+            format!("{:?} (contains a NUL byte)", String::from_utf8_lossy(s)),
+            io::Error::from_raw_os_error(libc::EINVAL),
+        )
+    })
+}
+
 /// mount(2). `source`, `fstype` and `data` may be absent.
 pub fn mount(
     source: Option<&str>,
@@ -181,10 +193,11 @@ pub fn mount(
     flags: u64,
     data: Option<&str>,
 ) -> SysResult<()> {
-    let s = source.map(|s| CString::new(s).unwrap_or_default());
-    let t = CString::new(target).unwrap_or_default();
-    let f = fstype.map(|s| CString::new(s).unwrap_or_default());
-    let d = data.map(|s| CString::new(s).unwrap_or_default());
+    let c = |s: &str| c_string("mount", s.as_bytes());
+    let s = source.map(c).transpose()?;
+    let t = c(target)?;
+    let f = fstype.map(c).transpose()?;
+    let d = data.map(c).transpose()?;
     retry(|| {
         // SAFETY: every pointer is either null or a valid C string living across the call.
         unsafe {
@@ -366,7 +379,7 @@ pub fn fstatfs_type(fd: BorrowedFd<'_>) -> SysResult<i64> {
 
 /// statfs(2) flags (`ST_*`) of the mount holding `path`.
 pub fn statvfs_flags(path: &str) -> SysResult<u64> {
-    let c = CString::new(path).unwrap_or_default();
+    let c = c_string("statvfs", path.as_bytes())?;
     // SAFETY: an all-zero `struct statvfs` is a valid value to be overwritten.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid C string and `st` writable.
@@ -495,4 +508,22 @@ pub fn check(r: libc::c_int, call: &'static str, arg: &CStr) -> SysResult<libc::
         return Err(SysError::last(call, arg.to_string_lossy().into_owned()));
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15: a NUL byte in a config string turned into "" (another path) instead
+    /// of an error.
+    #[test]
+    fn a_nul_byte_is_an_error_not_an_empty_string() {
+        let e =
+            mount(Some("/src\0evil"), "/nonexistent-target", None, 0, None).expect_err("refused");
+        assert_eq!(e.errno(), Some(libc::EINVAL), "{e}");
+        assert!(e.to_string().contains("NUL"), "{e}");
+        let e = statvfs_flags("/\0").expect_err("refused");
+        assert!(e.to_string().contains("NUL"), "{e}");
+        assert_eq!(c_string("x", b"ok").expect("fine").as_bytes(), b"ok");
+    }
 }

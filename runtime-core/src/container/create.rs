@@ -2,7 +2,6 @@
 //! and wait until the container is created (init blocked on the fifo). On any failure
 //! everything made so far is undone: no process, cgroup, mount or state dir remains.
 
-use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
@@ -325,7 +324,7 @@ fn root_ids(spec: &Spec) -> (u32, u32) {
 }
 
 fn mkfifo(path: &Path, (uid, gid): (u32, u32)) -> Result<(), Error> {
-    let c = CString::new(path.as_os_str().as_bytes()).unwrap_or_default();
+    let c = crate::sys::c_string("mkfifo", path.as_os_str().as_bytes())?;
     // SAFETY: `c` is a valid C string; umask-independent mode is fixed below.
     if unsafe { libc::mkfifo(c.as_ptr(), 0o622) } < 0 {
         return Err(SysError::last("mkfifo", path.display().to_string()).into());

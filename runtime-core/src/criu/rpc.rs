@@ -498,7 +498,7 @@ fn type_name(t: i32) -> &'static str {
 }
 
 fn memfd(name: &str) -> Result<OwnedFd, SysError> {
-    let c = std::ffi::CString::new(name).unwrap_or_default();
+    let c = sys::c_string("memfd_create", name.as_bytes())?;
     // SAFETY: `c` is a valid C string; flags are plain integers.
     let raw = unsafe { libc::memfd_create(c.as_ptr(), libc::MFD_CLOEXEC) };
     if raw < 0 {

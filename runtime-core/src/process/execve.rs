@@ -120,7 +120,7 @@ pub fn cwd_is_reachable() -> bool {
 
 /// execve(2); returns only on failure.
 pub fn exec(path: &Path, args: &[String], env: &[String]) -> ExecError {
-    let to_c = |s: &str| CString::new(s).unwrap_or_default();
+    let to_c = |s: &String| CString::new(s.as_str());
     let cpath = match CString::new(path.as_os_str().as_bytes()) {
         Ok(c) => c,
         Err(_) => {
@@ -130,8 +130,15 @@ pub fn exec(path: &Path, args: &[String], env: &[String]) -> ExecError {
             }
         }
     };
-    let argv: Vec<CString> = args.iter().map(|a| to_c(a)).collect();
-    let envp: Vec<CString> = env.iter().map(|e| to_c(e)).collect();
+    let (Ok(argv), Ok(envp)) = (
+        args.iter().map(to_c).collect::<Result<Vec<CString>, _>>(),
+        env.iter().map(to_c).collect::<Result<Vec<CString>, _>>(),
+    ) else {
+        return ExecError::NotRunnable {
+            path: path.into(),
+            reason: "an argument or environment variable contains a NUL byte".into(),
+        };
+    };
     let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
     argv_p.push(std::ptr::null());
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();

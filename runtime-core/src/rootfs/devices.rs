@@ -148,7 +148,7 @@ fn create_one(
 }
 
 fn chown_path(path: &str, uid: u32, gid: u32) -> Result<(), sys::SysError> {
-    let c = std::ffi::CString::new(path).unwrap_or_default();
+    let c = sys::c_string("chown", path.as_bytes())?;
     // SAFETY: `c` is a valid C string.
     if unsafe { libc::chown(c.as_ptr(), uid, gid) } < 0 {
         return Err(sys::SysError::last("chown", path.to_string()));
