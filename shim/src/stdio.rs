@@ -51,6 +51,25 @@ pub struct Io {
     logger: Option<crate::logger::Logger>,
 }
 
+/// Gives the container's end of a stdio pipe to IoUid/IoGid (a user-namespaced or
+/// non-root container must be able to reopen it via /proc/self/fd); a failure is an error,
+/// not a container that later cannot write its output.
+fn chown_pipe(fd: &OwnedFd, uid: u32, gid: u32, what: &str) -> Result<()> {
+    if (uid, gid) == (0, 0) {
+        return Ok(());
+    }
+    // SAFETY: fchown on a pipe we own; it reads only the descriptor and the ids.
+    if unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) } < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(sys_err(
+            "fchown",
+            &format!("{what} to IoUid {uid} IoGid {gid}"),
+            e,
+        ));
+    }
+    Ok(())
+}
+
 fn sys_err(what: &str, path: &str, e: std::io::Error) -> ShimError {
     ShimError::Internal(format!("{what} {path}: {e}"))
 }
@@ -146,10 +165,7 @@ fn output(uri: &str, io: &mut Io, io_uid: u32, io_gid: u32) -> Result<OwnedFd> {
         Dest::Pipe(async_fd(w).map_err(|e| sys_err("register", path, e))?)
     };
     let (r, w) = pipe()?;
-    if (io_uid, io_gid) != (0, 0) {
-        // SAFETY: fchown on a pipe we own.
-        unsafe { libc::fchown(w.as_raw_fd(), io_uid, io_gid) };
-    }
+    chown_pipe(&w, io_uid, io_gid, "output pipe")?;
     // A bigger pipe moves more per splice; the kernel caps it (fs.pipe-max-size).
     // SAFETY: F_SETPIPE_SZ takes an int; failure just keeps the default size.
     unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
@@ -278,10 +294,7 @@ pub async fn prepare(
         open("/dev/null", libc::O_RDONLY, 0)?
     } else {
         let (r, w) = pipe()?;
-        if (io_uid, io_gid) != (0, 0) {
-            // SAFETY: fchown on a pipe we own.
-            unsafe { libc::fchown(r.as_raw_fd(), io_uid, io_gid) };
-        }
+        chown_pipe(&r, io_uid, io_gid, "stdin pipe")?;
         let stop = Arc::new(Notify::new());
         let (fifo, keep) = open_stdin_fifo(&spec.stdin)?;
         set_nonblocking(w.as_fd(), true).map_err(|e| sys_err("fcntl", "stdin pipe", e))?;
@@ -511,5 +524,25 @@ async fn copy_to_file(src: &AsyncFd<OwnedFd>, file: &OwnedFd) -> std::io::Result
             Ok(Err(e)) => return Err(e),
             Err(_would_block) => continue,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15: the IoUid/IoGid fchown result was ignored.
+    #[test]
+    fn a_failed_chown_of_a_stdio_pipe_is_an_error() {
+        // fchown(2) refuses an O_PATH descriptor (EBADF): a failure we can cause as root.
+        let fd = open("/", libc::O_PATH, 0).expect("open /");
+        let e = chown_pipe(&fd, 1000, 1000, "output pipe").expect_err("refused");
+        assert!(
+            e.to_string().contains("fchown output pipe to IoUid 1000"),
+            "{e}"
+        );
+        chown_pipe(&fd, 0, 0, "output pipe").expect("nothing to do for root");
+        let (_r, w) = pipe().expect("pipe");
+        chown_pipe(&w, 1000, 1000, "output pipe").expect("a pipe can be given away");
     }
 }
