@@ -38,6 +38,10 @@ pub struct Process {
     pub id: String,
     /// Host pid (0 until an exec'd process is started).
     pid: AtomicI32,
+    /// A pidfd of the started process, opened right after it started: signals go
+    /// through it, never through the bare pid (which the kernel recycles once the
+    /// reaper collected the exit, possibly while the output still drains).
+    handle: Mutex<Option<Arc<std::os::fd::OwnedFd>>>,
     /// An exec'd process' spec (None for the init).
     pub spec: Option<Box<oci_spec::runtime::Process>>,
     /// What containerd asked for.
@@ -54,6 +58,7 @@ impl Process {
         Process {
             id,
             pid: AtomicI32::new(pid),
+            handle: Mutex::new(None),
             spec: None,
             stdio,
             io: tokio::sync::Mutex::new(io),
@@ -74,9 +79,31 @@ impl Process {
         self.pid.load(Ordering::Acquire)
     }
 
-    /// Record the pid of a started process.
-    pub fn set_pid(&self, pid: i32) {
+    /// Record the pid of a started process and its handle (None: already gone).
+    pub fn set_pid(&self, pid: i32, handle: Option<std::os::fd::OwnedFd>) {
         self.pid.store(pid, Ordering::Release);
+        *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = handle.map(Arc::new);
+    }
+
+    /// Send `sig` through the process' handle; an error with ESRCH once it is gone.
+    pub fn signal(&self, sig: i32) -> Result<(), runtime_core::sys::SysError> {
+        let handle = self
+            .handle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match handle {
+            Some(fd) => runtime_core::container::signal_pidfd(
+                std::os::fd::AsFd::as_fd(&*fd),
+                sig,
+                self.pid(),
+            ),
+            None => Err(runtime_core::sys::SysError::new(
+                "pidfd_send_signal",
+                format!("pid {} signal {sig}", self.pid()),
+                std::io::Error::from_raw_os_error(libc::ESRCH),
+            )),
+        }
     }
 
     /// Current state.
@@ -184,5 +211,44 @@ impl Container {
                 self.id
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15: an exec'd process was signalled by its bare pid, which the kernel
+    /// recycles once the reaper collected the exit (the output may still drain then).
+    /// The handle opened at start refers to that process only: once it is gone the
+    /// signal fails with ESRCH instead of reaching whoever has the pid now.
+    #[test]
+    fn signals_go_to_the_started_process_only() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .expect("sleep");
+        let pid = child.id() as i32;
+        let p = Process::new_exec(
+            "e1".into(),
+            oci_spec::runtime::Process::default(),
+            StdioSpec::default(),
+        );
+        p.set_pid(pid, runtime_core::container::process_handle(pid));
+        p.signal(0).expect("alive");
+        p.signal(libc::SIGKILL).expect("killed");
+        child.wait().expect("reaped");
+        let e = p.signal(0).expect_err("the process is gone");
+        assert_eq!(e.errno(), Some(libc::ESRCH), "{e}");
+        let never = Process::new_exec(
+            "e2".into(),
+            oci_spec::runtime::Process::default(),
+            StdioSpec::default(),
+        );
+        never.set_pid(pid, None);
+        assert_eq!(
+            never.signal(0).expect_err("no handle").errno(),
+            Some(libc::ESRCH)
+        );
     }
 }

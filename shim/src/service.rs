@@ -482,7 +482,7 @@ impl Service {
         let id = c.id.clone();
         let bundle = c.bundle.clone();
         let window = self.reaper.window();
-        let (core, master) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let (core, handle, master) = tokio::task::spawn_blocking(move || -> Result<_> {
             let (ours, console_socket) = match pending.console {
                 Some((o, t)) => (Some(o), Some(ConsoleSocket::Fd(t.into()))),
                 None => (None, None),
@@ -494,6 +494,7 @@ impl Service {
             o.stdio = pending.stdio;
             o.console_socket = console_socket;
             let core = runtime_core::container::restore(o)?;
+            let handle = runtime_core::container::process_handle(core.pid());
             let master = match ours {
                 Some(sock) => Some(
                     runtime_core::process::console::recv_master(std::os::fd::AsFd::as_fd(&sock))
@@ -501,7 +502,7 @@ impl Service {
                 ),
                 None => None,
             };
-            Ok((core, master))
+            Ok((core, handle, master))
         })
         .await
         .map_err(blocking_err)??;
@@ -510,7 +511,7 @@ impl Service {
         if let Some(m) = master {
             *p.io.lock().await = stdio::relay_terminal(&p.stdio, m)?;
         }
-        p.set_pid(pid);
+        p.set_pid(pid, handle);
         *c.core.lock().await = Some(core);
         p.set_running();
         self.spawn_exit_watcher(c.clone(), p.clone(), exited);
@@ -661,7 +662,7 @@ impl Service {
         };
         let core = c.core().await?;
         let window = self.reaper.window();
-        let (pid, master) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let (pid, handle, master) = tokio::task::spawn_blocking(move || -> Result<_> {
             let (ours, console_socket) = match console {
                 Some((o, t)) => (Some(o), Some(ConsoleSocket::Fd(t.into()))),
                 None => (None, None),
@@ -674,6 +675,8 @@ impl Service {
                 stdio,
                 reap: Reap::External,
             })?;
+            // Opened at once: the process is ours until the reaper collects it.
+            let handle = runtime_core::container::process_handle(pid);
             let master = match ours {
                 Some(sock) => Some(
                     runtime_core::process::console::recv_master(std::os::fd::AsFd::as_fd(&sock))
@@ -681,7 +684,7 @@ impl Service {
                 ),
                 None => None,
             };
-            Ok((pid, master))
+            Ok((pid, handle, master))
         })
         .await
         .map_err(blocking_err)??;
@@ -692,7 +695,7 @@ impl Service {
             (None, None) => Default::default(),
         };
         *p.io.lock().await = io;
-        p.set_pid(pid);
+        p.set_pid(pid, handle);
         p.set_running();
         self.spawn_exit_watcher(c.clone(), p.clone(), exited);
         self.events.publish(
@@ -865,14 +868,13 @@ impl Service {
                     p.id
                 ))),
                 State::Stopped => Err(ShimError::NotFound("process already finished".into())),
-                State::Running => runtime_core::container::signal_pid(p.pid(), req.signal as i32)
-                    .map_err(|e| {
-                        if e.errno() == Some(libc::ESRCH) {
-                            ShimError::NotFound("process already finished".into())
-                        } else {
-                            ShimError::Internal(runtime_core::error::chain(&e))
-                        }
-                    }),
+                State::Running => p.signal(req.signal as i32).map_err(|e| {
+                    if e.errno() == Some(libc::ESRCH) {
+                        ShimError::NotFound("process already finished".into())
+                    } else {
+                        ShimError::Internal(runtime_core::error::chain(&e))
+                    }
+                }),
             };
         }
         if p.exit().is_some() && !req.all {

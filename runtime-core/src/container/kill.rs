@@ -2,7 +2,7 @@
 //! its cgroup (frozen first for SIGKILL so nothing forks away, as runc does).
 //! Signals go through a pidfd, so a recycled pid is never hit. See pidfd_send_signal(2).
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::Container;
 use crate::error::Error;
@@ -70,6 +70,20 @@ pub fn parse_signal(s: &str) -> Result<i32, Error> {
 /// was recycled since the caller learnt it cannot be hit by mistake once opened.
 pub fn signal_pid(pid: i32, sig: i32) -> Result<(), sys::SysError> {
     let fd = sys::pidfd_open(pid)?;
+    signal_pidfd(fd.as_fd(), sig, pid)
+}
+
+/// A handle on a process that stays its own after the process is gone: opened while
+/// the process is known to be alive (right after it was started), it never refers to
+/// a later process that gets the same pid. `None` when the process is already gone.
+pub fn process_handle(pid: i32) -> Option<OwnedFd> {
+    sys::pidfd_open(pid).ok()
+}
+
+/// Signal the process `pidfd` refers to (`pid` only names it in the error); ESRCH once
+/// it has exited and been reaped, whoever has its pid now.
+pub fn signal_pidfd(pidfd: BorrowedFd<'_>, sig: i32, pid: i32) -> Result<(), sys::SysError> {
+    let fd = pidfd;
     // SAFETY: the pidfd is open; a null siginfo means a plain kill-like signal.
     let r = unsafe {
         libc::syscall(
