@@ -221,8 +221,12 @@ pub fn load(root: &Path, id: &str) -> Result<ContainerState, StateError> {
 
 /// Write a container's state atomically (temp file + rename in the same directory).
 pub fn save(root: &Path, st: &ContainerState) -> Result<(), StateError> {
+    // A temp file of this write's own: two writers (threads or processes) never write
+    // into the same temp file or rename one away under the other.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let d = dir(root, &st.id);
-    let tmp = d.join(".state.json.tmp");
+    let tmp = d.join(format!(".state.json.{}.{seq}.tmp", std::process::id()));
     let path = d.join(STATE_FILE);
     let io = |op, path: &Path| {
         let path = path.to_path_buf();
@@ -239,9 +243,13 @@ pub fn save(root: &Path, st: &ContainerState) -> Result<(), StateError> {
         .mode_0600()
         .open(&tmp)
         .map_err(io("create", &tmp))?;
-    f.write_all(&bytes).map_err(io("write", &tmp))?;
+    let written = f.write_all(&bytes).map_err(io("write", &tmp));
     drop(f);
-    std::fs::rename(&tmp, &path).map_err(io("rename", &path))
+    let renamed = written.and_then(|()| std::fs::rename(&tmp, &path).map_err(io("rename", &path)));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    renamed
 }
 
 trait Mode0600 {
@@ -383,6 +391,52 @@ mod tests {
         let st = parse_stat(line).expect("parse");
         assert_eq!(st.state, 'S');
         assert_eq!(st.start_time, 4242);
+    }
+
+    /// Issue 15: every save wrote the same temp file; two writers at once renamed it
+    /// away under each other (ENOENT) or published the other's half-written file.
+    #[test]
+    fn concurrent_saves_each_use_their_own_temp_file() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let st = ContainerState {
+            id: "c1".into(),
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            init_pid: 1,
+            init_start_time: 1,
+            recorded_status: Status::Running,
+            created: String::new(),
+            owner: String::new(),
+            cgroup: Default::default(),
+            config: Default::default(),
+            no_pivot: false,
+            exit_status: None,
+            rdt: None,
+        };
+        std::fs::create_dir_all(dir(tmp.path(), "c1")).expect("state dir");
+        let writers: Vec<_> = (0..4)
+            .map(|i| {
+                let mut s = st.clone();
+                s.exit_status = Some(i);
+                let root = tmp.path().to_path_buf();
+                std::thread::spawn(move || {
+                    for _ in 0..300 {
+                        save(&root, &s).expect("save");
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().expect("writer");
+        }
+        let got = load(tmp.path(), "c1").expect("a whole state.json");
+        assert!(got.exit_status.is_some());
+        let left: Vec<_> = std::fs::read_dir(dir(tmp.path(), "c1"))
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name())
+            .filter(|n| n != STATE_FILE)
+            .collect();
+        assert!(left.is_empty(), "temp files left: {left:?}");
     }
 
     #[test]

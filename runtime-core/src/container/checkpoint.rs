@@ -28,6 +28,8 @@ use crate::sys;
 
 impl Container {
     /// Checkpoint the container into `opts.image_path`. See [`CheckpointOptions`].
+    /// Unless it keeps running, the container's recorded status becomes stopped in
+    /// `self`; saving that is the caller's (the one writer of its state).
     pub fn checkpoint(&mut self, opts: &CheckpointOptions) -> Result<(), Error> {
         let status = self.status();
         if !matches!(status, Status::Running | Status::Paused) {
@@ -176,9 +178,10 @@ impl Container {
         if !(opts.leave_running || opts.pre_dump) {
             // criu has killed the container's processes; make sure init is gone so the
             // status reads stopped from now on.
+            // The caller persists it: in the shim the exit watcher writes state.json
+            // (the exit status) at the same time, and there is one writer.
             super::wait_gone(pid, Duration::from_secs(10));
             self.state.recorded_status = Status::Stopped;
-            self.save()?;
         }
         Ok(())
     }
