@@ -125,6 +125,15 @@ impl Process {
         self.exit_tx.send_replace(Some(exit));
     }
 
+    /// Make the exit visible right after `announce` (which queues TaskExit) ran.
+    /// Whatever acts on the exit — Wait returning, Delete queueing TaskDelete — can
+    /// only do so afterwards, so TaskExit precedes TaskDelete in the event queue by
+    /// construction, whatever awaits are added around it.
+    pub fn finish(&self, exit: Exit, announce: impl FnOnce(&Exit)) {
+        announce(&exit);
+        self.set_exited(exit);
+    }
+
     /// The exit, if it happened.
     pub fn exit(&self) -> Option<Exit> {
         *self.exit_tx.borrow()
@@ -217,6 +226,26 @@ impl Container {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 15: TaskExit preceded TaskDelete only because no await stood between
+    /// making the exit visible and publishing it. Now the exit is visible only after
+    /// the announcement ran: a waiter cannot see it earlier.
+    #[test]
+    fn the_exit_is_announced_before_anyone_can_see_it() {
+        let p = Process::new("c1".into(), 1, StdioSpec::default(), Io::default());
+        let exit = Exit {
+            status: 3,
+            at: SystemTime::now(),
+        };
+        let mut seen_by_announce = Some(exit);
+        p.finish(exit, |_| seen_by_announce = p.exit());
+        assert_eq!(
+            seen_by_announce, None,
+            "the exit was visible before TaskExit"
+        );
+        assert_eq!(p.exit(), Some(exit));
+        assert_eq!(p.state(), State::Stopped);
+    }
 
     /// Issue 15: an exec'd process was signalled by its bare pid, which the kernel
     /// recycles once the reaper collected the exit (the output may still drain then).

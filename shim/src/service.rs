@@ -363,19 +363,20 @@ impl Service {
                 }
                 drop(core);
             }
-            p.set_exited(exit);
             tracing::info!(id = %c.id, process = %p.id, status, "exited");
-            events.publish(
-                topics::TASK_EXIT_EVENT_TOPIC,
-                &TaskExit {
-                    container_id: c.id.clone(),
-                    id: p.id.clone(),
-                    pid: p.pid() as u32,
-                    exit_status: status,
-                    exited_at: Some(timestamp(exit.at)).into(),
-                    ..Default::default()
-                },
-            );
+            p.finish(exit, |exit| {
+                events.publish(
+                    topics::TASK_EXIT_EVENT_TOPIC,
+                    &TaskExit {
+                        container_id: c.id.clone(),
+                        id: p.id.clone(),
+                        pid: p.pid() as u32,
+                        exit_status: status,
+                        exited_at: Some(timestamp(exit.at)).into(),
+                        ..Default::default()
+                    },
+                )
+            });
         });
     }
 
