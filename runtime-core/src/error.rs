@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use crate::state::Status;
 
-/// What kind of failure, for mapping to protocol status codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What kind of failure, for mapping to protocol status codes. It also travels from
+/// init to the runtime with init's error message ([`crate::process::sync::Msg`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// The container (or file) does not exist.
     NotFound,
@@ -17,6 +19,7 @@ pub enum Kind {
     /// The request or configuration is invalid.
     InvalidArgument,
     /// Anything else.
+    #[default]
     Internal,
 }
 
@@ -131,6 +134,7 @@ impl Error {
             | Error::InitDied(_)
             | Error::CgroupBusy(_) => Kind::FailedPrecondition,
             Error::Criu(e) => e.kind(),
+            Error::Spawn(crate::process::spawn::SpawnError::Init { kind, .. }) => *kind,
             _ => Kind::Internal,
         }
     }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::sync::{self, Msg};
 use super::{cgroup_join, console, execve, user};
 use crate::cgroups::CgroupPaths;
+use crate::error::Kind as ErrorKind;
 use crate::namespaces::{self, Kind, Namespace};
 use crate::rootfs::{self, mounts::MountContext};
 use crate::state::{OciState, Status, OCI_VERSION};
@@ -86,15 +87,17 @@ pub fn maybe_run() {
     stage1(sock)
 }
 
-fn fail(sock: BorrowedFd<'_>, err: &dyn std::error::Error) -> ! {
+fn fail(sock: BorrowedFd<'_>, err: &InitError) -> ! {
+    let kind = err.kind();
     let mut message = err.to_string();
+    let err: &dyn std::error::Error = err;
     let mut src = err.source();
     while let Some(s) = src {
         message.push_str(": ");
         message.push_str(&s.to_string());
         src = s.source();
     }
-    let _ = sync::send(sock, &Msg::Error { message }, &[]);
+    let _ = sync::send(sock, &Msg::Error { message, kind }, &[]);
     std::process::exit(1)
 }
 
@@ -157,6 +160,38 @@ pub enum InitError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl InitError {
+    /// Whose fault it is: what only init can check of the configuration (a mount
+    /// source that is missing, a destination or cwd that is not a directory, a program
+    /// that is missing or not executable, a refused path, an invalid seccomp profile)
+    /// is the caller's (InvalidArgument); a missing kernel feature is a precondition;
+    /// the rest is ours (Internal).
+    pub fn kind(&self) -> ErrorKind {
+        let bad_path = |e: &SysError| {
+            matches!(
+                e.errno(),
+                Some(libc::ENOENT | libc::ENOTDIR | libc::EISDIR | libc::ELOOP)
+            )
+        };
+        match self {
+            InitError::Exec(_) | InitError::CwdEscape(_) => ErrorKind::InvalidArgument,
+            InitError::Rootfs(rootfs::RootfsError::Forbidden { .. }) => ErrorKind::InvalidArgument,
+            InitError::Rootfs(rootfs::RootfsError::Mount { source, .. }) if bad_path(source) => {
+                ErrorKind::InvalidArgument
+            }
+            InitError::Sys("create process.cwd" | "enter process.cwd", e)
+                if bad_path(e) || e.errno() == Some(libc::EEXIST) =>
+            {
+                ErrorKind::InvalidArgument
+            }
+            InitError::Seccomp(seccomp::SeccompError::Invalid { .. }) => ErrorKind::InvalidArgument,
+            InitError::Seccomp(seccomp::SeccompError::FlagUnsupported { .. })
+            | InitError::Lsm(lsm::LsmError::Unsupported { .. }) => ErrorKind::FailedPrecondition,
+            _ => ErrorKind::Internal,
+        }
+    }
 }
 
 fn stage1(sock: OwnedFd) -> ! {
@@ -630,4 +665,45 @@ pub(crate) fn finalize(f: &Finalize<'_>) -> Result<Prepared, InitError> {
         seccomp::kernel::install(p, s)?;
     }
     Ok(Prepared { path, args, env })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sys(errno: i32) -> SysError {
+        SysError::new("mount", "x", std::io::Error::from_raw_os_error(errno))
+    }
+
+    /// Issue 15: init's errors travelled as a flat string, so a configuration error
+    /// only init can detect reached containerd as INTERNAL.
+    #[test]
+    fn init_errors_say_whose_fault_they_are() {
+        let missing_source = InitError::Rootfs(rootfs::RootfsError::Mount {
+            dest: "/data".into(),
+            typ: "bind".into(),
+            source: sys(libc::ENOENT),
+        });
+        assert_eq!(missing_source.kind(), ErrorKind::InvalidArgument);
+        let busy = InitError::Rootfs(rootfs::RootfsError::Mount {
+            dest: "/data".into(),
+            typ: "bind".into(),
+            source: sys(libc::EBUSY),
+        });
+        assert_eq!(busy.kind(), ErrorKind::Internal);
+        let cwd_is_a_file = InitError::Sys("enter process.cwd", sys(libc::ENOTDIR));
+        assert_eq!(cwd_is_a_file.kind(), ErrorKind::InvalidArgument);
+        let no_program = InitError::Exec(execve::ExecError::NotFound("nope".into()));
+        assert_eq!(no_program.kind(), ErrorKind::InvalidArgument);
+        assert_eq!(
+            InitError::Sys("set user", sys(libc::EPERM)).kind(),
+            ErrorKind::Internal
+        );
+        // The kind survives the trip to the runtime and decides the error's kind there.
+        let e = crate::Error::Spawn(super::super::spawn::SpawnError::Init {
+            message: missing_source.to_string(),
+            kind: missing_source.kind(),
+        });
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    }
 }

@@ -80,8 +80,13 @@ pub enum SpawnError {
         source: std::io::Error,
     },
     /// Init reported a failure.
-    #[error("{0}")]
-    Init(String),
+    #[error("{message}")]
+    Init {
+        /// What failed, with its causes.
+        message: String,
+        /// Whose fault, as init classified it.
+        kind: crate::error::Kind,
+    },
     /// Init died without saying why.
     #[error("init exited before the container was created{0}")]
     Died(String),
@@ -204,7 +209,9 @@ pub fn spawn(
                 if wait_exec {
                     match sync::recv(parent.as_fd()) {
                         Err(SyncError::Closed) => {}
-                        Ok((Msg::Error { message }, _)) => return Err(SpawnError::Init(message)),
+                        Ok((Msg::Error { message, kind }, _)) => {
+                            return Err(SpawnError::Init { message, kind })
+                        }
                         Ok((other, _)) => return Err(SpawnError::Protocol(format!("{other:?}"))),
                         Err(e) => return Err(SpawnError::Sync(e)),
                     }
@@ -225,7 +232,7 @@ pub fn spawn(
                 // Our copy closes when `received` drops: the agent holds the only one.
                 l.send(pid, fd.as_fd())?;
             }
-            Msg::Error { message } => return Err(SpawnError::Init(message)),
+            Msg::Error { message, kind } => return Err(SpawnError::Init { message, kind }),
             Msg::Log { level, message } => match level.as_str() {
                 "error" => tracing::error!("init: {message}"),
                 "warn" => tracing::warn!("init: {message}"),

@@ -41,6 +41,10 @@ pub enum Msg {
     Error {
         /// What failed, with its causes.
         message: String,
+        /// Whose fault: a configuration only init can check (a missing mount source,
+        /// a cwd that is a file, a program that is not there) is the caller's.
+        #[serde(default)]
+        kind: crate::error::Kind,
     },
     /// Init → parent: a log line.
     Log {
@@ -149,12 +153,21 @@ mod tests {
         let big = "x".repeat(100_000);
         let devnull = std::fs::File::open("/dev/null").expect("open");
         let t = std::thread::spawn(move || {
-            send(a.as_fd(), &Msg::Error { message: big }, &[devnull.as_fd()]).expect("send");
+            let kind = crate::error::Kind::InvalidArgument;
+            send(
+                a.as_fd(),
+                &Msg::Error { message: big, kind },
+                &[devnull.as_fd()],
+            )
+            .expect("send");
             send(a.as_fd(), &Msg::Ready, &[]).expect("send");
         });
         let (m, fds) = recv(b.as_fd()).expect("recv");
         match m {
-            Msg::Error { message } => assert_eq!(message.len(), 100_000),
+            Msg::Error { message, kind } => {
+                assert_eq!(message.len(), 100_000);
+                assert_eq!(kind, crate::error::Kind::InvalidArgument);
+            }
             m => panic!("unexpected {m:?}"),
         }
         assert_eq!(fds.len(), 1);
