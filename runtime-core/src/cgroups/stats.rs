@@ -181,10 +181,11 @@ pub fn read(cg: &CgroupPaths) -> Result<Stats, CgroupError> {
         ..Stats::default()
     };
     if cg.mode == Mode::Unified {
-        let d = cg
-            .dirs
-            .get(UNIFIED)
-            .expect("unified mode has the unified dir");
+        // The paths come from state.json: a damaged one is an error, not an abort of the
+        // shim that serves the whole pod.
+        let Some(d) = cg.dirs.get(UNIFIED) else {
+            return Err(CgroupError::NoCgroupFs(cg.path.clone().into()));
+        };
         v2_cpu(d, &mut s.cpu);
         s.cpuset = CpusetStats {
             cpus: parse_list(&read_str(&d.join("cpuset.cpus.effective"))),

@@ -188,3 +188,14 @@ fn v2_oom_watcher_reports_kills_then_gone() {
     assert_eq!(w.wait().expect("wait"), OomEvent::Gone);
     assert_eq!(oom::oom_kill_count(&cg), 2);
 }
+
+/// Issue 15: the cgroup paths come from state.json; a damaged one (unified mode
+/// without the unified directory) aborted the shim through an `expect`.
+#[test]
+fn stats_of_damaged_paths_are_an_error_not_an_abort() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    write(d, "cgroup.procs", "12\n");
+    let cg = paths(Mode::Unified, &[("memory", d)]);
+    assert!(matches!(stats::read(&cg), Err(CgroupError::NoCgroupFs(_))));
+}
