@@ -1,5 +1,6 @@
 //! `runrs`: a runc-compatible command line over runtime-core.
 
+mod argv;
 mod checkpoint;
 mod events;
 mod exec;
@@ -15,7 +16,7 @@ mod update;
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use runtime_core::container::{self, ConsoleSocket, Container, CreateExtras, CreateOptions};
 use runtime_core::process::spawn::{InitStdio, Reap};
 
@@ -230,9 +231,48 @@ pub fn absolute(p: PathBuf) -> PathBuf {
     }
 }
 
+/// A command line clap refused. Like runc, the error also goes to `--log` in the chosen
+/// format (the runc shim reads it from there to report the failure); help and version
+/// requests print as usual.
+fn usage_error(raw: &[std::ffi::OsString], e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
+    }
+    if let Some(log) = argv::global_value(raw, "log") {
+        let format = argv::global_value(raw, "log-format")
+            .and_then(|f| {
+                <logging::Format as clap::ValueEnum>::from_str(&f.to_string_lossy(), true).ok()
+            })
+            .unwrap_or(logging::Format::Text);
+        if logging::init(Some(std::path::Path::new(&log)), format, false).is_ok() {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            tracing::error!("{}", first.strip_prefix("error: ").unwrap_or(first));
+            logging::flush();
+        }
+    }
+    e.exit()
+}
+
 fn main() {
     runtime_core::process::init::maybe_run();
-    let cli = Cli::parse();
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut cmd = argv::overriding(Cli::command());
+    cmd.build();
+    let args = argv::normalize(&cmd, raw.clone());
+    let cli = match cmd
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(e) => usage_error(&raw, e),
+    };
     let to_file = cli.log.is_some();
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
         eprintln!("runrs: {e}");
