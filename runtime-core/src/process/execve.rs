@@ -17,8 +17,10 @@ pub enum ExecError {
     /// Not found on PATH.
     #[error("exec: {0:?}: executable file not found in $PATH")]
     NotFound(String),
-    /// Found but not runnable.
-    #[error("exec: {path}: {reason}")]
+    /// Found but not runnable. Worded as runc (Go's exec.LookPath) words it:
+    /// `exec: "/x": stat /x: no such file or directory`, `exec: "/etc/passwd": permission
+    /// denied`. Docker matches on that text to exit 127 or 126 instead of 125.
+    #[error("exec: {path:?}: {reason}")]
     NotRunnable {
         /// The resolved path.
         path: PathBuf,
@@ -37,15 +39,30 @@ pub fn env_get<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
         .find_map(|e| e.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
 }
 
+/// An OS error as Go prints it: strerror in lower case, without Rust's "(os error N)".
+fn go_errno(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    let mut c = text.chars();
+    match c.next() {
+        Some(first) => first.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 fn check_runnable(p: &Path) -> Result<(), String> {
-    let md = std::fs::metadata(p).map_err(|e| e.to_string())?;
+    let md = std::fs::metadata(p).map_err(|e| format!("stat {}: {}", p.display(), go_errno(&e)))?;
+    // Like Go's findExecutable: a directory or a file without an x bit is EACCES.
     if md.is_dir() {
-        return Err("is a directory".into());
+        return Err("permission denied".into());
     }
     let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| "bad path".to_string())?;
     // SAFETY: `c` is a valid C string.
     if unsafe { libc::access(c.as_ptr(), libc::X_OK) } < 0 {
-        return Err(std::io::Error::last_os_error().to_string());
+        return Err(go_errno(&std::io::Error::last_os_error()));
     }
     Ok(())
 }
@@ -163,6 +180,25 @@ mod tests {
         let env = vec!["PATH=/a".to_string(), "X=1".into(), "PATH=/b".into()];
         assert_eq!(env_get(&env, "PATH"), Some("/b"));
         assert_eq!(env_get(&env, "PAT"), None);
+    }
+
+    /// Issue 14: Docker exits 127/126 only when it recognises runc's wording.
+    #[test]
+    fn not_runnable_is_worded_like_runc() {
+        let e = lookup("/runrs-no-such-prog", &[]).expect_err("missing");
+        assert_eq!(
+            e.to_string(),
+            r#"exec: "/runrs-no-such-prog": stat /runrs-no-such-prog: no such file or directory"#
+        );
+        let e = lookup("/etc/passwd", &[]).expect_err("not executable");
+        assert_eq!(e.to_string(), r#"exec: "/etc/passwd": permission denied"#);
+        let e = lookup("/", &[]).expect_err("a directory");
+        assert_eq!(e.to_string(), r#"exec: "/": permission denied"#);
+        let e = lookup("no-such-prog-xyz", &["PATH=/bin".into()]).expect_err("not on PATH");
+        assert_eq!(
+            e.to_string(),
+            r#"exec: "no-such-prog-xyz": executable file not found in $PATH"#
+        );
     }
 
     #[test]
