@@ -1,7 +1,7 @@
-//! Wording that runc's callers match on (issues 14 and 16). Docker turns a failed create
-//! into exit code 127 when the error says `no such file or directory` or `executable
-//! file not found`, 126 when it says `permission denied`, else 125: the words must be
-//! runc's (Go's exec.LookPath). Validated against runc with
+//! Wording and small behaviours runc's callers rely on (issues 14 and 16). Docker turns
+//! a failed create into exit code 127 when the error says `no such file or directory` or
+//! `executable file not found`, 126 when it says `permission denied`, else 125: the
+//! words must be runc's (Go's exec.LookPath). Validated against runc with
 //! `RUNRS_TEST_RUNTIME=/usr/sbin/runc`.
 
 use anyhow::{ensure, Result};
@@ -40,4 +40,48 @@ fn a_program_that_is_not_executable_is_worded_like_runc() -> Result<()> {
         "msg-noexec",
         r#"exec: "/etc/passwd": permission denied"#,
     )
+}
+
+/// Issue 16: `exec -p process.json` without "user" runs as uid 0, gid 0 (runc takes Go's
+/// zero value); runrs refused it ("missing field `user`").
+#[test]
+fn exec_process_file_without_user_runs_as_root() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("msg-exec-nouser", |c| set_args(c, &["sleep", "60"]))?;
+    rt.create_and_start(&b)?;
+    let file = b.path().join("process.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "args": ["sh", "-c", "echo $(id -u):$(id -g)"],
+            "cwd": "/",
+            "env": ["PATH=/bin:/usr/bin"]
+        })
+        .to_string(),
+    )?;
+    let p = file.to_str().ok_or_else(|| anyhow::anyhow!("utf8 path"))?;
+    let out = rt.cli(["exec", "-p", p, b.id()])?.ok()?;
+    ensure!(out.stdout.trim() == "0:0", "uid:gid {out}");
+    rt.delete_force(b.id())?.ok()?;
+    rt.assert_no_leftovers(&b)
+}
+
+/// Issue 16: `list` with a --root that does not exist yet creates it (runc does).
+#[test]
+fn list_creates_a_missing_root() -> Result<()> {
+    let parent = tempfile::Builder::new()
+        .prefix("runrs-it-list-")
+        .tempdir_in("/run")?;
+    let root = parent.path().join("state");
+    let mut cmd = std::process::Command::new(integration::runtime_path()?);
+    cmd.arg("--root")
+        .arg(&root)
+        .args(["list", "--format", "json"]);
+    let out = integration::cmd::run_capture(cmd, None, integration::cmd::CMD_TIMEOUT)?.ok()?;
+    ensure!(
+        out.stdout.trim() == "null" || out.stdout.trim() == "[]",
+        "{out}"
+    );
+    ensure!(root.is_dir(), "{} was not created", root.display());
+    Ok(())
 }

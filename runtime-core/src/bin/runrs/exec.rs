@@ -69,8 +69,14 @@ fn process_from(a: &ExecArgs, c: &Container) -> anyhow::Result<Process> {
     if let Some(p) = &a.process {
         let bytes = std::fs::read(p)
             .map_err(|e| anyhow::anyhow!("read process file {}: {e}", p.display()))?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        return serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("process file {}: {e}", p.display()))?;
+        // runc (Go's zero value) runs a process without "user" as uid 0, gid 0.
+        if let Some(o) = v.as_object_mut() {
+            o.entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+        }
+        return serde_path_to_error::deserialize(v).map_err(|e| {
             anyhow::anyhow!("process file {}: {}: {}", p.display(), e.path(), e.inner())
         });
     }

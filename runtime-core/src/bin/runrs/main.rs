@@ -396,6 +396,15 @@ fn owner_name(root: &std::path::Path, id: &str) -> String {
 }
 
 fn list(root: &std::path::Path, format: &str, quiet: bool) -> anyhow::Result<i32> {
+    // Like runc, a missing state root is created (0700), not an error.
+    if !root.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(|e| anyhow::anyhow!("create state root {}: {e}", root.display()))?;
+    }
     let cs = container::list(root)?;
     if quiet {
         for c in &cs {
