@@ -5,7 +5,7 @@
 //! `RUNRS_TEST_RUNTIME=/usr/sbin/runc`.
 
 use anyhow::{ensure, Result};
-use integration::config::set_args;
+use integration::config::{set_args, sh};
 use integration::{Bundle, Runtime};
 
 fn create_says(args: &[&str], name: &str, want: &str) -> Result<()> {
@@ -84,4 +84,37 @@ fn list_creates_a_missing_root() -> Result<()> {
     );
     ensure!(root.is_dir(), "{} was not created", root.display());
     Ok(())
+}
+
+/// Issue 14: runc always allows `c 10:200 rwm` (/dev/net/tun; runc 1.1, and >= 1.2.4
+/// after 1.2.0 dropped it); with runrs a container with CAP_MKNOD could not open a tun
+/// node it created. Another node not in the list (/dev/kmsg, c 1:11) stays denied.
+#[test]
+fn a_tun_node_made_in_the_container_can_be_opened() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("msg-tun", |c| {
+        sh(
+            c,
+            "mknod /dev/t c 10 200 && if (exec 3</dev/t) 2>/dev/err; then echo tun=ok; \
+             else echo \"tun=$(cat /dev/err)\"; fi; mknod /dev/k c 1 11 && \
+             if (exec 3</dev/k) 2>/dev/err; then echo kmsg=ok; else echo \"kmsg=$(cat /dev/err)\"; fi",
+        );
+        for set in ["bounding", "effective", "permitted"] {
+            if let Some(a) = c["process"]["capabilities"][set].as_array_mut() {
+                a.push("CAP_MKNOD".into());
+            }
+        }
+    })?;
+    let out = rt.output(&b)?;
+    let tun = out.lines().find(|l| l.starts_with("tun=")).unwrap_or("");
+    ensure!(
+        !tun.is_empty() && !tun.contains("Operation not permitted"),
+        "tun: {out}"
+    );
+    ensure!(
+        out.lines()
+            .any(|l| l.starts_with("kmsg=") && l.contains("Operation not permitted")),
+        "kmsg: {out}"
+    );
+    rt.assert_no_leftovers(&b)
 }

@@ -65,20 +65,20 @@ fn device_filter_on_the_real_kernel() {
         .tempdir()
         .expect("tmp");
     // Host devices this machine lets root open: /dev/null (in the default allow list)
-    // and /dev/net/tun (c 10:200, not in it since runc 1.2).
+    // and /dev/kmsg (c 1:11, not in it).
     let null = tmp.path().join("null");
-    let tun = tmp.path().join("tun");
-    for (p, dev) in [(&null, libc::makedev(1, 3)), (&tun, libc::makedev(10, 200))] {
+    let kmsg = tmp.path().join("kmsg");
+    for (p, dev) in [(&null, libc::makedev(1, 3)), (&kmsg, libc::makedev(1, 11))] {
         let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("path");
         // SAFETY: valid C string; mknod of a char device node in our temp dir.
         let r = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, dev) };
         assert_eq!(r, 0, "mknod {}", p.display());
     }
-    let outside = open_in(None, &tun);
+    let outside = open_in(None, &kmsg);
     if !outside.contains("ok") {
         crate::common::skip(
             "device_filter_on_the_real_kernel",
-            &format!("this host refuses /dev/net/tun itself: {outside}"),
+            &format!("this host refuses /dev/kmsg itself: {outside}"),
         );
         return;
     }
@@ -90,18 +90,16 @@ fn device_filter_on_the_real_kernel() {
         open_in(Some(&dir.0), &null).contains("ok"),
         "null is allowed"
     );
-    let denied = open_in(Some(&dir.0), &tun);
-    assert!(denied.contains("Operation not permitted"), "tun: {denied}");
+    let denied = open_in(Some(&dir.0), &kmsg);
+    assert!(denied.contains("Operation not permitted"), "kmsg: {denied}");
     let cg = std::fs::File::open(&dir.0).expect("open cgroup");
     let fd = std::os::fd::AsFd::as_fd(&cg);
     assert_eq!(bpf::attached(fd, "test").expect("query").len(), 1);
 
-    // Replace: allow tun for reading.
+    // Replace: allow kmsg for reading.
     bpf::install(
         &dir.0,
-        &policy(
-            r#"[{"allow":false},{"allow":true,"type":"c","major":10,"minor":200,"access":"r"}]"#,
-        ),
+        &policy(r#"[{"allow":false},{"allow":true,"type":"c","major":1,"minor":11,"access":"r"}]"#),
     )
     .expect("replace");
     assert_eq!(
@@ -110,8 +108,8 @@ fn device_filter_on_the_real_kernel() {
         "old program detached"
     );
     assert!(
-        open_in(Some(&dir.0), &tun).contains("ok"),
-        "tun allowed now"
+        open_in(Some(&dir.0), &kmsg).contains("ok"),
+        "kmsg allowed now"
     );
 
     bpf::remove(&dir.0).expect("remove");

@@ -147,10 +147,11 @@ pub fn access_string(bits: u8) -> String {
     s
 }
 
-/// runc's default rules, appended after the spec's own (runc `AllowedDevices`, as of
-/// runc 1.2: /dev/net/tun is no longer allowed by default). The ones with a path are
-/// dropped when `linux.devices` defines a device at that path itself.
-const DEFAULTS: [(Option<&str>, Rule); 10] = [
+/// runc's default rules, appended after the spec's own (runc `AllowedDevices`). They
+/// include /dev/net/tun (c 10:200 rwm), as runc 1.1 and runc >= 1.2.4 do: 1.2.0 dropped it
+/// and re-added it after users' containers that mknod a tun device broke (runc#4555).
+/// The ones with a path are dropped when `linux.devices` defines a device at that path.
+const DEFAULTS: [(Option<&str>, Rule); 11] = [
     (None, Rule::allow(DevKind::Char, None, None, access::MKNOD)),
     (None, Rule::allow(DevKind::Block, None, None, access::MKNOD)),
     (
@@ -185,6 +186,11 @@ const DEFAULTS: [(Option<&str>, Rule); 10] = [
     (
         None,
         Rule::allow(DevKind::Char, Some(5), Some(2), access::ALL),
+    ),
+    // /dev/net/tun.
+    (
+        None,
+        Rule::allow(DevKind::Char, Some(10), Some(200), access::ALL),
     ),
 ];
 

@@ -24,7 +24,7 @@ fn parses_oci_rules() {
     assert_eq!(r[1].kind, Some(DevKind::Char));
     assert_eq!((r[1].major, r[1].minor), (Some(4), None));
     assert_eq!(r[1].access, READ | WRITE);
-    assert_eq!(r.len(), 2 + 10, "runc's ten default rules follow");
+    assert_eq!(r.len(), 2 + 11, "runc's eleven default rules follow");
 
     let e =
         with_defaults(&oci(r#"[{"allow":true,"type":"p","access":"r"}]"#), &[]).expect_err("fifo");
@@ -41,14 +41,14 @@ fn parses_oci_rules() {
 fn default_spec_policy_is_runcs_allow_list() {
     let p = Policy::from_rules(&rules(r#"[{"allow":false,"access":"rwm"}]"#));
     assert!(!p.default_allow);
-    assert_eq!(p.exceptions.len(), 10);
+    assert_eq!(p.exceptions.len(), 11);
     assert!(p.allows(DevKind::Char, 1, 3, READ | WRITE));
     assert!(p.allows(DevKind::Char, 136, 7, READ));
     assert!(p.allows(DevKind::Block, 8, 0, MKNOD), "mknod of anything");
     assert!(!p.allows(DevKind::Block, 8, 0, READ));
     assert!(
-        !p.allows(DevKind::Char, 10, 200, READ),
-        "no tun since runc 1.2"
+        p.allows(DevKind::Char, 10, 200, READ | WRITE),
+        "tun, as runc 1.1 and >= 1.2.4"
     );
     assert!(!p.allows(DevKind::Char, 1, 1, WRITE), "/dev/mem");
     let list: Vec<String> = p
@@ -102,7 +102,7 @@ fn later_rules_refine_earlier_ones() {
 fn defaults_yield_to_spec_devices() {
     let own = [std::path::Path::new("/dev/null")];
     let r = with_defaults(&oci(r#"[{"allow":false}]"#), &own).expect("rules");
-    assert_eq!(r.len(), 1 + 9);
+    assert_eq!(r.len(), 1 + 10);
     assert!(!r.iter().any(|r| r.major == Some(1) && r.minor == Some(3)));
 }
 
@@ -114,7 +114,7 @@ fn v1_writes_from_reset_and_by_difference() {
     assert_eq!(cur, None);
     let w = v1::transition(cur.as_ref(), &target);
     assert_eq!(w[0], ("devices.deny", "a".to_string()));
-    assert_eq!(w.len(), 11);
+    assert_eq!(w.len(), 12);
     assert!(w[1..].iter().all(|(f, _)| *f == "devices.allow"));
     // Same allow list: nothing to write.
     let list: String = target
@@ -135,11 +135,11 @@ fn v1_writes_from_reset_and_by_difference() {
     assert_eq!(w, vec![("devices.allow", "b 8:0 r".to_string())]);
     // To a deny list: reset to allow-all, then the denials.
     let deny = Policy::from_rules(&rules(
-        r#"[{"allow":true},{"allow":false,"type":"c","major":10,"minor":200,"access":"rwm"}]"#,
+        r#"[{"allow":true},{"allow":false,"type":"c","major":1,"minor":11,"access":"rwm"}]"#,
     ));
     let w = v1::transition(Some(&target), &deny);
     assert_eq!(w[0], ("devices.allow", "a".to_string()));
-    assert!(w.contains(&("devices.deny", "c 10:200 rwm".to_string())));
+    assert!(w.contains(&("devices.deny", "c 1:11 rwm".to_string())));
 }
 
 /// Run a device program the way the kernel would, on one access.
@@ -217,8 +217,8 @@ fn bpf_program_shape() {
     let p = Policy::from_rules(&rules(r#"[{"allow":false}]"#));
     let prog = program(&p);
     // 6 loads + 2 final + per exception: type, [access x3], [major], [minor], mov, exit:
-    // c/b *:* m take 6 each, the seven c M:m rwm 5 each, c 136:* rwm 4.
-    assert_eq!(prog.len(), 6 + 2 + 6 + 6 + 7 * 5 + 4, "{prog:?}");
+    // c/b *:* m take 6 each, the eight c M:m rwm 5 each (tun among them), c 136:* rwm 4.
+    assert_eq!(prog.len(), 6 + 2 + 6 + 6 + 8 * 5 + 4, "{prog:?}");
     assert_eq!(prog.last().map(|i| i.code), Some(0x95));
     assert_eq!(prog[prog.len() - 2].imm, 0, "default deny");
 }
