@@ -16,7 +16,8 @@
 //! Environment:
 //! - `RUNRS_FUZZ_SECS`: seconds of mutation per target. Unset: a 1 s smoke run (what the
 //!   unit stage does); the fuzz stage sets it (integration/scripts/fuzz.sh).
-//! - `RUNRS_FUZZ_SEED`: the random seed; every run prints the one it used.
+//! - `RUNRS_FUZZ_SEED`: the random seed; every run prints the one it used. Without it a
+//!   smoke run uses a fixed seed and a timed run a new one.
 //! - `RUNRS_FUZZ_REPORT`: a file each target appends `name iterations seconds pool` to.
 //! - `RUNRS_FUZZ_CRASH_DIR`: where crashing inputs go (default `<tmp>/runrs-fuzz-crashes`).
 
@@ -33,6 +34,8 @@ pub use arbitrary;
 
 /// Mutation time of a run without `RUNRS_FUZZ_SECS`.
 const SMOKE: Duration = Duration::from_secs(1);
+/// The seed of a run without `RUNRS_FUZZ_SECS` (and without `RUNRS_FUZZ_SEED`).
+const SMOKE_SEED: u64 = 17;
 /// Largest number of inputs kept for mutation.
 const POOL_MAX: usize = 4096;
 /// Shrinking a crash stops after this long.
@@ -107,12 +110,20 @@ impl Fuzz {
             .ok()
             .and_then(|s| s.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64)
-            .unwrap_or(SMOKE);
+            .map(Duration::from_secs_f64);
+        // The smoke run (unit stage) starts from a fixed seed, so a failure there
+        // repeats; a fuzz run explores from a new one each time.
         let seed = std::env::var("RUNRS_FUZZ_SEED")
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
-            .unwrap_or_else(time_seed);
+            .unwrap_or_else(|| {
+                if budget.is_some() {
+                    time_seed()
+                } else {
+                    SMOKE_SEED
+                }
+            });
+        let budget = budget.unwrap_or(SMOKE);
         let mut rng = Rng::new(seed);
         let mut pool: Vec<Vec<u8>> = corpus.into_iter().map(|(_, d)| d).collect();
         let corpus_len = pool.len();
@@ -256,8 +267,7 @@ impl Fuzz {
 
 /// A signature for [`Fuzz::run`] from anything hashable (never 0).
 pub fn sig<T: Hash + ?Sized>(t: &T) -> u64 {
-    #[allow(deprecated)]
-    let mut h = std::hash::SipHasher::new();
+    let mut h = std::hash::DefaultHasher::new();
     t.hash(&mut h);
     h.finish() | 1
 }
