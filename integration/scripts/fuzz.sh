@@ -23,7 +23,7 @@ report=$(mktemp)
 trap 'rm -f "$report"' EXIT
 export RUNRS_FUZZ_REPORT=$report
 
-cargo=(cargo test --workspace --lib --bins --no-fail-fast fuzz::)
+cargo=(cargo test --workspace --lib --bins --no-fail-fast ::fuzz_)
 expected=$("${cargo[@]}" -- --list --format terse 2>/dev/null | grep -c ': test$' || true)
 echo "fuzz: $expected targets, ${RUNRS_FUZZ_SECS} s each, $jobs at a time"
 status=0

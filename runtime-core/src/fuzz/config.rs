@@ -146,3 +146,16 @@ fn fuzz_config_json() {
         .max_len(32 * 1024)
         .run(check);
 }
+
+/// The seeds that stand for real configs still pass validation.
+#[test]
+fn seeds_validate() {
+    for file in [
+        "runc-default.json",
+        "runc-rootless.json",
+        "cri-pod-userns.json",
+    ] {
+        let spec = spec::parse(&super::seed("config_json", file), Path::new(file)).expect(file);
+        spec::validate(&spec).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+}

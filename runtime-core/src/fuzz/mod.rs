@@ -5,7 +5,7 @@
 //! a property of the values that come out (round trips, invariants later code relies on).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::sys::socket::{send, shutdown, MsgFlags, Shutdown};
 use runrs_fuzzkit::Fuzz;
@@ -16,14 +16,21 @@ mod mounts;
 mod signal;
 mod sync;
 
+/// The committed seed corpus of target `name`.
+fn corpus(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(name)
+}
+
+/// One seed input of target `name`.
+fn seed(name: &str, file: &str) -> Vec<u8> {
+    std::fs::read(corpus(name).join(file)).expect("a committed seed input")
+}
+
 /// The target `name` with its committed seed corpus.
 fn target(name: &str) -> Fuzz {
-    Fuzz::new(
-        name,
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fuzz/corpus")
-            .join(name),
-    )
+    Fuzz::new(name, corpus(name))
 }
 
 /// A seqpacket pair whose reading end (`.0`) already holds the first `.2` of `packets`
@@ -41,4 +48,30 @@ fn queued(packets: &[&[u8]]) -> (OwnedFd, OwnedFd, usize) {
     }
     shutdown(peer.as_fd().as_raw_fd(), Shutdown::Write).expect("shutdown");
     (ours, peer, sent)
+}
+
+/// `v` with its capability sets sorted: oci-spec keeps them in HashSets, so their JSON
+/// order differs from one value to the next (the only unordered part of these messages).
+fn canonical(mut v: serde_json::Value) -> serde_json::Value {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if let (true, serde_json::Value::Object(sets)) = (k == "capabilities", &mut *x)
+                    {
+                        for set in sets.values_mut() {
+                            if let serde_json::Value::Array(a) = set {
+                                a.sort_by_key(|e| e.to_string());
+                            }
+                        }
+                    }
+                    walk(x);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut v);
+    v
 }

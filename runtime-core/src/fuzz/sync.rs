@@ -27,7 +27,9 @@ fn model(packets: &[&[u8]]) -> Vec<Result<serde_json::Value, ()>> {
         if p[0] == 1 {
             out.push(
                 serde_json::from_slice::<Msg>(&body)
-                    .map(|m| serde_json::to_value(&m).expect("a message serializes"))
+                    .map(|m| {
+                        super::canonical(serde_json::to_value(&m).expect("a message serializes"))
+                    })
                     .map_err(|_| ()),
             );
             body.clear();
@@ -51,7 +53,8 @@ fn check(data: &[u8]) -> u64 {
         match (sync::recv(sock.as_fd()), expected) {
             (Ok((msg, fds)), Ok(value)) => {
                 assert!(fds.is_empty());
-                let got = serde_json::to_value(&msg).expect("a message serializes");
+                let got =
+                    super::canonical(serde_json::to_value(&msg).expect("a message serializes"));
                 assert_eq!(&got, value, "message {i}");
                 roundtrip(&msg);
                 s = s.wrapping_mul(31).wrapping_add(sig(&variant(&got)));
@@ -83,7 +86,7 @@ fn variant(v: &serde_json::Value) -> String {
 /// `send` then `recv` on a fresh pair gives the same message.
 fn roundtrip(msg: &Msg) {
     let (a, b) = crate::sys::seqpacket_pair().expect("socketpair");
-    let want = serde_json::to_value(msg).expect("a message serializes");
+    let want = super::canonical(serde_json::to_value(msg).expect("a message serializes"));
     let body_len = serde_json::to_vec(msg).expect("serializes").len();
     // The socket buffer holds a few packets; larger messages need a reader meanwhile.
     let got = if body_len < 16 * 1024 {
@@ -96,7 +99,7 @@ fn roundtrip(msg: &Msg) {
         })
     };
     assert_eq!(
-        serde_json::to_value(&got).expect("serializes"),
+        super::canonical(serde_json::to_value(&got).expect("serializes")),
         want,
         "send/recv"
     );
@@ -130,4 +133,26 @@ fn fuzz_init_sync() {
         ])
         .max_len(64 * 1024)
         .run(check);
+}
+
+/// The seeds that stand for a valid exchange still decode (a format change would
+/// otherwise turn them silently into junk).
+#[test]
+fn seeds_decode() {
+    for (file, types) in [
+        ("config-two-packets", &["config"][..]),
+        (
+            "userns-handshake",
+            &["map_request", "map_done", "child"][..],
+        ),
+        ("split-message", &["error", "ready"][..]),
+    ] {
+        let data = super::seed("init_sync", file);
+        let packets: Vec<&[u8]> = data.split(|&b| b == 0x1e).collect();
+        let got: Vec<String> = model(&packets)
+            .iter()
+            .map(|m| m.as_ref().map(variant).unwrap_or_default())
+            .collect();
+        assert_eq!(got, types, "{file}");
+    }
 }
