@@ -4,7 +4,7 @@
 //! fuzz stage (`integration/scripts/fuzz.sh`). Each asserts "no panic" and, where cheap,
 //! a property of the values that come out (round trips, invariants later code relies on).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::socket::{send, shutdown, MsgFlags, Shutdown};
@@ -46,7 +46,7 @@ fn queued(packets: &[&[u8]]) -> (OwnedFd, OwnedFd, usize) {
         }
         sent += 1;
     }
-    shutdown(peer.as_fd().as_raw_fd(), Shutdown::Write).expect("shutdown");
+    shutdown(peer.as_raw_fd(), Shutdown::Write).expect("shutdown");
     (ours, peer, sent)
 }
 
