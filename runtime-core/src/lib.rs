@@ -10,6 +10,8 @@ pub mod container;
 pub mod criu;
 pub mod error;
 pub mod features;
+#[cfg(test)]
+mod fuzz;
 pub mod hooks;
 pub mod lsm;
 pub mod namespaces;

@@ -26,26 +26,18 @@ pub struct Logger {
     reaper: Reaper,
 }
 
+/// Percent-decode a URI component; an invalid escape stays as it is, and bytes that are
+/// not UTF-8 become U+FFFD.
 fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(v) => {
-                    out.push(v);
-                    i += 3;
-                    continue;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// A query component: `+` is a space there (Go's `url.Query`, which containerd uses),
+/// not in the path.
+fn query_decode(s: &str) -> String {
+    percent_decode(&s.replace('+', " "))
 }
 
 /// Split `binary:///path?k=v&k2` into the program and its arguments.
@@ -63,9 +55,9 @@ pub fn parse(uri: &str) -> Result<(String, Vec<String>)> {
     let mut args = Vec::new();
     for kv in query.split('&').filter(|s| !s.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        args.push(percent_decode(k));
+        args.push(query_decode(k));
         if !v.is_empty() {
-            args.push(percent_decode(v));
+            args.push(query_decode(v));
         }
     }
     Ok((path, args))
@@ -112,7 +104,9 @@ pub async fn start(
             // overwrite one another.
             let mut high = [0; 3];
             for (i, fd) in src.iter().enumerate() {
-                high[i] = libc::fcntl(*fd, libc::F_DUPFD, 10);
+                // CLOEXEC: these copies must not reach the logger (dup2 below gives
+                // 3, 4 and 5 without the flag).
+                high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10);
                 if high[i] < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -194,5 +188,51 @@ mod tests {
         assert_eq!(p, "/usr/bin/logger");
         assert_eq!(a, vec!["--log-driver", "awslogs", "-v", "--name", "a b"]);
         assert!(parse("binary://relative").is_err());
+    }
+
+    // Issue 15, found again by fuzz_log_uri: the hand-written decoder sliced the &str
+    // at byte offsets, so an escape before a multi-byte character panicked (and the
+    // shim aborts on panic).
+    #[test]
+    fn escape_before_a_multibyte_character_does_not_panic() {
+        let (p, a) = parse("binary:///x?a=%a\u{e9}&%\u{e9}").expect("parse");
+        assert_eq!(p, "/x");
+        assert_eq!(a, vec!["a", "%a\u{e9}", "%\u{e9}"]);
+        let (p, _) = parse("binary:///x%\u{e9}%").expect("parse");
+        assert_eq!(p, "/x%\u{e9}%");
+    }
+
+    // The copies made while placing the pipes at 3, 4 and 5 were made with F_DUPFD (no
+    // close-on-exec) and reached the logger too (from descriptor 10 on): a logger that
+    // forks a daemon kept the readiness pipe open, so the shim's wait never saw EOF.
+    #[tokio::test]
+    async fn the_logger_gets_its_pipes_only_as_3_4_and_5() {
+        let uri = "binary:///bin/sh?-c=printf%20x%20%3E%265%3B%20exec%20/bin/sleep%2030";
+        let (_o, _e, logger) = start(uri, "c1", "default", &Reaper::default())
+            .await
+            .expect("start the logger");
+        let dir = format!("/proc/{}/fd", logger.pid);
+        let target = |n: &str| std::fs::read_link(format!("{dir}/{n}")).ok();
+        let ours: Vec<_> = ["3", "4", "5"].iter().map(|n| target(n)).collect();
+        assert!(ours.iter().all(Option::is_some), "{ours:?}");
+        for e in std::fs::read_dir(&dir).expect("the logger's descriptors") {
+            let n = e.expect("entry").file_name().to_string_lossy().into_owned();
+            if !["3", "4", "5"].contains(&n.as_str()) {
+                assert!(
+                    !ours.contains(&target(&n)),
+                    "descriptor {n} is a copy of a pipe"
+                );
+            }
+        }
+        drop(logger);
+    }
+
+    // Go's url.Parse (containerd) keeps `+` in the path and reads it as a space only
+    // in the query.
+    #[test]
+    fn plus_is_a_space_only_in_the_query() {
+        let (p, a) = parse("binary:///opt/c++log?a+b=c%2Bd").expect("parse");
+        assert_eq!(p, "/opt/c++log");
+        assert_eq!(a, vec!["a b", "c+d"]);
     }
 }

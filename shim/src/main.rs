@@ -7,6 +7,8 @@ mod daemon;
 mod delete;
 mod error;
 mod events;
+#[cfg(test)]
+mod fuzz;
 mod info;
 mod logger;
 mod logging;

@@ -160,42 +160,44 @@ pub fn decode_checkpoint(any: Option<&Any>) -> Result<CheckpointOpts, ShimError>
     }
 }
 
-/// Read the few keys runrs supports from a flat TOML table (`Key = value` lines).
+/// The keys of a CRI runtime options table that runrs reads (runc's names; a missing
+/// key keeps its default). Other keys (BinaryName, runc-only knobs) and tables are
+/// ignored: containerd passes the whole `options` section of the runtime.
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+struct TomlOptions {
+    root: String,
+    systemd_cgroup: bool,
+    no_pivot_root: bool,
+    io_uid: u32,
+    io_gid: u32,
+    shim_cgroup: String,
+    criu_image_path: String,
+    criu_work_path: String,
+}
+
+/// Read the options runrs supports from a TOML document (the CRI's `config_body`, or
+/// the file at `config_path`), with the `toml` crate: strings of every TOML kind, `#`
+/// inside strings, tables and arrays are what TOML says they are.
 pub fn from_toml(body: &str) -> Result<RuntimeOptions, String> {
-    let mut o = RuntimeOptions::default();
-    for (n, line) in body.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() || line.starts_with('[') {
-            continue;
+    let t: TomlOptions = toml::from_str(body).map_err(|e| match e.span() {
+        Some(span) => {
+            let before = &body.as_bytes()[..span.start.min(body.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            format!("line {line}: {}", e.message().trim_end())
         }
-        let Some((k, v)) = line.split_once('=') else {
-            return Err(format!("line {}: expected key = value", n + 1));
-        };
-        let (k, v) = (k.trim(), v.trim());
-        let string = || v.trim_matches('"').to_string();
-        let boolean = || match v {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(format!("{k}: expected true or false, got {v}")),
-        };
-        let number = || {
-            v.parse::<u32>()
-                .map_err(|_| format!("{k}: expected a number, got {v}"))
-        };
-        match k {
-            "Root" => o.root = non_empty(&string()),
-            "SystemdCgroup" => o.systemd_cgroup = boolean()?,
-            "NoPivotRoot" => o.no_pivot_root = boolean()?,
-            "IoUid" => o.io_uid = number()?,
-            "IoGid" => o.io_gid = number()?,
-            "ShimCgroup" => o.shim_cgroup = non_empty(&string()),
-            "CriuImagePath" => o.criu_image_path = non_empty(&string()),
-            "CriuWorkPath" => o.criu_work_path = non_empty(&string()),
-            // BinaryName: there is no runtime binary to run; others are runc-only knobs.
-            _ => {}
-        }
-    }
-    Ok(o)
+        None => e.message().trim_end().to_string(),
+    })?;
+    Ok(RuntimeOptions {
+        root: non_empty(&t.root),
+        systemd_cgroup: t.systemd_cgroup,
+        no_pivot_root: t.no_pivot_root,
+        io_uid: t.io_uid,
+        io_gid: t.io_gid,
+        shim_cgroup: non_empty(&t.shim_cgroup),
+        criu_image_path: non_empty(&t.criu_image_path),
+        criu_work_path: non_empty(&t.criu_work_path),
+    })
 }
 
 #[cfg(test)]
@@ -263,5 +265,41 @@ mod tests {
             decode(Some(&bad)),
             Err(ShimError::InvalidArgument(_))
         ));
+    }
+
+    // Issue 15: the hand-written parser cut every line at `#`, also inside a string.
+    #[test]
+    fn toml_hash_inside_a_string_is_not_a_comment() {
+        let o = from_toml("Root = \"/run/a#b\" # a comment\n").expect("parse");
+        assert_eq!(o.root.as_deref(), Some("/run/a#b"));
+    }
+
+    // Issue 15, found again by fuzz_toml_options and fuzz_runtime_options (a literal
+    // string did not round-trip): TOML literal strings ('...', the style of
+    // deploy/containerd-runrs-v3.toml) kept their quotes; escapes were not decoded.
+    #[test]
+    fn toml_literal_and_escaped_strings() {
+        let o = from_toml("Root = '/run/containerd/runrs'\nShimCgroup = \"a\\\"b\\u00e9\"\n")
+            .expect("parse");
+        assert_eq!(o.root.as_deref(), Some("/run/containerd/runrs"));
+        assert_eq!(o.shim_cgroup.as_deref(), Some("a\"b\u{e9}"));
+    }
+
+    // Issue 15: keys of a table were read as top-level options.
+    #[test]
+    fn toml_keys_of_a_table_are_not_options() {
+        let o = from_toml("SystemdCgroup = false\n[runsc_config]\nSystemdCgroup = true\n")
+            .expect("parse");
+        assert!(!o.systemd_cgroup);
+    }
+
+    #[test]
+    fn toml_errors_name_the_line_and_the_key() {
+        let e = from_toml("Root = \"/x\"\nIoUid = -1\n").expect_err("negative uid");
+        assert!(e.starts_with("line 2: "), "{e}");
+        let e = from_toml("SystemdCgroup = \"yes\"").expect_err("string for a bool");
+        assert!(e.contains("bool"), "{e}");
+        assert!(from_toml("Root = \"unterminated\n").is_err());
+        assert_eq!(from_toml("").expect("empty"), RuntimeOptions::default());
     }
 }

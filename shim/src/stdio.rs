@@ -123,7 +123,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Strip a `fifo://` scheme; reject what this shim does not handle.
-fn fifo_path(uri: &str) -> Result<Option<&str>> {
+pub(crate) fn fifo_path(uri: &str) -> Result<Option<&str>> {
     if let Some(p) = uri.strip_prefix("fifo://") {
         return Ok(Some(p));
     }

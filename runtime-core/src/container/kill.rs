@@ -52,18 +52,37 @@ pub fn parse_signal(s: &str) -> Result<i32, Error> {
         "PWR" => libc::SIGPWR,
         "SYS" => libc::SIGSYS,
         _ => {
-            if let Some(rest) = name.strip_prefix("RTMIN") {
-                let off: i32 = rest.trim_start_matches('+').parse().unwrap_or(0);
-                libc::SIGRTMIN() + off
+            let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+            let n = if let Some(rest) = name.strip_prefix("RTMIN") {
+                rt_offset(rest, '+').map(|off| min + off)
             } else if let Some(rest) = name.strip_prefix("RTMAX") {
-                let off: i32 = rest.trim_start_matches('-').parse().unwrap_or(0);
-                libc::SIGRTMAX() - off
+                rt_offset(rest, '-').map(|off| max - off)
             } else {
-                return Err(Error::Usage(format!("unknown signal {s:?}")));
+                None
+            };
+            match n {
+                Some(n) if (min..=max).contains(&n) => n,
+                _ => return Err(Error::Usage(format!("unknown signal {s:?}"))),
             }
         }
     };
     Ok(n)
+}
+
+/// The offset of `RTMIN+n` / `RTMAX-n`: nothing (0) or `sign` and decimal digits; at
+/// most the size of the real-time range, so the sum cannot overflow.
+fn rt_offset(rest: &str, sign: char) -> Option<i32> {
+    if rest.is_empty() {
+        return Some(0);
+    }
+    let digits = rest.strip_prefix(sign)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits
+        .parse::<i32>()
+        .ok()
+        .filter(|&n| n <= libc::SIGRTMAX() - libc::SIGRTMIN())
 }
 
 /// Signal one process by pid through a pidfd (pidfd_send_signal(2)), so a pid that
@@ -156,5 +175,35 @@ mod tests {
         assert_eq!(parse_signal("SIGRTMIN+1").expect("n"), libc::SIGRTMIN() + 1);
         assert!(parse_signal("FOO").is_err());
         assert!(parse_signal("0").is_err());
+        assert_eq!(parse_signal("RTMAX-2").expect("n"), libc::SIGRTMAX() - 2);
+        assert_eq!(parse_signal("sigrtmin").expect("n"), libc::SIGRTMIN());
+    }
+
+    // Found by fuzz_signal: offsets past the real-time range were taken ("RTMIN65" as
+    // signal 99, "RTMAX-255" as -191), so were a `-` after RTMIN (SIGRTMIN-3 is SIGSYS
+    // on glibc) and offsets that are not numbers (plain SIGRTMIN).
+    #[test]
+    fn rt_offsets_outside_the_range_or_malformed_are_errors() {
+        for s in [
+            "RTMIN65",
+            "RTMAX-255",
+            "RTMIN+100",
+            "RTMIN-3",
+            "RTMINfoo",
+            "RTMIN+",
+            "RTMAX+1",
+            "RTMIN+-1",
+        ] {
+            assert!(parse_signal(s).is_err(), "{s}");
+        }
+        assert_eq!(parse_signal("RTMIN+30").ok(), Some(libc::SIGRTMIN() + 30));
+    }
+
+    // Seen while fixing the above: the offset was added unchecked, so
+    // `SIGRTMIN+2147483647` overflowed i32 (a panic in debug builds).
+    #[test]
+    fn rt_offset_overflow_is_an_error() {
+        assert!(parse_signal("SIGRTMIN+2147483647").is_err());
+        assert!(parse_signal("RTMAX-2147483647").is_err());
     }
 }

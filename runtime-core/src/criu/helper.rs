@@ -65,7 +65,7 @@ pub struct CriuFds {
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Reply {
+pub(crate) enum Reply {
     /// Ready to exec criu; its socket comes with this message.
     Ready(CriuFds),
     /// Preparation failed.

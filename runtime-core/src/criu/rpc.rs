@@ -232,6 +232,20 @@ impl Swrk {
         }
     }
 
+    /// A `Swrk` on `sock` with no process behind it, as if criu had been reaped: the
+    /// fuzz targets play criu on the other end.
+    #[cfg(test)]
+    pub(crate) fn fake(sock: OwnedFd) -> Swrk {
+        Swrk {
+            sock,
+            pid: 0,
+            window: reap::ExitWindow::open(),
+            reaped: true,
+            status: 0,
+            output: None,
+        }
+    }
+
     /// The criu process' pid.
     pub(crate) fn pid(&self) -> i32 {
         self.pid
@@ -436,7 +450,11 @@ impl Drop for Swrk {
 /// The errors of a criu log that explain a failure: the first two "Error (…): msg"
 /// lines (prefix cut) that are not known noise.
 pub(crate) fn log_errors(log: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
+    errors_in(&std::fs::read_to_string(log).unwrap_or_default())
+}
+
+/// [`log_errors`] of a log's text.
+pub(crate) fn errors_in(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| l.contains("Error ("))
         .map(strip_prefix)
