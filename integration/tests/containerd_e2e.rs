@@ -19,6 +19,8 @@ mod checkpoint;
 mod closeio;
 #[path = "containerd_e2e/exec.rs"]
 mod exec;
+#[path = "containerd_e2e/faults.rs"]
+mod faults;
 #[path = "containerd_e2e/notify.rs"]
 mod notify;
 #[path = "containerd_e2e/resources.rs"]
@@ -34,6 +36,7 @@ use integration::containerd::runner::Runner;
 use integration::containerd::{
     host, matrix, scripts_dir, Containerd, ShimDir, Version, NAMESPACE, RUNC, RUNRS,
 };
+use integration::leaks::{assert_no_leaks, Snapshot};
 use scenarios::{Ctx, Reference, SCENARIOS};
 
 fn main() -> ExitCode {
@@ -118,6 +121,10 @@ fn run(r: &mut Runner) -> Result<()> {
     Ok(())
 }
 
+/// How long the leak checker waits for a check's processes, connections and
+/// directories to go (a shim's `delete` runs after containerd notices its death).
+const LEAK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Checks of runrs-only features (runc's shim has nothing to validate them against).
 const RUNRS_ONLY: &[&str] = &["notify", "checkpoint"];
 
@@ -181,7 +188,12 @@ fn run_version(
                     }
                     r.check(&g, name, || {
                         let from = cd.log_len();
-                        f(&ctx).map_err(|e| {
+                        // Nothing new on the host after any check: the shared leak checker.
+                        let scope = cd.leak_scope();
+                        let before = Snapshot::take(&scope);
+                        f(&ctx)
+                            .and_then(|()| assert_no_leaks(&before, &scope, LEAK_WAIT))
+                            .map_err(|e| {
                             anyhow!(
                                 "{e:#}\n--- containerd.log during this check (shim log lines included) ---\n{}",
                                 cd.log_tail(from, 60)
