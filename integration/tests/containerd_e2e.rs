@@ -17,6 +17,8 @@
 mod checkpoint;
 #[path = "containerd_e2e/closeio.rs"]
 mod closeio;
+#[path = "containerd_e2e/create_errors.rs"]
+mod create_errors;
 #[path = "containerd_e2e/exec.rs"]
 mod exec;
 #[path = "containerd_e2e/faults.rs"]
@@ -126,7 +128,9 @@ fn run(r: &mut Runner) -> Result<()> {
 const LEAK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Checks of runrs-only features (runc's shim has nothing to validate them against).
-const RUNRS_ONLY: &[&str] = &["notify", "checkpoint"];
+/// `shim-kill9-create` checks that nothing is left, and runc's shim killed in Create
+/// leaves the container's cgroup (its `runc delete` finds no state yet) and its socket.
+const RUNRS_ONLY: &[&str] = &["notify", "checkpoint", "shim-kill9-create"];
 
 /// Checks that measure throughput or load: one containerd version is enough for them.
 const HEAVY: &[&str] = &["exec-concurrent", "stdout-1g"];
@@ -172,6 +176,8 @@ fn run_version(
                     if RUNRS_ONLY.contains(name) && short != "runrs" {
                         let why = if *name == "notify" {
                             "runrs only: sd_notify readiness has no runc-shim equivalent"
+                        } else if *name == "shim-kill9-create" {
+                            "runrs only: runc's shim killed in Create leaves the cgroup and its socket"
                         } else {
                             "runrs only: runc 1.1.5 cannot checkpoint on this host (its criu settings need iptables)"
                         };

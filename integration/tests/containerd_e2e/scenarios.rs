@@ -64,7 +64,12 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("init-kill9", crate::faults::init_kill9),
     ("exec-kill9", crate::faults::exec_kill9),
     ("shim-kill9-group", crate::faults::shim_kill9_group),
+    (
+        "shim-kill9-create",
+        crate::create_errors::shim_kill9_in_create,
+    ),
     ("shim-stop-cont", crate::faults::shim_stop_cont),
+    ("create-errors", crate::create_errors::create_errors),
     ("exec", crate::exec::exec_basic),
     ("exec-tty", crate::exec::exec_tty),
     ("exec-concurrent", crate::exec::exec_concurrent),
