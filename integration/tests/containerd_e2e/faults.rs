@@ -350,7 +350,8 @@ pub fn containerd_restart(c: &Ctx<'_>) -> Result<()> {
     } else if let Some(want) = c.reference.restart_dead_listed.get() {
         ensure!(
             b_listed == want,
-            "after the restart, the task whose init died while containerd was down is {}listed              ({b_row:?}); with runc's shim it is {}listed",
+            "after the restart, the task whose init died while containerd was down is {}listed \
+             ({b_row:?}); with runc's shim it is {}listed",
             if b_listed { "" } else { "not " },
             if want { "" } else { "not " },
         );
