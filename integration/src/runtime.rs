@@ -17,7 +17,7 @@ use tempfile::TempDir;
 
 use crate::bundle::Bundle;
 use crate::cmd::{run_capture, run_to_files, CmdOutput, CMD_TIMEOUT};
-use crate::{leftovers, runtime_path};
+use crate::{leaks, leftovers, runtime_path};
 
 /// The OCI state of a container as printed by `state` (and each element of `list --format json`).
 #[derive(Debug, Clone, Deserialize)]
@@ -238,6 +238,19 @@ impl Runtime {
             bundle: b.path(),
             cgroups_path: b.cgroups_path(),
         })
+    }
+
+    /// The leak checker's scope for `b`'s container under this runtime: the state root,
+    /// the container's cgroup, mounts mentioning the bundle or the id, processes
+    /// mentioning the id (see [`leaks`]).
+    pub fn leak_scope(&self, b: &Bundle) -> leaks::Scope {
+        leaks::Scope {
+            state_roots: vec![self.root().to_path_buf()],
+            cgroup_parents: vec![b.cgroups_path().to_owned()],
+            needles: vec![b.path().to_string_lossy().into_owned(), b.id().to_owned()],
+            process_needles: vec![b.id().to_owned()],
+            ..leaks::Scope::default()
+        }
     }
 
     /// The runtime's `features` JSON (None if the runtime has no `features` verb). Cached:

@@ -259,3 +259,51 @@ fn verbs_on_a_missing_container() -> Result<()> {
     rt.delete_force(id)?.ok()?;
     Ok(())
 }
+
+#[test]
+fn hooks_get_only_their_stdio() -> Result<()> {
+    // A hook is a host program: like runc (Go's exec passes only the descriptors it is
+    // given), the runtime hands it the state on stdin, stdout and stderr, and none of
+    // its own descriptors — here one its caller leaked to it without close-on-exec.
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+
+    let rt = Runtime::new()?;
+    let b = Bundle::new("hook-fds")?;
+    let listing = b.host_dir("hook")?.join("fds");
+    // `exec … >`: the shell keeps no descriptor of its own (a plain redirect would save
+    // stdout on fd 10); ls then lists its own, 3 being the directory it reads.
+    let script = format!("exec ls /proc/self/fd > {}", listing.display());
+    b.configure(|c| {
+        c["hooks"]["createRuntime"] =
+            serde_json::json!([{ "path": "/bin/sh", "args": ["sh", "-c", script] }]);
+    })?;
+    let stray = std::fs::File::open("/dev/null")?;
+    let raw = stray.as_raw_fd();
+    let mut cmd = rt.command(["create", "--bundle"]);
+    cmd.arg(b.path()).arg(b.id());
+    // SAFETY: dup2 is async-signal-safe; the closure allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 42) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let (out, err) = (b.path().join("create.out"), b.path().join("create.err"));
+    integration::cmd::run_to_files(cmd, &out, &err, integration::cmd::CMD_TIMEOUT)?.ok()?;
+    let mut fds: Vec<String> = std::fs::read_to_string(&listing)
+        .with_context(|| format!("the hook did not run ({})", listing.display()))?
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    fds.sort();
+    rt.delete_force(b.id())?.ok()?;
+    ensure!(
+        fds == ["0", "1", "2", "3"],
+        "the hook should have only stdin, stdout and stderr open (and ls its directory, 3), \
+         it had {fds:?}"
+    );
+    rt.assert_no_leftovers(&b)
+}

@@ -17,8 +17,12 @@
 mod checkpoint;
 #[path = "containerd_e2e/closeio.rs"]
 mod closeio;
+#[path = "containerd_e2e/create_errors.rs"]
+mod create_errors;
 #[path = "containerd_e2e/exec.rs"]
 mod exec;
+#[path = "containerd_e2e/faults.rs"]
+mod faults;
 #[path = "containerd_e2e/notify.rs"]
 mod notify;
 #[path = "containerd_e2e/resources.rs"]
@@ -34,6 +38,7 @@ use integration::containerd::runner::Runner;
 use integration::containerd::{
     host, matrix, scripts_dir, Containerd, ShimDir, Version, NAMESPACE, RUNC, RUNRS,
 };
+use integration::leaks::{assert_no_leaks, Snapshot};
 use scenarios::{Ctx, Reference, SCENARIOS};
 
 fn main() -> ExitCode {
@@ -118,8 +123,14 @@ fn run(r: &mut Runner) -> Result<()> {
     Ok(())
 }
 
+/// How long the leak checker waits for a check's processes, connections and
+/// directories to go (a shim's `delete` runs after containerd notices its death).
+const LEAK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Checks of runrs-only features (runc's shim has nothing to validate them against).
-const RUNRS_ONLY: &[&str] = &["notify", "checkpoint"];
+/// `shim-kill9-create` checks that nothing is left, and runc's shim killed in Create
+/// leaves the container's cgroup (its `runc delete` finds no state yet) and its socket.
+const RUNRS_ONLY: &[&str] = &["notify", "checkpoint", "shim-kill9-create"];
 
 /// Checks that measure throughput or load: one containerd version is enough for them.
 const HEAVY: &[&str] = &["exec-concurrent", "stdout-1g"];
@@ -165,6 +176,8 @@ fn run_version(
                     if RUNRS_ONLY.contains(name) && short != "runrs" {
                         let why = if *name == "notify" {
                             "runrs only: sd_notify readiness has no runc-shim equivalent"
+                        } else if *name == "shim-kill9-create" {
+                            "runrs only: runc's shim killed in Create leaves the cgroup and its socket"
                         } else {
                             "runrs only: runc 1.1.5 cannot checkpoint on this host (its criu settings need iptables)"
                         };
@@ -181,7 +194,12 @@ fn run_version(
                     }
                     r.check(&g, name, || {
                         let from = cd.log_len();
-                        f(&ctx).map_err(|e| {
+                        // Nothing new on the host after any check: the shared leak checker.
+                        let scope = cd.leak_scope();
+                        let before = Snapshot::take(&scope);
+                        f(&ctx)
+                            .and_then(|()| assert_no_leaks(&before, &scope, LEAK_WAIT))
+                            .map_err(|e| {
                             anyhow!(
                                 "{e:#}\n--- containerd.log during this check (shim log lines included) ---\n{}",
                                 cd.log_tail(from, 60)

@@ -208,6 +208,18 @@ fn run_one(kind: &'static str, index: usize, h: &Hook, state: &[u8]) -> Result<(
         .stderr(Stdio::piped())
         // Own process group: a timeout kills the hook and whatever it started.
         .process_group(0);
+    // The hook gets its three pipes and nothing else of the runtime's (as with runc,
+    // whose Go exec passes only what it is given): not a shim's ttrpc listener or
+    // fifos, not init's sync socket, not what the runtime's own caller leaked to it.
+    // SAFETY: the closure runs between fork and exec; it makes one raw syscall
+    // (async-signal-safe) and does not allocate. A kernel without close_range (< 5.11)
+    // leaves the descriptors as they are.
+    unsafe {
+        cmd.pre_exec(|| {
+            let _ = crate::sys::close_range_cloexec(3);
+            Ok(())
+        });
+    }
     // Opened before the hook starts: its exit is kept even if it comes before the wait.
     let window = reap::ExitWindow::open();
     let child = cmd.spawn().map_err(|source| HookError::Spawn {

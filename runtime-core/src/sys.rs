@@ -432,6 +432,25 @@ pub fn set_cloexec_raw(fd: RawFd) {
     }
 }
 
+/// close_range(2) with CLOSE_RANGE_CLOEXEC: marks every descriptor from `first` upwards
+/// close-on-exec. One raw syscall, so async-signal-safe: callable between fork and exec.
+pub fn close_range_cloexec(first: u32) -> SysResult<()> {
+    // SAFETY: close_range takes plain integers and only changes descriptor flags of
+    // this process.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r < 0 {
+        return Err(SysError::last("close_range", first.to_string()));
+    }
+    Ok(())
+}
+
 /// pidfd_open(2).
 pub fn pidfd_open(pid: i32) -> SysResult<OwnedFd> {
     // SAFETY: pidfd_open takes plain integers.

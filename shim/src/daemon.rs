@@ -54,6 +54,15 @@ async fn serve(flags: Flags) -> Result<(), String> {
             let fd: i32 = fd.parse().map_err(|_| format!("bad {LISTEN_FD_ENV}"))?;
             // SAFETY: `start` passed us this listening socket as this descriptor.
             let l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
+            // `start` had to clear FD_CLOEXEC to hand it over; set it again, or every
+            // process the shim spawns (hooks, criu) holds the listener, and after a
+            // kill -9 of the shim its socket still accepts connections, so `delete`
+            // takes it for a live shim of the group and leaves it behind.
+            nix::fcntl::fcntl(
+                &l,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            )
+            .map_err(|e| format!("set FD_CLOEXEC on the listener: {e}"))?;
             let path = l
                 .local_addr()
                 .ok()

@@ -10,6 +10,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -59,7 +60,7 @@ pub fn parse_line(line: &str, namespace: &str) -> Option<Event> {
 
 /// A running `ctr events`, writing into a file; killed on drop.
 pub struct EventLog {
-    child: Child,
+    child: Mutex<Child>,
     path: PathBuf,
     ctr: Ctr,
 }
@@ -67,23 +68,42 @@ pub struct EventLog {
 impl EventLog {
     /// Starts `ctr events` into `path` and waits until it receives events.
     pub fn start(ctr: &Ctr, path: &Path) -> Result<Self> {
-        let out = File::create(path).with_context(|| format!("create {}", path.display()))?;
-        let err = out.try_clone()?;
-        let child = ctr
-            .command(["events"])
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .context("start `ctr events`")?;
+        File::create(path).with_context(|| format!("create {}", path.display()))?;
         let log = Self {
-            child,
+            child: Mutex::new(Self::spawn(ctr, path)?),
             path: path.to_path_buf(),
             ctr: ctr.clone(),
         };
         log.barrier()
             .context("`ctr events` never received an event")?;
         Ok(log)
+    }
+
+    fn spawn(ctr: &Ctr, path: &Path) -> Result<Child> {
+        let out = File::options()
+            .append(true)
+            .open(path)
+            .with_context(|| format!("open {}", path.display()))?;
+        let err = out.try_clone()?;
+        ctr.command(["events"])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .context("start `ctr events`")
+    }
+
+    /// Subscribes again (after containerd restarted, which ends `ctr events`), appending
+    /// to the same file; waits until events arrive.
+    pub fn reconnect(&self) -> Result<()> {
+        {
+            let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = child.kill();
+            let _ = child.wait();
+            *child = Self::spawn(&self.ctr, &self.path)?;
+        }
+        self.barrier()
+            .context("`ctr events` never received an event after reconnecting")
     }
 
     /// Publishes a namespace label update and waits until `ctr events` printed it, so the
@@ -187,8 +207,9 @@ pub fn topics(events: &[Event]) -> Vec<&str> {
 impl Drop for EventLog {
     fn drop(&mut self) {
         // Our own child: kill it by its pid and reap it.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 

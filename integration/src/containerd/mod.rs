@@ -39,6 +39,8 @@ pub const RUNC: &str = "io.containerd.runc.v2";
 pub const SHIM_NAME: &str = "containerd-shim-runrs-v2";
 /// Where a Go or Rust shim v2 binds its ttrpc socket.
 pub const SOCKET_DIR: &str = "/run/containerd/s";
+/// Where ctr makes a directory of stdio fifos for each task it starts.
+pub const FIFO_DIR: &str = "/run/containerd/fifo";
 
 /// The state root of a shim's containers for `runtime` in `ns`: runrs keeps them in
 /// /run/containerd/runrs/<ns>, the runc shim has runc keep them in /run/containerd/runc/<ns>.
@@ -256,6 +258,7 @@ pub struct Containerd {
     /// `ctr` of this version, pointed at this instance and [`NAMESPACE`].
     pub ctr: Ctr,
     scripts: PathBuf,
+    shim_dir: PathBuf,
 }
 
 impl Containerd {
@@ -271,28 +274,85 @@ impl Containerd {
             ctr: Ctr::new(version.ctr(), dir.join("containerd.sock"), NAMESPACE),
             dir,
             scripts: scripts.to_path_buf(),
+            shim_dir: shim_dir.to_path_buf(),
         };
+        cd.start_daemon()?;
+        Ok(cd)
+    }
+
+    /// Runs containerd-up.sh for this instance: starts containerd unless it runs (and
+    /// imports the image unless it is there).
+    fn start_daemon(&self) -> Result<()> {
         let mut cmd = Command::new("bash");
-        cmd.arg(scripts.join("containerd-up.sh"));
-        cd.script_env(&mut cmd);
-        cmd.env("E2E_SHIM_DIR", shim_dir).env("E2E_RUNTIMES", RUNRS);
+        cmd.arg(self.scripts.join("containerd-up.sh"));
+        self.script_env(&mut cmd);
+        cmd.env("E2E_SHIM_DIR", &self.shim_dir)
+            .env("E2E_RUNTIMES", RUNRS);
         // containerd unpacks a checkpoint it restores from into a "ctrd-checkpoint*" temp dir
         // it never removes (all versions, any runtime): keep those inside our dir, which
         // containerd-down.sh deletes.
-        let tmp = cd.dir.join("tmp");
+        let tmp = self.dir.join("tmp");
         fs::create_dir_all(&tmp)?;
         cmd.env("TMPDIR", &tmp);
-        if !version.system {
-            cmd.env("E2E_CONTAINERD_DIR", &version.bin_dir);
+        if !self.version.system {
+            cmd.env("E2E_CONTAINERD_DIR", &self.version.bin_dir);
         }
         let out = run_capture(cmd, None, Duration::from_secs(120))?;
         if !out.success() {
             bail!(
                 "containerd-up.sh failed: {out}\n--- containerd.log ---\n{}",
-                cd.log_tail(0, 30)
+                self.log_tail(0, 30)
             );
         }
-        Ok(cd)
+        Ok(())
+    }
+
+    /// The pid file containerd-up.sh writes.
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("containerd.pid")
+    }
+
+    /// containerd's pid (from its pid file).
+    pub fn pid(&self) -> Result<i32> {
+        let p = self.pid_file();
+        fs::read_to_string(&p)
+            .with_context(|| format!("read {}", p.display()))?
+            .trim()
+            .parse()
+            .with_context(|| format!("parse {}", p.display()))
+    }
+
+    /// SIGKILLs containerd (its shims and tasks live on) and waits until it is gone.
+    pub fn kill9(&self) -> Result<()> {
+        let pid = self.pid()?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
+            .with_context(|| format!("kill -9 containerd {pid}"))?;
+        host::wait_gone(pid, Duration::from_secs(10))
+    }
+
+    /// Starts containerd again after [`Containerd::kill9`], same config and state: it
+    /// reconnects to the shims that outlived it.
+    pub fn restart(&self) -> Result<()> {
+        self.start_daemon()
+    }
+
+    /// The leak checker's scope for this instance: mounts and shims naming its directory,
+    /// the namespace's cgroups, the shims' state roots and socket dir, ctr's fifo dirs,
+    /// containerd's descriptors and zombie children.
+    pub fn leak_scope(&self) -> crate::leaks::Scope {
+        crate::leaks::Scope {
+            state_roots: vec![
+                shim_state_root(RUNRS, NAMESPACE),
+                shim_state_root(RUNC, NAMESPACE),
+                PathBuf::from(SOCKET_DIR),
+            ],
+            cgroup_parents: vec![format!("/{NAMESPACE}")],
+            fifo_roots: vec![PathBuf::from(FIFO_DIR)],
+            needles: vec![self.dir.to_string_lossy().into_owned()],
+            process_needles: Vec::new(),
+            containerd_pid_file: Some(self.pid_file()),
+            containerd_own: vec![self.dir.join("root")],
+        }
     }
 
     fn script_env(&self, cmd: &mut Command) {

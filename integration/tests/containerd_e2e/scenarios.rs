@@ -21,14 +21,18 @@ use integration::containerd::{shim_state_root, Containerd, IMAGE, NAMESPACE, RUN
 pub const TRAP_LOOP: &str = "trap 'exit 143' TERM; : > /trap-ready; while :; do sleep 0.1; done";
 
 /// How long a container may take to go away (processes reaped, shim `delete` run).
-const GONE: Duration = Duration::from_secs(10);
+pub const GONE: Duration = Duration::from_secs(10);
 
-/// What the runc run of `shim-kill9` saw, for the runrs run to compare with.
+/// What the runc runs of `shim-kill9` and `containerd-restart` saw, for the runrs runs
+/// to compare with.
 #[derive(Default)]
 pub struct Reference {
     /// Whether the shim's socket file was still there after the shim was SIGKILLed and
     /// containerd had cleaned up (None: runc did not run).
     pub kill9_socket_left: Cell<Option<bool>>,
+    /// Whether, in `containerd-restart`, the task whose init died while containerd was
+    /// down was still listed after the restart (None: runc did not run).
+    pub restart_dead_listed: Cell<Option<bool>>,
 }
 
 /// One containerd, one runtime.
@@ -57,6 +61,15 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("lifecycle", lifecycle),
     ("events", events),
     ("shim-kill9", shim_kill9),
+    ("init-kill9", crate::faults::init_kill9),
+    ("exec-kill9", crate::faults::exec_kill9),
+    ("shim-kill9-group", crate::faults::shim_kill9_group),
+    (
+        "shim-kill9-create",
+        crate::create_errors::shim_kill9_in_create,
+    ),
+    ("shim-stop-cont", crate::faults::shim_stop_cont),
+    ("create-errors", crate::create_errors::create_errors),
     ("exec", crate::exec::exec_basic),
     ("exec-tty", crate::exec::exec_tty),
     ("exec-concurrent", crate::exec::exec_concurrent),
@@ -66,17 +79,20 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("metrics-pause", crate::resources::metrics_pause),
     ("oom", crate::resources::oom),
     ("checkpoint", crate::checkpoint::checkpoint),
+    // Last: it restarts containerd.
+    ("containerd-restart", crate::faults::containerd_restart),
 ];
 
 /// Removes a container with `ctr` when a scenario fails half way.
-struct Guard<'a> {
+pub struct Guard<'a> {
     ctx: &'a Ctx<'a>,
     id: String,
     armed: bool,
 }
 
 impl Guard<'_> {
-    fn disarm(mut self) {
+    /// The scenario cleaned up itself.
+    pub fn disarm(mut self) {
         self.armed = false;
     }
 }
@@ -104,7 +120,8 @@ impl<'a> Ctx<'a> {
         )
     }
 
-    fn guard(&'a self, id: &str) -> Guard<'a> {
+    /// Force-removes `id` with ctr when dropped armed.
+    pub fn guard(&'a self, id: &str) -> Guard<'a> {
         Guard {
             ctx: self,
             id: id.to_owned(),
@@ -113,7 +130,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// What must be gone once task `id` is deleted.
-    fn target(&self, id: &str) -> Result<TaskTarget> {
+    pub fn target(&self, id: &str) -> Result<TaskTarget> {
         Ok(TaskTarget {
             id: id.to_owned(),
             cgroups_path: format!("/{NAMESPACE}/{id}"),
@@ -144,7 +161,7 @@ impl<'a> Ctx<'a> {
     /// Reference quirk: containerd 2.1's Go runc shim sometimes exits before forwarding
     /// its TaskDelete (seen in ~1 of 3 runs); for runc a missing /tasks/delete is noted,
     /// for runrs, which flushes its event queue before exiting, it is a failure.
-    fn task_events(&self, id: &str, pid: i64, status: i64) -> Result<Vec<Event>> {
+    pub fn task_events(&self, id: &str, pid: i64, status: i64) -> Result<Vec<Event>> {
         self.events.barrier()?;
         let ev = self.events.task_events(id)?;
         let shown = describe(&ev);
@@ -193,7 +210,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Polls `ctr task ls` until `id` has `status` (or fails after `timeout`).
-    fn wait_status(&self, id: &str, status: &str, timeout: Duration) -> Result<()> {
+    pub fn wait_status(&self, id: &str, status: &str, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             let row = self.cd.ctr.task(id)?;

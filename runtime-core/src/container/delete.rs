@@ -3,16 +3,23 @@
 //! (thawing a frozen cgroup so the signal lands), the cgroup, the RDT groups the
 //! container created and the state dir removed, then the poststop hooks run (their
 //! failures are logged, not fatal).
+//!
+//! Delete cannot finish without removing the state dir, so on a read-only state root it
+//! fails before it kills or removes anything: an operation either takes effect and
+//! succeeds, or fails and changes nothing (runc 1.1 removes the cgroup, then fails to
+//! remove the state dir and still exits 0).
 
 use std::time::Duration;
 
 use super::{drain_cgroup, wait_gone, Container};
 use crate::error::Error;
 use crate::state::Status;
+use crate::sys;
 
 impl Container {
     /// Delete the container.
     pub fn delete(self, force: bool) -> Result<(), Error> {
+        self.check_state_removable()?;
         let status = self.status();
         match status {
             Status::Stopped => {}
@@ -30,6 +37,19 @@ impl Container {
             }
         }
         self.destroy()
+    }
+
+    /// Fails with EROFS if the state dir is on a read-only mount (statvfs(3) ST_RDONLY).
+    fn check_state_removable(&self) -> Result<(), Error> {
+        let dir = self.dir();
+        match sys::statvfs_flags(&dir.to_string_lossy()) {
+            Ok(flags) if flags & libc::ST_RDONLY != 0 => Err(Error::StateDir(
+                dir,
+                std::io::Error::from_raw_os_error(libc::EROFS),
+            )),
+            // Unknown: let the removal itself report what is wrong.
+            _ => Ok(()),
+        }
     }
 
     fn kill_and_wait(&self) {

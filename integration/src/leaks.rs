@@ -1,0 +1,373 @@
+//! The shared leak checker: a before/after snapshot of what a fault or a failed operation
+//! may leave on the host, used by the CLI and the containerd suites alike.
+//!
+//! [`leftovers`](crate::leftovers) asks "is anything of container X left?"; this module
+//! asks "is anything new since before the test?", which also catches what a test cannot
+//! name in advance (a fifo dir ctr made, a zombie a shim did not reap, a descriptor
+//! containerd kept). A [`Scope`] says where to look, so tests running in parallel threads
+//! (the CLI suite) or other instances do not see each other:
+//!
+//! - mounts: lines of /proc/self/mountinfo that mention one of `needles`;
+//! - cgroup dirs: every directory below each of `cgroup_parents`, in every hierarchy;
+//! - state dirs: the entries of each of `state_roots` (`--root`, the shims' state roots,
+//!   the shim socket dir);
+//! - fifo dirs: the entries of each of `fifo_roots` (/run/containerd/fifo);
+//! - shim processes: live `containerd-shim-*` processes whose command line mentions one of
+//!   `needles` (containerd's address);
+//! - processes: live processes in a cgroup below `cgroup_parents` or whose command line
+//!   mentions one of `process_needles` (container ids);
+//! - zombies: zombie processes whose parent is this test process, the containerd of
+//!   `containerd_pid_file` or a shim;
+//! - containerd's descriptors: the number of entries in /proc/<containerd>/fd, but for
+//!   files of its own (`containerd_own`: the metadata and snapshotter databases, which
+//!   it opens as it pleases) — what a shim can make it leak is sockets, pipes and fifos.
+//!
+//! [`Snapshot::leaks_since`] lists what is new (the descriptor count may not grow);
+//! [`assert_no_leaks`] polls until nothing is, since exits are reaped and connections
+//! closed a moment after the operation that caused them returns.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+
+use crate::proc;
+
+/// Where to look.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Directories whose entries are per-container state (a CLI `--root`, a shim's state
+    /// root, the shim socket dir).
+    pub state_roots: Vec<PathBuf>,
+    /// Cgroup paths (e.g. `/runrs-e2e`) whose subtrees are listed in every hierarchy, and
+    /// whose processes are listed.
+    pub cgroup_parents: Vec<String>,
+    /// Directories whose entries are stdio fifo dirs (`/run/containerd/fifo`).
+    pub fifo_roots: Vec<PathBuf>,
+    /// A mount line or a shim command line that mentions one of these is in scope.
+    pub needles: Vec<String>,
+    /// A process whose command line mentions one of these is in scope.
+    pub process_needles: Vec<String>,
+    /// The pid file of the containerd whose descriptors and zombie children are counted
+    /// (read at each snapshot: a restarted containerd is compared with its predecessor).
+    pub containerd_pid_file: Option<PathBuf>,
+    /// containerd descriptors on paths under these are not counted (its own databases,
+    /// which it opens and closes as it pleases).
+    pub containerd_own: Vec<PathBuf>,
+}
+
+/// One thing on the host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Item {
+    Mount(String),
+    CgroupDir(PathBuf),
+    StateDir(PathBuf),
+    FifoDir(PathBuf),
+    Shim(i32, String),
+    Process(i32, String),
+    Zombie(i32, i32, String),
+}
+
+impl std::fmt::Display for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Item::Mount(l) => write!(f, "mount: {l}"),
+            Item::CgroupDir(p) => write!(f, "cgroup dir {}", p.display()),
+            Item::StateDir(p) => write!(f, "state entry {}", p.display()),
+            Item::FifoDir(p) => write!(f, "fifo dir {}", p.display()),
+            Item::Shim(pid, c) => write!(f, "shim process {pid}: {c}"),
+            Item::Process(pid, c) => write!(f, "process {pid}: {c}"),
+            Item::Zombie(pid, ppid, c) => write!(f, "zombie {pid} ({c}), child of {ppid}"),
+        }
+    }
+}
+
+/// What was in scope at one moment.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    items: BTreeSet<Item>,
+    /// What containerd's descriptors point to (`socket:[…]`, `pipe:[…]`, paths), sorted.
+    containerd_fds: Option<Vec<String>>,
+}
+
+/// One process as /proc shows it.
+struct ProcInfo {
+    pid: i32,
+    ppid: i32,
+    state: char,
+    comm: String,
+    args: Vec<String>,
+    cgroups: Vec<String>,
+}
+
+fn processes() -> Vec<ProcInfo> {
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            // Processes come and go while we look: unreadable ones are skipped.
+            let stat = fs::read_to_string(e.path().join("stat")).ok()?;
+            let (head, rest) = stat.rsplit_once(") ")?;
+            let comm = head
+                .split_once(" (")
+                .map(|(_, c)| c)
+                .unwrap_or("")
+                .to_owned();
+            let mut f = rest.split(' ');
+            let state = f.next()?.chars().next()?;
+            let ppid = f.next()?.parse().ok()?;
+            let args = fs::read(e.path().join("cmdline"))
+                .map(|b| {
+                    b.split(|c| *c == 0)
+                        .filter(|a| !a.is_empty())
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let cgroups = fs::read_to_string(e.path().join("cgroup"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.splitn(3, ':').nth(2).map(str::to_owned))
+                .collect();
+            Some(ProcInfo {
+                pid,
+                ppid,
+                state,
+                comm,
+                args,
+                cgroups,
+            })
+        })
+        .collect()
+}
+
+fn under(path: &str, parent: &str) -> bool {
+    path == parent
+        || path
+            .strip_prefix(parent)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+fn collect_dirs(dir: &Path, out: &mut BTreeSet<Item>) {
+    out.insert(Item::CgroupDir(dir.to_path_buf()));
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_dirs(&e.path(), out);
+            }
+        }
+    }
+}
+
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// What the open descriptors of `pid` point to, sorted (None if it is gone).
+pub fn fd_targets(pid: i32) -> Option<Vec<String>> {
+    let mut v: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .map(|e| {
+            fs::read_link(e.path())
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    v.sort();
+    Some(v)
+}
+
+impl Snapshot {
+    /// What is in `scope` now.
+    pub fn take(scope: &Scope) -> Self {
+        let mut items = BTreeSet::new();
+        let mentions = |s: &str, needles: &[String]| needles.iter().any(|n| s.contains(n));
+
+        if let Ok(text) = fs::read_to_string("/proc/self/mountinfo") {
+            for l in text.lines().filter(|l| mentions(l, &scope.needles)) {
+                // Mount and parent ids change when something is remounted; the rest names it.
+                let key = l.splitn(3, ' ').nth(2).unwrap_or(l);
+                items.insert(Item::Mount(key.to_owned()));
+            }
+        }
+        if let Ok(mounts) = proc::cgroup_mounts() {
+            for m in mounts {
+                for parent in &scope.cgroup_parents {
+                    if let Some(dir) = proc::cgroup_dir(&m, parent).filter(|d| d.is_dir()) {
+                        collect_dirs(&dir, &mut items);
+                    }
+                }
+            }
+        }
+        for root in &scope.state_roots {
+            items.extend(entries(root).into_iter().map(Item::StateDir));
+        }
+        for root in &scope.fifo_roots {
+            items.extend(entries(root).into_iter().map(Item::FifoDir));
+        }
+
+        let me = std::process::id() as i32;
+        let containerd_pid: Option<i32> = scope
+            .containerd_pid_file
+            .as_ref()
+            .and_then(|f| fs::read_to_string(f).ok())
+            .and_then(|s| s.trim().parse().ok());
+        let procs = processes();
+        let is_shim = |p: &ProcInfo| {
+            p.args.first().is_some_and(|a| {
+                Path::new(a)
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("containerd-shim-"))
+            })
+        };
+        let shims: BTreeSet<i32> = procs
+            .iter()
+            .filter(|p| is_shim(p) && mentions(&p.args.join(" "), &scope.needles))
+            .map(|p| p.pid)
+            .collect();
+        for p in &procs {
+            let line = p.args.join(" ");
+            if p.state == 'Z' {
+                let parent_of_interest =
+                    p.ppid == me || Some(p.ppid) == containerd_pid || shims.contains(&p.ppid);
+                if parent_of_interest {
+                    items.insert(Item::Zombie(p.pid, p.ppid, p.comm.clone()));
+                }
+                continue;
+            }
+            if p.pid == me {
+                continue;
+            }
+            if shims.contains(&p.pid) {
+                items.insert(Item::Shim(p.pid, line));
+            } else if mentions(&line, &scope.process_needles)
+                || p.cgroups
+                    .iter()
+                    .any(|cg| scope.cgroup_parents.iter().any(|parent| under(cg, parent)))
+            {
+                items.insert(Item::Process(p.pid, line));
+            }
+        }
+        Self {
+            items,
+            containerd_fds: containerd_pid.and_then(fd_targets).map(|fds| {
+                fds.into_iter()
+                    .filter(|t| {
+                        !scope
+                            .containerd_own
+                            .iter()
+                            .any(|own| Path::new(t).starts_with(own))
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    /// What `self` has that `before` had not, one line each (empty: no leak). The
+    /// containerd descriptor count may not be higher than before.
+    pub fn leaks_since(&self, before: &Snapshot) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .items
+            .difference(&before.items)
+            .map(ToString::to_string)
+            .collect();
+        if let (Some(b), Some(a)) = (&before.containerd_fds, &self.containerd_fds) {
+            if a.len() > b.len() {
+                let mut new = a.clone();
+                for t in b {
+                    if let Some(i) = new.iter().position(|x| x == t) {
+                        new.remove(i);
+                    }
+                }
+                found.push(format!(
+                    "containerd has {} open descriptors, {} before; new: {new:?}",
+                    a.len(),
+                    b.len()
+                ));
+            }
+        }
+        found
+    }
+}
+
+/// Fails unless nothing in `scope` is new since `before` within `timeout` (polling: an
+/// exit is reaped and a connection closed a moment after the operation returns).
+pub fn assert_no_leaks(before: &Snapshot, scope: &Scope, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found = Snapshot::take(scope).leaks_since(before);
+        if found.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "left behind (new since the check began, after {timeout:?}):\n  {}",
+                found.join("\n  ")
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_items_and_more_descriptors_are_leaks() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let pid_file = dir.path().join("pid");
+        fs::write(&pid_file, std::process::id().to_string())?;
+        let state = dir.path().join("state");
+        fs::create_dir(&state)?;
+        let scope = Scope {
+            state_roots: vec![state.clone()],
+            containerd_pid_file: Some(pid_file),
+            ..Scope::default()
+        };
+        let before = Snapshot::take(&scope);
+        fs::create_dir(state.join("c1"))?;
+        let f = fs::File::open("/proc/self/stat")?;
+        let after = Snapshot::take(&scope);
+        let leaks = after.leaks_since(&before);
+        assert!(leaks.iter().any(|l| l.contains("c1")), "{leaks:?}");
+        assert!(leaks.iter().any(|l| l.contains("descriptors")), "{leaks:?}");
+        drop(f);
+        fs::remove_dir(state.join("c1"))?;
+        assert_no_leaks(&before, &scope, Duration::from_secs(1))?;
+        Ok(())
+    }
+
+    #[test]
+    fn zombie_children_are_leaks() -> Result<()> {
+        let scope = Scope::default();
+        let before = Snapshot::take(&scope);
+        let mut child = std::process::Command::new("true").spawn()?;
+        let pid = child.id() as i32;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let leaks = loop {
+            let leaks = Snapshot::take(&scope).leaks_since(&before);
+            if !leaks.is_empty() || Instant::now() > deadline {
+                break leaks;
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        assert!(
+            leaks
+                .iter()
+                .any(|l| l.starts_with(&format!("zombie {pid} "))),
+            "{leaks:?}"
+        );
+        child.wait()?;
+        assert_no_leaks(&before, &scope, Duration::from_secs(1))?;
+        Ok(())
+    }
+}
