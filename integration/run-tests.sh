@@ -8,9 +8,12 @@
 #   deps     apt packages for building and testing (idempotent; apt lock timeout 300 s)
 #   lint     cargo fmt --check, cargo clippy --workspace --all-targets -D warnings
 #   unit     unit tests of every crate (cargo test --workspace --lib --bins)
-#   cli      runc-compatible CLI suite (integration/tests/cli_*.rs) against runrs, and the
-#            privileged security suite (runtime-core/tests/security)
-#   e2e      containerd end-to-end suite (every containerd version installed)
+#   fuzz     the bounded fuzz run: 9 targets, RUNRS_FUZZ_SECS (45) each (scripts/fuzz.sh)
+#   cli      runc-compatible CLI suite (integration/tests/cli_*.rs: incl. create failing at
+#            each step and state-dir faults) against runrs, the privileged security suite
+#            (runtime-core/tests/security) and the runrs CLI suite (runtime-core/tests/cli)
+#   e2e      containerd end-to-end suite on containerd 1.6, 1.7 and 2.1, runrs and runc
+#            (incl. kill -9 and restart faults, every scenario under the leak checker)
 #   static   the shipped build (cargo release-static): CLI suite and e2e (one containerd)
 #   v2       the cgroup v2 checks inside a cgroup-v2-only VM (../shared/cgroup2-vm)
 # CI (.ci/run) runs this script with no arguments. At the end it prints, per stage, how many
@@ -20,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 command -v cargo >/dev/null || { echo "run-tests: cargo not found: install a Rust toolchain (rustup, stable >= 1.85)" >&2; exit 1; }
-STAGES=${STAGES:-deps lint unit cli e2e static v2}
+STAGES=${STAGES:-deps lint unit fuzz cli e2e static v2}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 export RUNRS_E2E_DIR=${RUNRS_E2E_DIR:-$ROOT/../shared/e2e}
 APT=(apt-get -y -q -o DPkg::Lock::Timeout=300)
@@ -142,6 +145,11 @@ cargo build --workspace --all-targets
 if has unit; then
   log "unit tests"
   suite unit cargo test --workspace --lib --bins
+fi
+
+if has fuzz; then
+  log "bounded fuzz run (${RUNRS_FUZZ_SECS:-45} s per target)"
+  suite fuzz integration/scripts/fuzz.sh
 fi
 
 if has cli; then
