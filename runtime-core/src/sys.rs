@@ -433,8 +433,9 @@ pub fn set_cloexec_raw(fd: RawFd) {
 }
 
 /// close_range(2) with CLOSE_RANGE_CLOEXEC: marks every descriptor from `first` upwards
-/// close-on-exec. One raw syscall, so async-signal-safe: callable between fork and exec.
-pub fn close_range_cloexec(first: u32) -> SysResult<()> {
+/// close-on-exec. One raw syscall, so async-signal-safe: callable between fork and exec,
+/// and it allocates nothing, not even for its error (a bare errno).
+pub fn close_range_cloexec(first: u32) -> io::Result<()> {
     // SAFETY: close_range takes plain integers and only changes descriptor flags of
     // this process.
     let r = unsafe {
@@ -446,7 +447,7 @@ pub fn close_range_cloexec(first: u32) -> SysResult<()> {
         )
     };
     if r < 0 {
-        return Err(SysError::last("close_range", first.to_string()));
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
