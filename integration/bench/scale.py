@@ -367,6 +367,7 @@ def fmt_table(res):
     add(f"load average: {res['load_start']} at start, {res['load_end']} at end; "
         f"MemAvailable at start {h['mem_available_kb'] >> 20} GiB; containerd nofile "
         f"{h['containerd_nofile']}, pid_max {h['pid_max']}")
+    add(f"runrs shim: {res['runrs_shim']['path']} (sha256 {res['runrs_shim']['sha256'][:12]})")
 
     def row(name, cells):
         add(f"{name:<46}" + "".join(f"{c:>20}" for c in cells))
@@ -408,8 +409,6 @@ def fmt_table(res):
     row("containerd fds: before / at N / after",
         cells(lambda x: "{} / {} / {}".format(
             *(x[k]["fds"] for k in ("containerd_base", "containerd_at_n", "containerd_after")))))
-    row("MemAvailable drop at N, MiB (whole host)",
-        cells(lambda x: f"{x['mem_available_drop_kb'] / 1024:.0f}"))
     row(f"stop {res['n']} (task rm -f + container rm): wall s",
         cells(lambda x: f"{x['stop_wall_ms'] / 1000:.1f}"))
     row("  per container p50 / p95 ms",
@@ -437,6 +436,9 @@ def main():
     res = {"n": n, "par": par, "runtimes": rts, "load_start": loadavg(),
            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "containerd_version": ver[2] if len(ver) > 2 else "?", "results": {}}
+    shim = os.path.join(os.path.dirname(os.environ["RUNRS_BIN"]), "containerd-shim-runrs-v2")
+    with open(shim, "rb") as f:
+        res["runrs_shim"] = {"path": shim, "sha256": hashlib.sha256(f.read()).hexdigest()}
     res["host"], problems = preflight(n, containerd)
     log(f"N={n}, {par} at a time, runtimes {rts}; host {res['host']}")
     for p in problems:
