@@ -244,12 +244,12 @@ def one_runtime(ctr, host, rt, n, par, containerd):
         host.ids.add(cid)
         return cid
 
-    def run_rm(_):
+    def run_rm():
         return run_cmd(["ctr", "run", "--rm", *argv, ctr.image, new_id("seq"), "true"])
 
     log(f"{rt}: 3 warm-up runs, baseline")
     for _ in range(3):
-        ms, rc, err = run_rm(None)
+        _, rc, err = run_rm()
         if rc:
             raise RuntimeError(f"{rt}: warm-up ctr run --rm failed: {err}")
     time.sleep(1)
@@ -262,7 +262,7 @@ def one_runtime(ctr, host, rt, n, par, containerd):
 
     log(f"{rt}: {n} sequential ctr run --rm true")
     t0 = time.perf_counter()
-    seq = [run_rm(i) for i in range(n)]
+    seq = [run_rm() for _ in range(n)]
     res["seq_wall_ms"] = (time.perf_counter() - t0) * 1000
     res["seq"] = dist([ms for ms, rc, _ in seq if rc == 0])
     failures += [f"ctr run --rm: {err}" for _, rc, err in seq if rc]
@@ -325,7 +325,7 @@ def one_runtime(ctr, host, rt, n, par, containerd):
 
 
 def preflight(n, containerd):
-    """Limits that 2*N containers' worth of processes, threads and fds run into."""
+    """The host's limits, and which of them N running containers would hit."""
     pids = [p for p in os.listdir("/proc") if p.isdigit()]
     tasks = 0
     for p in pids:
