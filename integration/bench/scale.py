@@ -47,6 +47,12 @@ def dist(xs):
             "p50": pct(xs, 50), "p95": pct(xs, 95), "max": max(xs)}
 
 
+def tenths(xs):
+    """p50 of the first and of the last tenth of `xs` (in the order they were taken)."""
+    k = max(1, len(xs) // 10)
+    return {"first_p50": pct(xs[:k], 50), "last_p50": pct(xs[-k:], 50)} if xs else {}
+
+
 def run_cmd(cmd, timeout=300):
     """(ms, exit code, stderr tail) of one command; never raises."""
     t0 = time.perf_counter()
@@ -264,7 +270,8 @@ def one_runtime(ctr, host, rt, n, par, containerd):
     t0 = time.perf_counter()
     seq = [run_rm() for _ in range(n)]
     res["seq_wall_ms"] = (time.perf_counter() - t0) * 1000
-    res["seq"] = dist([ms for ms, rc, _ in seq if rc == 0])
+    ok = [ms for ms, rc, _ in seq if rc == 0]
+    res["seq"] = {**dist(ok), **tenths(ok), "samples": ok}
     failures += [f"ctr run --rm: {err}" for _, rc, err in seq if rc]
     res["seq_failed"] = sum(1 for _, rc, _ in seq if rc)
 
@@ -272,7 +279,8 @@ def one_runtime(ctr, host, rt, n, par, containerd):
     log(f"{rt}: start {n} sleep containers, {par} at a time")
     res["start_wall_ms"], starts = bounded(
         lambda c: run_cmd(["ctr", "run", "-d", *argv, ctr.image, c, "sleep", "1000000"]), cids, par)
-    res["start"] = dist([ms for ms, rc, _ in starts if rc == 0])
+    ok = [ms for ms, rc, _ in starts if rc == 0]
+    res["start"] = {**dist(ok), **tenths(ok), "samples": ok}
     res["start_failed"] = sum(1 for _, rc, _ in starts if rc)
     failures += [f"ctr run -d: {err}" for _, rc, err in starts if rc]
     res["load_at_n"] = loadavg()
@@ -290,7 +298,8 @@ def one_runtime(ctr, host, rt, n, par, containerd):
         return ms1 + ms2, rc1 or rc2, err1 or err2
     log(f"{rt}: stop {n} containers (task rm -f + container rm), {par} at a time")
     res["stop_wall_ms"], stops = bounded(stop, cids, par)
-    res["stop"] = dist([ms for ms, rc, _ in stops if rc == 0])
+    ok = [ms for ms, rc, _ in stops if rc == 0]
+    res["stop"] = {**dist(ok), **tenths(ok), "samples": ok}
     res["stop_failed"] = sum(1 for _, rc, _ in stops if rc)
     failures += [f"stop: {err}" for _, rc, err in stops if rc]
 
@@ -395,6 +404,8 @@ def fmt_table(res):
         cells(lambda x: f"{x['start']['n'] / x['start_wall_ms'] * 1000:.1f}"))
     row("  per ctr run -d p50 / p95 ms",
         cells(lambda x: f"{x['start']['p50']:.0f} / {x['start']['p95']:.0f}"))
+    row("  p50 of the first / last tenth of starts ms",
+        cells(lambda x: f"{x['start']['first_p50']:.0f} / {x['start']['last_p50']:.0f}"))
     row("  running at once (ctr task ls) / shims",
         cells(lambda x: f"{x['running']} / {x['shims']['shims']}"))
     row("shim PSS total MiB / per container KiB",
