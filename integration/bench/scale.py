@@ -315,7 +315,10 @@ def one_runtime(ctr, host, rt, n, par, containerd):
             break
         time.sleep(1)
     res["leak_check_s"] = time.perf_counter() - t0
-    res["containerd_after"] = after
+    # The figure reported for "after": read again once the connections of the ctr commands
+    # above are closed on containerd's side too (a few of them linger for a moment).
+    time.sleep(2)
+    res["containerd_after"] = proc_view(containerd)
     res["leaks"] = leaks
     res["failures"] = failures
     res["load_end"] = loadavg()
