@@ -4,6 +4,7 @@
 #
 #   integration/bench/bench.sh                    # everything, N=30
 #   N=50 PHASES="ctr-run cli" integration/bench/bench.sh
+#   integration/bench/bench.sh scale              # issue 17: 1000 containers, runrs vs runc-v2 (scale.py)
 #
 # Env (all optional):
 #   N=30                 samples per runtime for the latency phases (ctr run, CLI cycle, exec)
@@ -17,9 +18,13 @@
 #                        (RS_SHIM=none skips it)
 #   THROUGHPUT_MIB=1024  bytes a container writes to stdout in the throughput phase
 #   RUNRS_E2E_DIR=<workspace>/../shared/e2e    containerd-up.sh / containerd-down.sh / crun-hybrid.sh
+#   scale only: SCALE_N=1000 containers, SCALE_PAR=16 at a time, SCALE_RUNTIMES="runrs runc",
+#     SCALE_NOFILE=65536 (containerd's and the shims' fd limit, raised to it when lower)
 # Needs: root, containerd 1.6+, ctr, runc, crun (optional), busybox-static, python3 with
 # matplotlib for the chart (`pip install matplotlib`; without it only the chart is skipped).
 set -euo pipefail
+mode=${1:-run}
+case "$mode" in run|scale) ;; *) echo "usage: $0 [run|scale]" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 ws=$(cd "$here/../.." && pwd)
 export RUNRS_E2E_DIR=${RUNRS_E2E_DIR:-$ws/../shared/e2e}
@@ -36,6 +41,8 @@ if [ ! -x "$bin/runrs" ] || [ ! -x "$bin/containerd-shim-runrs-v2" ]; then
 fi
 bin=$(cd "$bin" && pwd)   # containerd's PATH and the shim links need it absolute
 
+# The scale benchmark compares runrs with the runc-v2 shim only.
+[ "$mode" = scale ] && RS_SHIM=${RS_SHIM:-none}
 rs_shim=${RS_SHIM:-/var/tmp/runrs-bench-rsshim/bin/containerd-shim-runc-v2-rs}
 if [ "$rs_shim" != none ] && [ ! -x "$rs_shim" ] && [ -z "${RS_SHIM:-}" ]; then
   echo "bench: installing containerd-runc-shim 0.1.x into /var/tmp/runrs-bench-rsshim (once)" >&2
@@ -56,8 +63,23 @@ trap cleanup EXIT
 ln -s "$bin/containerd-shim-runrs-v2" "$shims/containerd-shim-runrs-v2"
 [ -x "$rs_shim" ] && ln -s "$rs_shim" "$shims/containerd-shim-runc-v2-rs"
 
+if [ "$mode" = scale ]; then
+  # containerd and the shims inherit this shell's limits: one connection (or two) per shim.
+  # The hard limit is raised too where we may (CAP_SYS_RESOURCE), else the soft one up to it.
+  nofile=${SCALE_NOFILE:-65536} soft=$(ulimit -Sn) hard=$(ulimit -Hn)
+  if [ "$soft" != unlimited ] && [ "$soft" -lt "$nofile" ]; then
+    if ulimit -n "$nofile" 2>/dev/null; then :
+    elif [ "$hard" != unlimited ] && [ "$hard" -lt "$nofile" ]; then ulimit -Sn "$hard"
+    else ulimit -Sn "$nofile"; fi
+    echo "bench: open-file limit for containerd raised from $soft (hard $hard) to $(ulimit -Sn) (hard $(ulimit -Hn))" >&2
+  fi
+fi
 "$RUNRS_E2E_DIR/containerd-up.sh" >"$OUT/containerd-up.log" 2>&1 || { cat "$OUT/containerd-up.log" >&2; exit 1; }
 # shellcheck disable=SC1091
 source "$E2E_DIR/env"
 export RUNRS_BIN=$bin/runrs RS_SHIM_OK=$([ -x "$rs_shim" ] && echo 1 || echo 0)
-python3 "$here/bench.py" run
+if [ "$mode" = scale ]; then
+  python3 "$here/scale.py"
+else
+  python3 "$here/bench.py" run
+fi
