@@ -238,8 +238,13 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), I
             .as_ref()
             .ok_or(InitError::Protocol("process"))?,
     };
-    // Into the container's cgroups first, so that what follows is charged to them.
-    let placement = cgroup_join::enter(&cfg.cgroup, namespaces::has(&cfg.namespaces, Kind::User))
+    // Into the container's cgroups first, so that what follows is charged to them. A
+    // new cgroup namespace is rooted where its creator is: stage 1 must then be in the
+    // cgroup2 directory itself (not only fork into it) before it unshares, or the
+    // container sees its host path ("0::/<path>", on hybrid and v2 hosts) instead of "/".
+    let unified_now = namespaces::has(&cfg.namespaces, Kind::User)
+        || namespaces::creates(&cfg.namespaces, Kind::Cgroup);
+    let placement = cgroup_join::enter(&cfg.cgroup, unified_now)
         .map_err(|e| InitError::Sys("join the container's cgroups", e))?;
     if let Some(r) = &cfg.rdt {
         crate::rdt::add_task(r, std::process::id() as i32)?;

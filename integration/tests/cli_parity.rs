@@ -47,7 +47,7 @@ fn a_program_that_is_not_executable_is_worded_like_runc() -> Result<()> {
 #[test]
 fn exec_process_file_without_user_runs_as_root() -> Result<()> {
     let rt = Runtime::new()?;
-    let b = Bundle::with_config("msg-exec-nouser", |c| set_args(c, &["sleep", "60"]))?;
+    let b = Bundle::with_config("par-exec-nouser", |c| set_args(c, &["sleep", "60"]))?;
     rt.create_and_start(&b)?;
     let file = b.path().join("process.json");
     std::fs::write(
@@ -92,7 +92,7 @@ fn list_creates_a_missing_root() -> Result<()> {
 #[test]
 fn a_tun_node_made_in_the_container_can_be_opened() -> Result<()> {
     let rt = Runtime::new()?;
-    let b = Bundle::with_config("msg-tun", |c| {
+    let b = Bundle::with_config("par-tun", |c| {
         sh(
             c,
             "mknod /dev/t c 10 200 && if (exec 3</dev/t) 2>/dev/err; then echo tun=ok; \
@@ -115,6 +115,24 @@ fn a_tun_node_made_in_the_container_can_be_opened() -> Result<()> {
         out.lines()
             .any(|l| l.starts_with("kmsg=") && l.contains("Operation not permitted")),
         "kmsg: {out}"
+    );
+    rt.assert_no_leftovers(&b)
+}
+
+/// Issue 14: with a private cgroup namespace the container sees its cgroups as "/" in
+/// every hierarchy; on a hybrid host runrs showed the host path on the cgroup2 line
+/// ("0::/<path>"), because init unshared before it was in its cgroup2 directory.
+#[test]
+fn a_private_cgroup_namespace_is_rooted_at_the_containers_cgroups() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-cgns", |c| {
+        set_args(c, &["cat", "/proc/self/cgroup"]);
+        integration::config::set_namespace(c, "cgroup", None);
+    })?;
+    let out = rt.output(&b)?;
+    ensure!(
+        !out.trim().is_empty() && out.lines().all(|l| l.ends_with(":/")),
+        "/proc/self/cgroup inside: {out}"
     );
     rt.assert_no_leftovers(&b)
 }
