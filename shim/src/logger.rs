@@ -211,6 +211,15 @@ mod tests {
         let (_o, _e, logger) = start(uri, "c1", "default", &Reaper::default())
             .await
             .expect("start the logger");
+        // The shell signals readiness with `printf x >&5`, which points its descriptor 1
+        // at the pipe for a moment: look once it has become `sleep`.
+        let comm = format!("/proc/{}/comm", logger.pid);
+        for _ in 0..500 {
+            if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let dir = format!("/proc/{}/fd", logger.pid);
         let target = |n: &str| std::fs::read_link(format!("{dir}/{n}")).ok();
         let ours: Vec<_> = ["3", "4", "5"].iter().map(|n| target(n)).collect();
