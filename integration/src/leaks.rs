@@ -45,6 +45,10 @@ pub struct Scope {
     /// Cgroup paths (e.g. `/runrs-e2e`) whose subtrees are listed in every hierarchy, and
     /// whose processes are listed.
     pub cgroup_parents: Vec<String>,
+    /// Only what is below each of `cgroup_parents` counts, not the parent itself: for
+    /// containerd's per-namespace cgroup, which the first container of a fresh instance
+    /// makes and the instance's teardown removes.
+    pub cgroup_parents_shared: bool,
     /// Directories whose entries are stdio fifo dirs (`/run/containerd/fifo`).
     pub fifo_roots: Vec<PathBuf>,
     /// A mount line or a shim command line that mentions one of these is in scope.
@@ -201,8 +205,17 @@ impl Snapshot {
         if let Ok(mounts) = proc::cgroup_mounts() {
             for m in mounts {
                 for parent in &scope.cgroup_parents {
-                    if let Some(dir) = proc::cgroup_dir(&m, parent).filter(|d| d.is_dir()) {
+                    let Some(dir) = proc::cgroup_dir(&m, parent).filter(|d| d.is_dir()) else {
+                        continue;
+                    };
+                    if !scope.cgroup_parents_shared {
                         collect_dirs(&dir, &mut items);
+                        continue;
+                    }
+                    for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                        if e.file_type().is_ok_and(|t| t.is_dir()) {
+                            collect_dirs(&e.path(), &mut items);
+                        }
                     }
                 }
             }

@@ -347,6 +347,7 @@ impl Containerd {
                 PathBuf::from(SOCKET_DIR),
             ],
             cgroup_parents: vec![format!("/{NAMESPACE}")],
+            cgroup_parents_shared: true,
             fifo_roots: vec![PathBuf::from(FIFO_DIR)],
             needles: vec![self.dir.to_string_lossy().into_owned()],
             process_needles: Vec::new(),
