@@ -104,15 +104,16 @@ t_limits() {
 
 # --- devices ------------------------------------------------------------------
 t_devices() {
-  # /dev/kmsg (c 1:11) is not in the default allow list; /dev/null and /dev/net/tun
-  # (c 10:200, as runc 1.1 and >= 1.2.4) are.
-  local script='mknod /tmp/kmsg c 1 11 && echo mknod=ok; if (exec 3</tmp/kmsg) 2>/tmp/err; then echo open=ok; else echo "open=$(cat /tmp/err)"; fi; mknod /tmp/null c 1 3 && (exec 3</tmp/null) && echo null=ok; mknod /tmp/tun c 10 200 && if (exec 3</tmp/tun) 2>/tmp/terr; then echo tun=ok; else echo "tun=$(cat /tmp/terr)"; fi'
+  # /dev/loop-control (c 10:237) is not in the default allow list; /dev/null and
+  # /dev/net/tun (c 10:200, as runc 1.1 and >= 1.2.4) are. (Not /dev/kmsg: reading it
+  # needs CAP_SYSLOG, an EPERM of its own.)
+  local script='mknod /tmp/lc c 10 237 && echo mknod=ok; if (exec 3</tmp/lc) 2>/tmp/err; then echo open=ok; else echo "open=$(cat /tmp/err)"; fi; mknod /tmp/null c 1 3 && (exec 3</tmp/null) && echo null=ok; mknod /tmp/tun c 10 200 && if (exec 3</tmp/tun) 2>/tmp/terr; then echo tun=ok; else echo "tun=$(cat /tmp/terr)"; fi'
   local e=0 id b out
   for variant in default allowed; do
     id=$PREFIX-dev-$variant
     b=$(spec $id sh -c "$script")
     edit "$b" '.process.capabilities |= with_entries(if .key == "ambient" then . else .value += ["CAP_MKNOD"] end)'
-    [ $variant = allowed ] && edit "$b" '.linux.resources.devices += [{"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rw"}]'
+    [ $variant = allowed ] && edit "$b" '.linux.resources.devices += [{"allow": true, "type": "c", "major": 10, "minor": 237, "access": "rw"}]'
     out=$(rr run --bundle "$b" $id </dev/null 2>&1)
     echo "$out" | sed 's/^/  | /'
     case $variant in
