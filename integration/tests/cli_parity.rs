@@ -136,3 +136,24 @@ fn a_private_cgroup_namespace_is_rooted_at_the_containers_cgroups() -> Result<()
     );
     rt.assert_no_leftovers(&b)
 }
+
+/// Issue 16: signal 0 is the liveness check (kill(2)); runc accepts `kill ID 0` and
+/// `kill -a ID 0`, and fails it once the container has stopped. runrs refused it as
+/// "invalid signal number 0".
+#[test]
+fn kill_with_signal_0_checks_liveness() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-kill0", |c| set_args(c, &["sleep", "60"]))?;
+    rt.create_and_start(&b)?;
+    rt.cli(["kill", b.id(), "0"])?.ok()?;
+    rt.cli(["kill", "--all", b.id(), "0"])?.ok()?;
+    ensure!(
+        rt.state(b.id())?.status == "running",
+        "signal 0 changed the container"
+    );
+    rt.kill(b.id(), "KILL")?.ok()?;
+    rt.wait_for_status(b.id(), "stopped", std::time::Duration::from_secs(10))?;
+    rt.cli(["kill", b.id(), "0"])?.fails()?;
+    rt.delete(b.id())?.ok()?;
+    rt.assert_no_leftovers(&b)
+}

@@ -9,10 +9,12 @@ use crate::error::Error;
 use crate::state::Status;
 use crate::sys;
 
-/// Parse a signal given as a number, `KILL` or `SIGKILL` (case-insensitive).
+/// Parse a signal given as a number, `KILL` or `SIGKILL` (case-insensitive). Number 0
+/// is accepted as kill(2) and runc take it: no signal, only the check that the process
+/// is there (`runrs kill ID 0` as a liveness probe).
 pub fn parse_signal(s: &str) -> Result<i32, Error> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
+        if (0..=64).contains(&n) {
             return Ok(n);
         }
         return Err(Error::Usage(format!("invalid signal number {n}")));
@@ -174,7 +176,10 @@ mod tests {
         assert_eq!(parse_signal("sigterm").expect("n"), 15);
         assert_eq!(parse_signal("SIGRTMIN+1").expect("n"), libc::SIGRTMIN() + 1);
         assert!(parse_signal("FOO").is_err());
-        assert!(parse_signal("0").is_err());
+        // Issue 16: 0 is the liveness check (kill(2), runc), not an invalid number.
+        assert_eq!(parse_signal("0").expect("n"), 0);
+        assert!(parse_signal("65").is_err());
+        assert!(parse_signal("-1").is_err());
         assert_eq!(parse_signal("RTMAX-2").expect("n"), libc::SIGRTMAX() - 2);
         assert_eq!(parse_signal("sigrtmin").expect("n"), libc::SIGRTMIN());
     }

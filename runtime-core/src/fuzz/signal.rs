@@ -1,6 +1,7 @@
 //! Signal names and numbers as `runrs kill` takes them (`9`, `KILL`, `SIGRTMIN+3`, …).
-//! Property: whatever is accepted is a real signal (1..=SIGRTMAX), and each accepted
-//! name is also accepted with the other case and with/without `SIG`.
+//! Property: whatever is accepted is a real signal (1..=SIGRTMAX) or the number 0 (the
+//! liveness check), and each accepted name is also accepted with the other case and
+//! with/without `SIG`.
 
 use runrs_fuzzkit::{shape, sig};
 
@@ -11,7 +12,7 @@ fn check(data: &[u8]) -> u64 {
     match parse_signal(&s) {
         Ok(n) => {
             assert!(
-                (1..=libc::SIGRTMAX()).contains(&n),
+                (1..=libc::SIGRTMAX()).contains(&n) || (n == 0 && s.parse::<i32>() == Ok(0)),
                 "{s:?} was accepted as signal {n}"
             );
             if s.parse::<i32>().is_err() {
