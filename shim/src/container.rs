@@ -41,7 +41,7 @@ pub struct Process {
     /// A pidfd of the started process, opened right after it started: signals go
     /// through it, never through the bare pid (which the kernel recycles once the
     /// reaper collected the exit, possibly while the output still drains).
-    handle: Mutex<Option<Arc<std::os::fd::OwnedFd>>>,
+    handle: Mutex<Option<std::os::fd::OwnedFd>>,
     /// An exec'd process' spec (None for the init).
     pub spec: Option<Box<oci_spec::runtime::Process>>,
     /// What containerd asked for.
@@ -82,22 +82,17 @@ impl Process {
     /// Record the pid of a started process and its handle (None: already gone).
     pub fn set_pid(&self, pid: i32, handle: Option<std::os::fd::OwnedFd>) {
         self.pid.store(pid, Ordering::Release);
-        *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = handle.map(Arc::new);
+        *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = handle;
     }
 
     /// Send `sig` through the process' handle; an error with ESRCH once it is gone.
     pub fn signal(&self, sig: i32) -> Result<(), runtime_core::sys::SysError> {
-        let handle = self
-            .handle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        match handle {
-            Some(fd) => runtime_core::container::signal_pidfd(
-                std::os::fd::AsFd::as_fd(&*fd),
-                sig,
-                self.pid(),
-            ),
+        // One syscall under the lock: nothing waits on it for long.
+        let handle = self.handle.lock().unwrap_or_else(|e| e.into_inner());
+        match handle.as_ref() {
+            Some(fd) => {
+                runtime_core::container::signal_pidfd(std::os::fd::AsFd::as_fd(fd), sig, self.pid())
+            }
             None => Err(runtime_core::sys::SysError::new(
                 "pidfd_send_signal",
                 format!("pid {} signal {sig}", self.pid()),
@@ -212,6 +207,26 @@ pub struct PendingRestore {
 }
 
 impl Container {
+    /// The one writer of the container's state.json: `change` is made to the shim's own
+    /// copy and the result saved, both under the core lock, so two writers (the exit
+    /// watcher, a checkpoint) never save over each other with a stale copy. Nothing to
+    /// do while the container is still to be restored.
+    pub async fn write_state(
+        &self,
+        change: impl FnOnce(&mut runtime_core::state::ContainerState),
+    ) -> crate::error::Result<()> {
+        let mut core = self.core.lock().await;
+        let Some(k) = core.as_mut() else {
+            return Ok(());
+        };
+        change(&mut k.state);
+        let snapshot = k.clone();
+        tokio::task::spawn_blocking(move || snapshot.save())
+            .await
+            .map_err(|e| crate::error::ShimError::Internal(format!("save state: {e}")))??;
+        Ok(())
+    }
+
     /// A copy of the runtime-core container; an error while it is still to be restored.
     pub async fn core(&self) -> crate::error::Result<runtime_core::Container> {
         self.core.lock().await.clone().ok_or_else(|| {

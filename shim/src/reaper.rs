@@ -113,14 +113,19 @@ impl Reaper {
 
     /// Opens a window: call it before starting the process whose exit you will claim.
     pub fn window(&self) -> Window {
+        Window {
+            reaper: self.clone(),
+            id: self.open_window_id(),
+        }
+    }
+
+    /// Starts recording into a new window; [`Reaper::close_window`] ends it.
+    fn open_window_id(&self) -> u64 {
         let mut reg = self.registry();
         reg.next_window += 1;
         let id = reg.next_window;
         reg.windows.insert(id, Vec::new());
-        Window {
-            reaper: self.clone(),
-            id,
-        }
+        id
     }
 
     fn claim(&self, window: u64, pid: i32) -> oneshot::Receiver<i32> {
@@ -156,11 +161,7 @@ impl Reaper {
 
 impl runtime_core::process::reap::ChildWaiter for Reaper {
     fn open_window(&self) -> u64 {
-        let w = self.window();
-        let id = w.id;
-        // runtime-core closes it through close_window.
-        std::mem::forget(w);
-        id
+        self.open_window_id()
     }
 
     fn wait(&self, window: u64, pid: i32) -> std::io::Result<i32> {

@@ -353,15 +353,7 @@ impl Service {
                 // the exit is visible: a Wait that returns lets the client Delete, which
                 // removes the state dir, and a save still writing there made that fail
                 // ("Directory not empty").
-                // Written under the core lock: the lock makes this task the one writer
-                // of state.json while it writes (a checkpoint's save waits for it).
-                let mut core = c.core.lock().await;
-                if let Some(k) = core.as_mut() {
-                    k.state.exit_status = Some(status as i32);
-                    let snapshot = k.clone();
-                    let _ = tokio::task::spawn_blocking(move || snapshot.save()).await;
-                }
-                drop(core);
+                let _ = c.write_state(|s| s.exit_status = Some(status as i32)).await;
             }
             tracing::info!(id = %c.id, process = %p.id, status, "exited");
             p.finish(exit, |exit| {
@@ -572,17 +564,10 @@ impl Service {
             .await
             .map_err(blocking_err)??;
         if stopped {
-            // The status is written into the shim's own copy, under its lock, so it
-            // cannot overwrite the exit status the exit watcher saved (a stale clone
-            // saved after the exit lost it: issue 15).
-            let mut locked = c.core.lock().await;
-            if let Some(k) = locked.as_mut() {
-                k.state.recorded_status = runtime_core::state::Status::Stopped;
-                let snapshot = k.clone();
-                tokio::task::spawn_blocking(move || snapshot.save())
-                    .await
-                    .map_err(blocking_err)??;
-            }
+            // Into the shim's own copy, not `core` (a clone from before the checkpoint,
+            // without the exit status the exit watcher saves: issue 15).
+            c.write_state(|s| s.recorded_status = runtime_core::state::Status::Stopped)
+                .await?;
         }
         // containerd (1.6 to 2.1) does not publish TaskCheckpointed for a task checkpoint,
         // so the shim does; the exit (without leave-running) comes through the reaper.
