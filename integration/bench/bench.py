@@ -29,6 +29,15 @@ def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def write_results(out, stem, res, text):
+    """<out>/<stem>.json (everything measured) and <stem>.txt (the table), and print it."""
+    with open(os.path.join(out, f"{stem}.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    with open(os.path.join(out, f"{stem}.txt"), "w") as f:
+        f.write(text + "\n")
+    print(text)
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -617,12 +626,7 @@ def main_run():
                     ctr.remove(left)
     finally:
         res["load_end"] = loadavg()
-        with open(os.path.join(out, "bench.json"), "w") as f:
-            json.dump(res, f, indent=1)
-        t = table(res)
-        with open(os.path.join(out, "bench.txt"), "w") as f:
-            f.write(t + "\n")
-        print(t)
+        write_results(out, "bench", res, table(res))
         if chart(res, os.path.join(out, "bench.png")):
             log(f"wrote {out}/bench.json, {out}/bench.txt, {out}/bench.png")
 

@@ -21,7 +21,6 @@ operation failed (the figures are written all the same).
 """
 import concurrent.futures
 import hashlib
-import json
 import os
 import re
 import statistics
@@ -29,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from bench import PREFIX, SETTLE_S, Ctr, loadavg, log, pct, smaps
+from bench import PREFIX, SETTLE_S, Ctr, loadavg, log, pct, smaps, write_results
 
 FIFO_ROOT = "/run/containerd/fifo"
 SOCKET_ROOT = "/run/containerd/s"
@@ -476,12 +475,7 @@ def main():
             bad |= bool(r["leaks"] or r["failures"])
     finally:
         res["load_end"] = loadavg()
-        with open(os.path.join(out, "scale.json"), "w") as f:
-            json.dump(res, f, indent=1)
-        t = fmt_table(res)
-        with open(os.path.join(out, "scale.txt"), "w") as f:
-            f.write(t + "\n")
-        print(t)
+        write_results(out, "scale", res, fmt_table(res))
         log(f"wrote {out}/scale.json, {out}/scale.txt")
     return 1 if bad else 0
 
