@@ -336,9 +336,30 @@ mod tests {
 
     #[test]
     fn new_items_and_more_descriptors_are_leaks() -> Result<()> {
+        use std::io::Write;
         let dir = tempfile::tempdir()?;
+        // The "containerd" is a shell whose descriptors only this test moves (the test
+        // process itself has other tests' threads opening and closing files meanwhile).
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "read a; exec 7</dev/null; read b; exec 7<&-; read c"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()?;
+        let mut stdin = sh
+            .stdin
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdin pipe"))?;
+        let fd7 = PathBuf::from(format!("/proc/{}/fd/7", sh.id()));
+        let step = |stdin: &mut std::process::ChildStdin, open: bool| -> Result<()> {
+            stdin.write_all(b"\n")?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while fd7.exists() != open {
+                anyhow::ensure!(std::time::Instant::now() < deadline, "sh did not move fd 7");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(())
+        };
         let pid_file = dir.path().join("pid");
-        fs::write(&pid_file, std::process::id().to_string())?;
+        fs::write(&pid_file, sh.id().to_string())?;
         let state = dir.path().join("state");
         fs::create_dir(&state)?;
         let scope = Scope {
@@ -348,14 +369,16 @@ mod tests {
         };
         let before = Snapshot::take(&scope);
         fs::create_dir(state.join("c1"))?;
-        let f = fs::File::open("/proc/self/stat")?;
+        step(&mut stdin, true)?;
         let after = Snapshot::take(&scope);
         let leaks = after.leaks_since(&before);
         assert!(leaks.iter().any(|l| l.contains("c1")), "{leaks:?}");
         assert!(leaks.iter().any(|l| l.contains("descriptors")), "{leaks:?}");
-        drop(f);
+        step(&mut stdin, false)?;
         fs::remove_dir(state.join("c1"))?;
         assert_no_leaks(&before, &scope, Duration::from_secs(1))?;
+        drop(stdin);
+        sh.wait()?;
         Ok(())
     }
 
