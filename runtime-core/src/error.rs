@@ -129,6 +129,9 @@ impl Error {
             | Error::Notify(crate::notify::NotifyError::NotPrepared(_))
             | Error::StartHook { .. } => Kind::FailedPrecondition,
             Error::Cgroup(e) if e.is_invalid_config() => Kind::InvalidArgument,
+            Error::Spawn(crate::process::spawn::SpawnError::Cgroup(e)) if e.is_invalid_config() => {
+                Kind::InvalidArgument
+            }
             Error::WrongState { .. }
             | Error::NotRunning(_)
             | Error::InitDied(_)

@@ -128,11 +128,18 @@ impl Service {
         }
         let opts = options::decode(req.options.as_ref())?;
         if opts.systemd_cgroup {
-            return Err(ShimError::InvalidArgument(format!(
-                "SystemdCgroup: {}",
-                runtime_core::cgroups::systemd_driver_unavailable(Path::new("/run"))
-            )));
+            if let Some(why) = runtime_core::cgroups::systemd_driver_unavailable(Path::new("/run"))
+            {
+                return Err(ShimError::InvalidArgument(format!("SystemdCgroup: {why}")));
+            }
+            if !req.checkpoint.is_empty() {
+                return Err(ShimError::InvalidArgument(
+                    "SystemdCgroup: restore with the systemd cgroup driver is not implemented yet"
+                        .into(),
+                ));
+            }
         }
+        let systemd_cgroup = opts.systemd_cgroup;
         let root = PathBuf::from(opts.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into()))
             .join(&self.namespace);
         let bundle = PathBuf::from(&req.bundle);
@@ -210,18 +217,24 @@ impl Service {
                 Some((o, t)) => (Some(o), Some(ConsoleSocket::Fd(t.into()))),
                 None => (None, None),
             };
-            let created = runtime_core::container::create(CreateOptions {
-                id,
-                bundle: b,
-                root: r,
-                console_socket,
-                pid_file: None,
-                no_pivot,
-                preserve_fds: 0,
-                stdio: init_stdio,
-                reap: Reap::External,
-                extra_env: Vec::new(),
-            });
+            let created = runtime_core::container::create_with(
+                CreateOptions {
+                    id,
+                    bundle: b,
+                    root: r,
+                    console_socket,
+                    pid_file: None,
+                    no_pivot,
+                    preserve_fds: 0,
+                    stdio: init_stdio,
+                    reap: Reap::External,
+                    extra_env: Vec::new(),
+                },
+                &runtime_core::container::CreateExtras {
+                    systemd_cgroup,
+                    ..Default::default()
+                },
+            );
             let core = match created {
                 Ok(c) => c,
                 Err(e) => {

@@ -182,6 +182,7 @@ impl Hierarchies {
             mode: self.mode,
             path: shown,
             dirs,
+            systemd: None,
         })
     }
 }

@@ -16,6 +16,7 @@ mod hierarchy;
 pub mod limits;
 pub mod oom;
 pub mod stats;
+pub mod systemd;
 
 pub use hierarchy::{Hierarchies, Mode};
 
@@ -90,6 +91,16 @@ pub enum CgroupError {
     /// No freezer for this container's cgroups.
     #[error("cannot freeze cgroup {0}: no freezer controller (v1) and no cgroup2 hierarchy")]
     NoFreezer(String),
+    /// systemd refused or failed a unit operation (systemd cgroup driver).
+    #[error("systemd unit {unit}: {what}: {reason}")]
+    Systemd {
+        /// The unit.
+        unit: String,
+        /// start, update or stop.
+        what: &'static str,
+        /// systemd's answer.
+        reason: String,
+    },
     /// An OOM watcher could not be set up or read.
     #[error("watch {what} for OOM events")]
     Oom {
@@ -126,6 +137,9 @@ pub struct CgroupPaths {
     pub path: String,
     /// Controller name (`memory`, `name=systemd`, or [`UNIFIED`]) to directory.
     pub dirs: BTreeMap<String, PathBuf>,
+    /// The systemd unit that owns these cgroups (systemd driver), or None (cgroupfs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Unit>,
 }
 
 impl CgroupPaths {
@@ -164,7 +178,8 @@ impl CgroupPaths {
             } else {
                 std::fs::create_dir_all(dir).map_err(|e| CgroupError::Create(dir.clone(), e))?;
             }
-            if self.mode == Mode::Unified {
+            // Under systemd the unit's ancestors are systemd's to configure.
+            if self.mode == Mode::Unified && self.systemd.is_none() {
                 enable_controllers(mount, dir);
             }
         }
@@ -201,6 +216,13 @@ impl CgroupPaths {
     /// exiting tasks (EBUSY), as runc does.
     pub fn remove(&self) -> Result<(), CgroupError> {
         let mut first_err = None;
+        if let Some(unit) = &self.systemd {
+            // Stopping the unit removes the directories systemd made; the ones of
+            // controllers systemd does not manage (v1 cpuset, freezer, ...) go below.
+            if let Err(e) = systemd::stop(unit) {
+                first_err = Some(e);
+            }
+        }
         if self.mode == Mode::Unified {
             if let Some(d) = self.dirs.get(UNIFIED) {
                 // rmdir would release the device filter too; detach it explicitly.
@@ -278,13 +300,8 @@ pub fn is_frozen(cg: &CgroupPaths) -> bool {
 /// Why the systemd cgroup driver cannot be used, for `--systemd-cgroup` and the
 /// shim's SystemdCgroup option. `run` is the /run directory (systemd marks a
 /// systemd-booted host with /run/systemd/system, see sd_booted(3)).
-pub fn systemd_driver_unavailable(run: &Path) -> String {
-    let why = if run.join("systemd/system").is_dir() {
-        "runrs implements only the cgroupfs driver"
-    } else {
-        "systemd is not running on this host (no /run/systemd/system), and runrs implements only the cgroupfs driver"
-    };
-    format!("the systemd cgroup driver is not available: {why}; use cgroupfs (drop the option and give linux.cgroupsPath as a path like /runrs/<id>)")
+pub fn systemd_driver_unavailable(run: &Path) -> Option<String> {
+    systemd::unavailable(run)
 }
 
 /// Write a value to a cgroup file.

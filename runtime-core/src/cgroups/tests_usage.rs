@@ -20,6 +20,7 @@ fn paths(mode: Mode, dirs: &[(&str, &Path)]) -> CgroupPaths {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_path_buf()))
             .collect::<BTreeMap<_, _>>(),
+        systemd: None,
     }
 }
 

@@ -67,6 +67,9 @@ pub struct CreateExtras {
     /// The resctrl mount for `linux.intelRdt` (None: the host's, from mountinfo). A
     /// parameter so a container can be tested against a fake resctrl tree.
     pub resctrl_root: Option<PathBuf>,
+    /// Use the systemd cgroup driver (`--systemd-cgroup`, the shim's SystemdCgroup):
+    /// `linux.cgroupsPath` is `slice:prefix:name` and the cgroup a transient unit.
+    pub systemd_cgroup: bool,
 }
 
 /// Create a container. Returns it in the `created` state.
@@ -113,16 +116,12 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
     }
     let nss = namespaces::from_spec(&spec);
     let hier = Hierarchies::host()?;
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let cgroups_path = spec
         .linux()
         .as_ref()
-        .and_then(|l| l.cgroups_path().as_ref());
-    let cgroup = hier.resolve(
-        cgroups_path.map(|p| p.to_str().unwrap_or_default()),
-        &opts.id,
-        &own,
-    )?;
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_str().unwrap_or_default());
+    let cgroup = resolve_cgroup(&hier, cgroups_path, &opts.id, extras.systemd_cgroup)?;
 
     // From here on, undo on failure.
     std::fs::DirBuilder::new()
@@ -151,9 +150,12 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
     if cgroup.exists() && !cgroup.pids()?.is_empty() {
         return Err(Error::CgroupBusy(cgroup.path.clone()));
     }
-    cgroup.create(&hier)?;
+    // From here on, removing the cgroup (and stopping a systemd unit) is undo's.
     undo.cgroup = Some(cgroup.clone());
-    crate::cgroups::limits::apply_spec(&hier, &cgroup, &spec)?;
+    if cgroup.systemd.is_none() {
+        cgroup.create(&hier)?;
+        crate::cgroups::limits::apply_spec(&hier, &cgroup, &spec)?;
+    }
     let rdt_state = match spec.linux().as_ref().and_then(|l| l.intel_rdt().as_ref()) {
         Some(_) => {
             let rc = match &extras.resctrl_root {
@@ -230,12 +232,19 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
             .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
     };
+    // systemd driver: the unit is started with init's first stage in it (a scope
+    // cannot exist without a process), then init joins the directories itself.
+    let mut place = |pid: i32| systemd_place(&hier, &cgroup, &spec, pid);
     let hooks_reached = std::cell::Cell::new(false);
     let spawned = spawn::spawn(
         cfg,
         InitFds {
             exec_fifo: Some(fifo.as_fd()),
             console_socket: console.as_ref().map(|c| c.as_fd()),
+            on_stage1: match cgroup.systemd {
+                Some(_) => Some(&mut place),
+                None => None,
+            },
         },
         opts.stdio,
         opts.reap,
@@ -284,6 +293,50 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
         root: opts.root,
         state: st,
     })
+}
+
+/// The container's cgroups: cgroupfs (a path, relative to the runtime's own cgroup
+/// unless absolute) or systemd (`slice:prefix:name`).
+pub(crate) fn resolve_cgroup(
+    hier: &Hierarchies,
+    cgroups_path: Option<&str>,
+    id: &str,
+    systemd: bool,
+) -> Result<CgroupPaths, Error> {
+    if systemd {
+        if let Some(why) = crate::cgroups::systemd::unavailable(Path::new("/run")) {
+            return Err(Error::Usage(why));
+        }
+        return Ok(crate::cgroups::systemd::resolve(hier, cgroups_path, id)?);
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    Ok(hier.resolve(cgroups_path, id, &own)?)
+}
+
+/// Start the container's systemd unit with `pid` (init's first stage) and its
+/// resources as properties, then make the directories systemd does not manage and
+/// write every limit through cgroupfs, as for the cgroupfs driver.
+pub(crate) fn systemd_place(
+    hier: &Hierarchies,
+    cgroup: &CgroupPaths,
+    spec: &Spec,
+    pid: i32,
+) -> Result<(), crate::cgroups::CgroupError> {
+    use crate::cgroups::{devices, systemd};
+    let Some(unit) = &cgroup.systemd else {
+        return Ok(());
+    };
+    let res = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    let policy = devices::Policy::from_rules(&devices::rules_for(spec)?);
+    let proc_devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+    let props = systemd::properties(hier.mode, &res, Some(&policy), &proc_devices);
+    systemd::start(unit, (!unit.is_slice()).then_some(pid), props)?;
+    cgroup.create(hier)?;
+    crate::cgroups::limits::apply_spec(hier, cgroup, spec)
 }
 
 fn kill_init(pid: i32) {

@@ -108,6 +108,7 @@ impl Container {
             InitFds {
                 exec_fifo: None,
                 console_socket: console.as_ref().map(|c| c.as_fd()),
+                on_stage1: None,
             },
             opts.stdio,
             opts.reap,

@@ -7,7 +7,7 @@ use oci_spec::runtime::{LinuxResources, Spec};
 use super::Container;
 use crate::cgroups::devices::{self, Policy};
 use crate::cgroups::limits::{self, merge::merge};
-use crate::cgroups::Hierarchies;
+use crate::cgroups::{systemd, Hierarchies};
 use crate::error::Error;
 use crate::state::Status;
 
@@ -36,7 +36,28 @@ impl Container {
             None => None,
         };
         let cg = &self.state.cgroup;
+        // systemd driver: the unit's properties first (systemd rewrites the cgroup
+        // files from them), then the exact values through cgroupfs below.
+        if let Some(unit) = &cg.systemd {
+            let pd = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+            systemd::set_properties(
+                unit,
+                systemd::properties(hier.mode, &new, policy.as_ref(), &pd),
+            )?;
+        }
         if let Err(e) = limits::apply(&hier, cg, &new, policy.as_ref(), true) {
+            if let Some(unit) = &cg.systemd {
+                let pd = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+                let old_policy = policy
+                    .as_ref()
+                    .and_then(|_| device_policy(&self.state.config, &old).ok());
+                let props = systemd::properties(hier.mode, &old, old_policy.as_ref(), &pd);
+                if let Err(back) = systemd::set_properties(unit, props) {
+                    tracing::warn!(
+                        "restoring the unit's properties after a failed update failed too: {back}"
+                    );
+                }
+            }
             let old_policy = match policy {
                 Some(_) => device_policy(&self.state.config, &old).ok(),
                 None => None,

@@ -319,6 +319,7 @@ mod tests {
             mode: Mode::Hybrid,
             path: "/x".into(),
             dirs,
+            systemd: None,
         }
     }
 

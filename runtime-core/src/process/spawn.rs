@@ -99,6 +99,9 @@ pub enum SpawnError {
     /// Init sent a message out of order.
     #[error("unexpected message from init: {0}")]
     Protocol(String),
+    /// Setting up the container's cgroups with init's pid failed (systemd driver).
+    #[error(transparent)]
+    Cgroup(crate::cgroups::CgroupError),
     /// Handing the seccomp listener to the agent failed.
     #[error(transparent)]
     SeccompListener(#[from] crate::seccomp::listener::ListenerError),
@@ -117,6 +120,9 @@ pub struct InitFds<'a> {
     pub exec_fifo: Option<BorrowedFd<'a>>,
     /// Connected console socket, when the process has a terminal.
     pub console_socket: Option<BorrowedFd<'a>>,
+    /// Runs with init's first-stage pid before init gets its config (and so before it
+    /// joins its cgroups): the systemd driver starts the container's scope with it.
+    pub on_stage1: Option<&'a mut dyn FnMut(i32) -> Result<(), crate::cgroups::CgroupError>>,
 }
 
 /// Spawn init and drive it to Ready. Init places itself in `cfg.cgroup` (see
@@ -170,6 +176,10 @@ pub fn spawn(
         reap,
         proc: Some(&mut proc),
     };
+
+    if let Some(place) = fds.on_stage1 {
+        place(stage1).map_err(SpawnError::Cgroup)?;
+    }
 
     let spec_maps = IdMaps::from_spec(&cfg.spec);
     // An exec's process runs as soon as it is ready: then wait for execve itself (the

@@ -198,10 +198,14 @@ impl CreateArgs {
 
     /// The CLI's opt-ins: NOTIFY_SOCKET in the environment gives the container a
     /// notify socket, as with runc.
-    fn extras(resctrl_root: &Option<PathBuf>) -> anyhow::Result<CreateExtras> {
+    fn extras(
+        resctrl_root: &Option<PathBuf>,
+        systemd_cgroup: bool,
+    ) -> anyhow::Result<CreateExtras> {
         Ok(CreateExtras {
             notify: ready::wanted()?,
             resctrl_root: resctrl_root.clone().map(absolute),
+            systemd_cgroup,
         })
     }
 }
@@ -303,10 +307,14 @@ fn main() {
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     if cli.systemd_cgroup {
-        anyhow::bail!(
-            "--systemd-cgroup: {}",
+        if let Some(why) =
             runtime_core::cgroups::systemd_driver_unavailable(std::path::Path::new("/run"))
-        );
+        {
+            anyhow::bail!("--systemd-cgroup: {why}");
+        }
+        if matches!(cli.cmd, Cmd::Restore(_)) {
+            anyhow::bail!("--systemd-cgroup: restore with the systemd cgroup driver is not implemented yet (the checkpoint restores with cgroupfs: drop --systemd-cgroup and give linux.cgroupsPath as a path)");
+        }
     }
     let root = absolute(cli.root);
     match cli.cmd {
@@ -317,7 +325,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Create(a) => {
             container::create_with(
                 a.into_options(root),
-                &CreateArgs::extras(&cli.resctrl_root)?,
+                &CreateArgs::extras(&cli.resctrl_root, cli.systemd_cgroup)?,
             )?;
             Ok(0)
         }
@@ -332,7 +340,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ready,
         } => run::run(
             create.into_options(root),
-            &CreateArgs::extras(&cli.resctrl_root)?,
+            &CreateArgs::extras(&cli.resctrl_root, cli.systemd_cgroup)?,
             detach,
             keep,
             &ready.start_options()?,
