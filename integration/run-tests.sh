@@ -16,6 +16,8 @@
 #            (incl. kill -9 and restart faults, every scenario under the leak checker)
 #   static   the shipped build (cargo release-static): CLI suite and e2e (one containerd)
 #   v2       the cgroup v2 checks inside a cgroup-v2-only VM (../shared/cgroup2-vm)
+#   systemd  the systemd cgroup driver inside a VM whose PID 1 is systemd
+#            (../shared/systemd-vm), cgroup unified and hybrid, CLI and ctr, runrs and runc
 # CI (.ci/run) runs this script with no arguments. At the end it prints, per stage, how many
 # tests passed, failed, were skipped (with the reasons) and ignored, then a closing line
 # "total: N passed, N failed, N skipped"; a test stage that ran no test fails the run.
@@ -23,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 command -v cargo >/dev/null || { echo "run-tests: cargo not found: install a Rust toolchain (rustup, stable >= 1.85)" >&2; exit 1; }
-STAGES=${STAGES:-deps lint unit fuzz cli e2e static v2}
+STAGES=${STAGES:-deps lint unit fuzz cli e2e static v2 systemd}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 export RUNRS_E2E_DIR=${RUNRS_E2E_DIR:-$ROOT/../shared/e2e}
 APT=(apt-get -y -q -o DPkg::Lock::Timeout=300)
@@ -182,5 +184,10 @@ fi
 if has v2; then
   log "cgroup v2 VM checks"
   suite v2 flock /tmp/runrs-vm.lock integration/v2/run-v2.sh
+fi
+if has systemd; then
+  log "systemd VM checks (the systemd cgroup driver, unified and hybrid, runrs and runc)"
+  cargo build -p runtime-core --bin runrs -p containerd-shim-runrs-v2
+  suite systemd flock /tmp/runrs-vm.lock integration/systemd/run-systemd.sh
 fi
 log "all requested stages passed ($STAGES)"

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# run-systemd.sh [MODE...]
+#
+# The systemd cgroup driver on a host whose PID 1 is systemd: boots the throw-away VM of
+# ../shared/systemd-vm once per cgroup mode (default: unified hybrid) and runs
+# systemd-tests.sh in it as root, for runrs and for runc (the reference): the CLI with
+# --systemd-cgroup (scopes, kubelet-style nested slices, limits as unit properties and
+# cgroup files, update, daemon-reload, delete, bad paths) and containerd's shim with the
+# SystemdCgroup option through `ctr run`.
+# Binaries: target/debug/runrs and target/debug/containerd-shim-runrs-v2 of this
+# workspace (build them first: `cargo build --workspace`), or RUNRS / SHIM.
+# Exit code: the tests' (0 = all passed), 125 = the VM failed, 124 = timeout.
+# Env: ROOTFS (busybox rootfs dir, as integration/v2/run-v2.sh), and the VM's own
+#      VM_MEM, VM_CPUS, VM_TIMEOUT.
+set -euo pipefail
+HERE=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+SHARED=$(cd "$REPO/.." && pwd)/shared
+[ -d "$SHARED" ] || { echo "run-systemd: $SHARED not found (../shared beside the repository)" >&2; exit 2; }
+RUNRS=$(readlink -f "${RUNRS:-$REPO/target/debug/runrs}")
+SHIM=$(readlink -f "${SHIM:-$REPO/target/debug/containerd-shim-runrs-v2}")
+ROOTFS=${ROOTFS:-/var/tmp/runrs-v2-rootfs/rootfs}
+VM=$SHARED/systemd-vm/run-in-systemd-vm.sh
+MAKE_IMAGE=$REPO/integration/scripts/make-busybox-image.sh
+E2E=$SHARED/e2e
+
+for b in "$RUNRS" "$SHIM"; do
+  [ -x "$b" ] || { echo "run-systemd: no binary at $b (cargo build --workspace)" >&2; exit 2; }
+done
+[ -x "$VM" ] || { echo "run-systemd: no VM runner at $VM" >&2; exit 2; }
+"$SHARED/vm-deps.sh" systemd || { echo "run-systemd: $SHARED/vm-deps.sh systemd could not install the VM's packages" >&2; exit 2; }
+for c in qemu-system-x86_64 jq runc containerd ctr; do
+  command -v $c >/dev/null || { echo "run-systemd: $c is missing (deps stage)" >&2; exit 2; }
+done
+if [ ! -x "$ROOTFS/bin/busybox" ]; then
+  mkdir -p "$(dirname "$ROOTFS")"
+  flock "$(dirname "$ROOTFS")/.lock" sh -c \
+    "[ -x '$ROOTFS/bin/busybox' ] || ROOTFS_DIR='$ROOTFS' '$MAKE_IMAGE' /tmp/runrs-sd-busybox-\$\$.tar >/dev/null && rm -f /tmp/runrs-sd-busybox-\$\$.tar"
+  [ -x "$ROOTFS/bin/busybox" ] || { echo "run-systemd: could not build the busybox rootfs in $ROOTFS" >&2; exit 2; }
+fi
+mkdir -p "$ROOTFS/out" "$ROOTFS/tmp"
+
+# The guest sees the work dir read-write and the --ro paths read-only, at the same paths.
+work=$(mktemp -d /tmp/runrs-systemd.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/bin"
+cp "$RUNRS" "$work/bin/runrs"
+cp "$SHIM" "$work/bin/containerd-shim-runrs-v2"
+modes=("$@"); [ ${#modes[@]} -gt 0 ] || modes=(unified hybrid)
+rc=0
+for mode in "${modes[@]}"; do
+  echo "=== systemd VM, cgroup $mode"
+  s=$(date +%s)
+  VM_CGROUP=$mode "$VM" -C "$work" --ro "$ROOTFS" --ro "$HERE" --ro "$E2E" -- \
+    bash "$HERE/systemd-tests.sh" "$mode" "$work/bin" "$ROOTFS" "$E2E" || rc=$?
+  echo "=== cgroup $mode: $(( $(date +%s) - s )) s (boot + tests + poweroff), rc so far $rc"
+done
+exit $rc

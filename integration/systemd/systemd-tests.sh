@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# systemd-tests.sh MODE BINDIR ROOTFS E2E_HELPERS
+#
+# The systemd cgroup driver, inside the systemd VM (see run-systemd.sh), for runrs and
+# for runc as the reference. MODE is unified or hybrid. Prints "ok - NAME" /
+# "not ok - NAME: why"; exits 1 if any failed.
+#  scope      --systemd-cgroup run with system.slice:P:t1 puts init in /system.slice/P-t1.scope
+#  kubelet    kubepods-besteffort-pod1.slice:cri-containerd:t3 expands to the nested slices
+#  limits     memory, pids and CPU quota as unit properties (systemctl show) and cgroup files
+#  update     `update` changes both; `systemctl daemon-reload` keeps them (systemd rewrites
+#             the files from its properties) and, on v1, keeps the device allow list
+#  delete     no unit, no cgroup directory in any hierarchy, no state afterwards
+#  badpath    a cgroupsPath not of the form slice:prefix:name fails naming the format and
+#             leaves no unit, cgroup or state behind
+#  ctr        containerd's shim with SystemdCgroup (runrs: the runtime options TOML; runc:
+#             --runc-systemd-cgroup) runs a container in /system.slice/ctr-c1.scope
+set -uo pipefail
+MODE=${1:?usage: $0 MODE BINDIR ROOTFS E2E}
+BIN=${2:?}; ROOTFS=${3:?}; E2E=${4:?}
+export PATH=$BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+CG=/sys/fs/cgroup
+WORK=$(mktemp -d /tmp/sdtest.XXXXXX)
+failed=0
+ok() { echo "ok - [$MODE] $1"; }
+notok() { echo "not ok - [$MODE] $1: $2"; failed=1; }
+
+st=$(timeout 120 systemctl is-system-running --wait 2>&1)
+echo "# systemd: $st; pid 1: $(ps -p 1 -o comm=)"
+
+# spec RT ID CGROUPSPATH ARGS...: a bundle dir running ARGS, cgroup namespace off (so
+# /proc/self/cgroup shows host paths, as on a node without cgroupns)
+spec() {
+  local rt=$1 id=$2 cgp=$3; shift 3
+  local b=$WORK/$rt-$id; mkdir -p "$b"
+  (cd "$b" && runrs spec)
+  jq --arg rootfs "$ROOTFS" --arg cg "$cgp" --argjson args "$(printf '%s\n' "$@" | jq -R . | jq -s .)" '
+    .process.terminal = false | .process.args = $args | .root.path = $rootfs
+    | .linux.cgroupsPath = $cg
+    | .linux.namespaces |= map(select(.type != "cgroup"))
+    | .mounts += [{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=1777"]}]' \
+    "$b/config.json" > "$b/c.json" && mv "$b/c.json" "$b/config.json"
+  echo "$b"
+}
+edit() { jq "$2" "$1/config.json" > "$1/c.json" && mv "$1/c.json" "$1/config.json"; }
+# file REL-PATH-UNDER-CONTROLLER CONTROLLER: the cgroup file for this mode
+cgfile() { # SCOPEPATH V2FILE V1CTRL V1FILE
+  if [ "$MODE" = unified ]; then cat "$CG$1/$2" 2>&1; else cat "$CG/$3$1/$4" 2>&1; fi
+}
+show() { systemctl show -p "$2" --value "$1" 2>&1; }
+no_leftovers() { # UNIT SCOPENAME RT ID: why not, or nothing
+  local why=""
+  systemctl list-units --all --no-legend "$1" 2>/dev/null | grep -q . && why="unit $1 still listed ($(systemctl is-active "$1"));"
+  local dirs; dirs=$(find $CG -maxdepth 6 -type d -name "$2" 2>/dev/null)
+  [ -n "$dirs" ] && why="$why cgroup dirs left: $dirs;"
+  [ -e "/run/$3-sdtest/$4" ] && why="$why state dir /run/$3-sdtest/$4 left;"
+  echo "$why"
+}
+
+for RT in runrs runc; do
+  case $RT in runrs) R=(runrs --root /run/runrs-sdtest --systemd-cgroup);; runc) R=(runc --root /run/runc-sdtest --systemd-cgroup);; esac
+  P=$RT-sd
+
+  # --- scope ---
+  b=$(spec $RT t1 "system.slice:$P:t1" cat /proc/self/cgroup)
+  out=$("${R[@]}" run --bundle "$b" t1 2>&1 </dev/null); rc=$?
+  want="/system.slice/$P-t1.scope"
+  if [ $rc = 0 ] && echo "$out" | grep -qx "0::$want" &&
+     { [ "$MODE" = unified ] || echo "$out" | grep -q ":memory:$want\$"; }; then
+    ok "$RT scope: init in $want"
+  else notok "$RT scope" "rc=$rc out=$(echo "$out" | tr '\n' '|')"; fi
+  why=$(no_leftovers "$P-t1.scope" "$P-t1.scope" "$RT" t1)
+  [ -z "$why" ] && ok "$RT scope: nothing left after run" || notok "$RT scope leftovers" "$why"
+
+  # --- kubelet-style nested slice ---
+  b=$(spec $RT t3 "kubepods-besteffort-pod1.slice:$P:t3" cat /proc/self/cgroup)
+  out=$("${R[@]}" run --bundle "$b" t3 2>&1 </dev/null); rc=$?
+  want="/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/$P-t3.scope"
+  if [ $rc = 0 ] && echo "$out" | grep -qx "0::$want"; then ok "$RT kubelet slice: $want"
+  else notok "$RT kubelet slice" "rc=$rc out=$(echo "$out" | tr '\n' '|')"; fi
+
+  # --- limits, update, daemon-reload, delete ---
+  b=$(spec $RT t2 "system.slice:$P:t2" sleep 300)
+  edit "$b" '.linux.resources.memory.limit = 67108864 | .linux.resources.pids.limit = 50
+             | .linux.resources.cpu.quota = 50000 | .linux.resources.cpu.period = 100000'
+  # The container inherits stdio: nothing of it may be the pipe of a $(...).
+  if "${R[@]}" run -d --bundle "$b" t2 </dev/null >/dev/null 2>$WORK/err-$RT; then
+    u=$P-t2.scope; s=/system.slice/$u
+    mem=MemoryMax; [ "$MODE" = hybrid ] && mem=MemoryLimit
+    got="active=$(systemctl is-active $u) $mem=$(show $u $mem) TasksMax=$(show $u TasksMax) quota=$(show $u CPUQuotaPerSecUSec)"
+    [ "$got" = "active=active $mem=67108864 TasksMax=50 quota=500ms" ] && ok "$RT limits: unit $got" || notok "$RT limits (unit)" "$got"
+    got="mem=$(cgfile $s memory.max memory memory.limit_in_bytes) pids=$(cgfile $s pids.max pids pids.max)"
+    [ "$got" = "mem=67108864 pids=50" ] && ok "$RT limits: cgroup files $got" || notok "$RT limits (files)" "$got"
+
+    "${R[@]}" update --memory 134217728 --pids-limit 60 t2 >/dev/null 2>&1 || notok "$RT update" "exit $?"
+    got="$mem=$(show $u $mem) TasksMax=$(show $u TasksMax) mem=$(cgfile $s memory.max memory memory.limit_in_bytes) pids=$(cgfile $s pids.max pids pids.max)"
+    [ "$got" = "$mem=134217728 TasksMax=60 mem=134217728 pids=60" ] && ok "$RT update: $got" || notok "$RT update" "$got"
+
+    systemctl daemon-reload
+    got="mem=$(cgfile $s memory.max memory memory.limit_in_bytes) pids=$(cgfile $s pids.max pids pids.max)"
+    [ "$got" = "mem=134217728 pids=60" ] && ok "$RT daemon-reload keeps the limits" || notok "$RT daemon-reload" "$got"
+    if [ "$MODE" = hybrid ]; then
+      dl=$(cat $CG/devices$s/devices.list 2>&1)
+      if echo "$dl" | grep -qx 'a \*:\* rwm'; then notok "$RT daemon-reload devices" "the scope allows every device: $(echo "$dl" | tr '\n' '|')"
+      elif echo "$dl" | grep -qx 'c 1:3 rwm'; then ok "$RT daemon-reload keeps the device allow list"
+      else notok "$RT daemon-reload devices" "$(echo "$dl" | tr '\n' '|')"; fi
+    fi
+    "${R[@]}" kill t2 KILL >/dev/null 2>&1; sleep 0.5
+    "${R[@]}" delete -f t2 >/dev/null 2>&1 || notok "$RT delete" "exit $?"
+    why=$(no_leftovers "$u" "$u" "$RT" t2)
+    [ -z "$why" ] && ok "$RT delete: no unit, cgroup or state left" || notok "$RT delete" "$why"
+  else notok "$RT run -d" "$(cat $WORK/err-$RT)"; fi
+
+  # --- bad path ---
+  b=$(spec $RT t4 "system.slice:x" true)
+  out=$("${R[@]}" run --bundle "$b" t4 2>&1 </dev/null); rc=$?
+  why=$(no_leftovers "x.scope" "*t4*" "$RT" t4)
+  if [ $rc != 0 ] && echo "$out" | grep -q 'slice:prefix:name' && [ -z "$why" ]; then ok "$RT bad path: $(echo "$out" | tail -1)"
+  else notok "$RT bad path" "rc=$rc out=$out $why"; fi
+done
+
+# --- containerd: the shim's SystemdCgroup option ---
+if E2E_DIR=/tmp/e2e E2E_SHIM_DIR=$BIN E2E_RUNTIMES=io.containerd.runrs.v2 "$E2E/containerd-up.sh" >/tmp/cup.log 2>&1; then
+  . /tmp/e2e/env
+  printf 'SystemdCgroup = true\n' > $WORK/sd.toml
+  for RT in runrs runc; do
+    case $RT in
+      runrs) args=(--runtime io.containerd.runrs.v2 --runtime-config-path $WORK/sd.toml);;
+      runc) args=(--runtime io.containerd.runc.v2 --runc-systemd-cgroup);;
+    esac
+    out=$(timeout 120 ctr run --rm "${args[@]}" --cgroup system.slice:ctr-$RT:c1 "$E2E_IMAGE" c1 cat /proc/self/cgroup 2>&1); rc=$?
+    if [ $rc = 0 ] && echo "$out" | grep -q "/system.slice/ctr-$RT-c1.scope\$"; then ok "$RT ctr SystemdCgroup: /system.slice/ctr-$RT-c1.scope"
+    else notok "$RT ctr SystemdCgroup" "rc=$rc $(echo "$out" | tr '\n' '|')"; fi
+    why=$(no_leftovers "ctr-$RT-c1.scope" "ctr-$RT-c1.scope" none c1)
+    [ -z "$why" ] && ok "$RT ctr: nothing left" || notok "$RT ctr leftovers" "$why"
+  done
+  E2E_DIR=/tmp/e2e "$E2E/containerd-down.sh" >/dev/null 2>&1
+else
+  sed 's/^/  /' /tmp/cup.log | tail -20; notok "containerd" "containerd-up.sh failed"
+fi
+exit $failed
