@@ -29,7 +29,8 @@ for b in "$RUNRS" "$SHIM"; do
 done
 [ -x "$VM" ] || { echo "run-systemd: no VM runner at $VM" >&2; exit 2; }
 "$SHARED/vm-deps.sh" systemd || { echo "run-systemd: $SHARED/vm-deps.sh systemd could not install the VM's packages" >&2; exit 2; }
-for c in qemu-system-x86_64 jq runc containerd ctr; do
+[ -x /opt/containerd-2.1/usr/bin/containerd ] || { echo "run-systemd: no containerd 2.1 in /opt/containerd-2.1 (deps stage)" >&2; exit 2; }
+for c in qemu-system-x86_64 jq runc containerd ctr python3; do
   command -v $c >/dev/null || { echo "run-systemd: $c is missing (deps stage)" >&2; exit 2; }
 done
 if [ ! -x "$ROOTFS/bin/busybox" ]; then
@@ -51,8 +52,9 @@ rc=0
 for mode in "${modes[@]}"; do
   echo "=== systemd VM, cgroup $mode"
   s=$(date +%s)
-  VM_CGROUP=$mode "$VM" -C "$work" --ro "$ROOTFS" --ro "$HERE" --ro "$E2E" -- \
-    bash "$HERE/systemd-tests.sh" "$mode" "$work/bin" "$ROOTFS" "$E2E" || rc=$?
+  VM_CGROUP=$mode "$VM" -C "$work" --ro "$ROOTFS" --ro "$HERE" --ro "$E2E" --ro "$REPO/deploy" \
+    --ro /opt/containerd-2.1 -- \
+    bash "$HERE/systemd-tests.sh" "$mode" "$work/bin" "$ROOTFS" "$E2E" "$REPO/deploy" || rc=$?
   echo "=== cgroup $mode: $(( $(date +%s) - s )) s (boot + tests + poweroff), rc so far $rc"
 done
 exit $rc

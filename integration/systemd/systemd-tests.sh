@@ -12,11 +12,14 @@
 #  delete     no unit, no cgroup directory in any hierarchy, no state afterwards
 #  badpath    a cgroupsPath not of the form slice:prefix:name fails naming the format and
 #             leaves no unit, cgroup or state behind
+#  install    deploy/install.sh merges the runtime entry into containerd 1.x (v2) and 2.x
+#             (v3) configs idempotently, SystemdCgroup as the runc entry has it, restarts a
+#             containerd service; uninstall.sh restores the config byte for byte
 #  ctr        containerd's shim with SystemdCgroup (runrs: the runtime options TOML; runc:
 #             --runc-systemd-cgroup) runs a container in /system.slice/ctr-c1.scope
 set -uo pipefail
-MODE=${1:?usage: $0 MODE BINDIR ROOTFS E2E}
-BIN=${2:?}; ROOTFS=${3:?}; E2E=${4:?}
+MODE=${1:?usage: $0 MODE BINDIR ROOTFS E2E DEPLOY}
+BIN=${2:?}; ROOTFS=${3:?}; E2E=${4:?}; DEPLOY=${5:?}
 export PATH=$BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 CG=/sys/fs/cgroup
 WORK=$(mktemp -d /tmp/sdtest.XXXXXX)
@@ -117,6 +120,47 @@ for RT in runrs runc; do
   if [ $rc != 0 ] && echo "$out" | grep -q 'slice:prefix:name' && [ -z "$why" ]; then ok "$RT bad path: $(echo "$out" | tail -1)"
   else notok "$RT bad path" "rc=$rc out=$out $why"; fi
 done
+
+# --- deploy/install.sh and uninstall.sh on a node's containerd config ---
+# install_check NAME CONTAINERD CONFIG-TEXT WANT-SYSTEMD
+install_check() {
+  local name=$1 ctrd=$2 cfg=$WORK/$1.toml prefix=$WORK/prefix-$1
+  printf '%b' "$3" > "$cfg"; cp "$cfg" "$cfg.orig"
+  local env=(BIN_DIR=$BIN PREFIX=$prefix CONTAINERD_CONFIG=$cfg RESTART=0)
+  env "${env[@]}" "$DEPLOY/install.sh" >/dev/null 2>&1 || { notok "install $name" "install.sh failed"; return; }
+  cp "$cfg" "$cfg.once"
+  env "${env[@]}" "$DEPLOY/install.sh" >/dev/null 2>&1
+  local dump; dump=$("$ctrd" --config "$cfg" config dump 2>&1)
+  local entry; entry=$(echo "$dump" | grep -A40 'runtimes.runrs\]' | grep -E 'runtime_type|SystemdCgroup|container_annotations' | tr -s ' ' | tr '\n' '|')
+  if ! cmp -s "$cfg" "$cfg.once"; then notok "install $name" "a second install changed the config"
+  elif [ ! -x "$prefix/bin/runrs" ] || [ ! -x "$prefix/bin/containerd-shim-runrs-v2" ]; then notok "install $name" "binaries missing"
+  elif ! echo "$entry" | grep -q "io.containerd.runrs.v2" || ! echo "$entry" | grep -q "SystemdCgroup = $4" ||
+       ! echo "$entry" | grep -q 'io.github.runrs'; then notok "install $name" "containerd's view: $entry"
+  else ok "install $name: idempotent, containerd reads $entry"; fi
+  env "${env[@]}" "$DEPLOY/uninstall.sh" >/dev/null 2>&1
+  if cmp -s "$cfg" "$cfg.orig" && [ ! -e "$prefix/bin/runrs" ]; then ok "uninstall $name: config and binaries as before"
+  else notok "uninstall $name" "$(diff "$cfg.orig" "$cfg" | tr '\n' '|')"; fi
+}
+if [ "$MODE" = unified ]; then  # no cgroup involved: once is enough
+install_check v2 containerd 'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\n  runtime_type = "io.containerd.runc.v2"\n  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n    SystemdCgroup = true\n' true
+install_check v3 /opt/containerd-2.1/usr/bin/containerd "version = 3\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n  runtime_type = 'io.containerd.runc.v2'\n" false
+# Under systemd, install restarts a running containerd service (and only when it changed
+# the config).
+cfg=$WORK/svc.toml; printf 'version = 2\n' > "$cfg"
+# The node's own containerd.service (Debian's unit), pointed at a private config and dirs.
+mkdir -p /run/systemd/system/containerd.service.d
+printf '[Service]\nExecStart=\nExecStart=/usr/bin/containerd --config %s --root %s --state %s --address %s\n' \
+  "$cfg" $WORK/cr $WORK/cs $WORK/c.sock > /run/systemd/system/containerd.service.d/runrs-test.conf
+systemctl daemon-reload; systemctl start containerd >/dev/null 2>&1
+t0=$(systemctl show -p ActiveEnterTimestampMonotonic --value containerd)
+BIN_DIR=$BIN PREFIX=$WORK/prefix-svc CONTAINERD_CONFIG=$cfg "$DEPLOY/install.sh" >/dev/null 2>&1
+t1=$(systemctl show -p ActiveEnterTimestampMonotonic --value containerd)
+if [ "$(systemctl is-active containerd)" = active ] && [ "$t0" != "$t1" ] && grep -q runrs "$cfg"; then ok "install restarts containerd under systemd"
+else notok "install restart" "active=$(systemctl is-active containerd) t0=$t0 t1=$t1 $(journalctl -u containerd --no-pager | tail -5 | tr '\n' '|')"; fi
+BIN_DIR=$BIN PREFIX=$WORK/prefix-svc CONTAINERD_CONFIG=$cfg "$DEPLOY/uninstall.sh" >/dev/null 2>&1
+systemctl stop containerd >/dev/null 2>&1
+rm -rf /run/systemd/system/containerd.service.d; systemctl daemon-reload
+fi
 
 # --- containerd: the shim's SystemdCgroup option ---
 if E2E_DIR=/tmp/e2e E2E_SHIM_DIR=$BIN E2E_RUNTIMES=io.containerd.runrs.v2 "$E2E/containerd-up.sh" >/tmp/cup.log 2>&1; then
