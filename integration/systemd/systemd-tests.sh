@@ -9,6 +9,7 @@
 #  limits     memory, pids and CPU quota as unit properties (systemctl show) and cgroup files
 #  update     `update` changes both; `systemctl daemon-reload` keeps them (systemd rewrites
 #             the files from its properties) and, on v1, keeps the device allow list
+#  pause      pause/resume and `events --stats` on the unit's cgroup
 #  delete     no unit, no cgroup directory in any hierarchy, no state afterwards
 #  badpath    a cgroupsPath not of the form slice:prefix:name fails naming the format and
 #             leaves no unit, cgroup or state behind
@@ -107,6 +108,14 @@ for RT in runrs runc; do
       elif echo "$dl" | grep -qx 'c 1:3 rwm'; then ok "$RT daemon-reload keeps the device allow list"
       else notok "$RT daemon-reload devices" "$(echo "$dl" | tr '\n' '|')"; fi
     fi
+    # pause/resume (freezer of the unit's cgroup) and stats read from it
+    "${R[@]}" pause t2 >/dev/null 2>&1
+    p1=$("${R[@]}" state t2 2>/dev/null | jq -r .status)
+    "${R[@]}" resume t2 >/dev/null 2>&1
+    p2=$("${R[@]}" state t2 2>/dev/null | jq -r .status)
+    lim=$(timeout 20 "${R[@]}" events --stats t2 2>/dev/null | jq -r .data.memory.usage.limit)
+    [ "$p1 $p2 $lim" = "paused running 134217728" ] && ok "$RT pause/resume/stats: $p1 $p2 limit=$lim" ||
+      notok "$RT pause/resume/stats" "$p1 $p2 limit=$lim"
     "${R[@]}" kill t2 KILL >/dev/null 2>&1; sleep 0.5
     "${R[@]}" delete -f t2 >/dev/null 2>&1 || notok "$RT delete" "exit $?"
     why=$(no_leftovers "$u" "$u" "$RT" t2)
