@@ -14,6 +14,7 @@ use containerd_shim_protos::ttrpc::r#async::Server;
 use tokio::sync::Notify;
 
 use crate::events::Events;
+use crate::monitor::Monitor;
 use crate::reaper::Reaper;
 use crate::service::Service;
 use crate::start::LISTEN_FD_ENV;
@@ -42,9 +43,10 @@ async fn serve(flags: Flags) -> Result<(), String> {
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
     let events = Events::start(ttrpc_address, flags.namespace.clone());
     let shutdown = Arc::new(Notify::new());
+    let monitor = Monitor::start(events.clone());
     let service = Arc::new(Service::new(
         flags.namespace.clone(),
-        events.clone(),
+        monitor,
         reaper,
         shutdown.clone(),
     ));

@@ -2,7 +2,10 @@
 //! (`start`), talks to its daemon over ttrpc (the Task API), and cleans up with
 //! `delete`; containers are created in-process by runtime-core, no runtime binary runs.
 
+mod bundle;
+mod console;
 mod container;
+mod criu;
 mod daemon;
 mod delete;
 mod error;
@@ -12,15 +15,18 @@ mod fuzz;
 mod info;
 mod logger;
 mod logging;
+mod monitor;
 mod options;
+mod pidns;
+mod process;
 mod reaper;
 mod service;
 mod start;
 mod stats;
 mod stdio;
-
-/// File in the bundle recording the state root used at Create (for `delete`).
-pub const STATE_FILE_IN_BUNDLE: &str = ".runrs-root";
+mod sys;
+mod task;
+mod translate;
 
 fn main() {
     // A container's init is this binary re-executed: it must branch off before any

@@ -96,7 +96,7 @@ impl Reaper {
     }
 
     /// Hands the exit of `pid` to its waiters, else to the open windows, else drops it.
-    fn dispatch(&self, pid: i32, status: i32) {
+    pub(crate) fn dispatch(&self, pid: i32, status: i32) {
         let mut reg = self.registry();
         if let Some(senders) = reg.waiting.remove(&pid) {
             for s in senders {
