@@ -80,13 +80,7 @@ impl Reaper {
 
     /// Collect every exited child and dispatch its status.
     fn reap_all(&self) {
-        loop {
-            let mut status = 0;
-            // SAFETY: waitpid writes the status into a valid int.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid <= 0 {
-                return;
-            }
+        while let Some((pid, status)) = crate::sys::reap_one() {
             self.dispatch(pid, status);
         }
     }

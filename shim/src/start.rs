@@ -90,21 +90,7 @@ pub fn run(flags: &Flags) -> Result<String, String> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0);
-    let lfd = listener.as_raw_fd();
-    // SAFETY: runs between fork and exec in this single-threaded process; dup2 and
-    // fcntl are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            if lfd == 3 {
-                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(lfd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    crate::sys::pass_fds(&mut cmd, vec![listener.as_raw_fd()]);
     let child = cmd.spawn().map_err(|e| {
         let _ = std::fs::remove_file(&path);
         format!("start shim daemon: {e}")
