@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use containerd_shim::Flags;
+use crate::flags::Flags;
 use containerd_shim_protos::shim_async::create_task;
 use containerd_shim_protos::ttrpc::r#async::transport::Listener;
 use containerd_shim_protos::ttrpc::r#async::Server;

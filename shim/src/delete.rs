@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use containerd_shim::Flags;
+use crate::flags::Flags;
 use containerd_shim_protos::api::DeleteResponse;
 use containerd_shim_protos::protobuf::Message;
 

@@ -10,6 +10,7 @@ mod daemon;
 mod delete;
 mod error;
 mod events;
+mod flags;
 #[cfg(test)]
 mod fuzz;
 mod info;
@@ -52,7 +53,7 @@ fn main() {
         }
         return;
     }
-    let flags = match containerd_shim::parse(&args[1..]) {
+    let flags = match flags::parse(&args[1..]) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("containerd-shim-runrs-v2: {e}");

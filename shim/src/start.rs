@@ -11,7 +11,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use containerd_shim::Flags;
+use crate::flags::Flags;
 
 /// Environment variable telling the daemon its listener is fd 3.
 pub const LISTEN_FD_ENV: &str = "RUNRS_SHIM_LISTEN_FD";
@@ -46,8 +46,7 @@ fn write_address(address: &str) -> std::io::Result<()> {
 
 /// Run `start`; returns the address to print.
 pub fn run(flags: &Flags) -> Result<String, String> {
-    let address =
-        containerd_shim::socket_address(&flags.address, &flags.namespace, &group(&flags.id));
+    let address = crate::flags::socket_address(&flags.address, &flags.namespace, &group(&flags.id));
     let path = address
         .strip_prefix("unix://")
         .unwrap_or(&address)
