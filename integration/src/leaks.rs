@@ -1,9 +1,10 @@
 //! The shared leak checker: a before/after snapshot of what a fault or a failed operation
 //! may leave on the host, used by the CLI and the containerd suites alike.
 //!
-//! [`leftovers`](crate::leftovers) asks "is anything of container X left?"; this module
-//! asks "is anything new since before the test?", which also catches what a test cannot
-//! name in advance (a fifo dir ctr made, a zombie a shim did not reap, a descriptor
+//! Two questions, one kit. [`assert_gone`] asks "is anything of container X left?" (its
+//! state dir, mounts naming its bundle or id, its cgroup in every hierarchy, processes in
+//! that cgroup or naming the id). A [`Scope`] snapshot asks "is anything new since before
+//! the test?", which also catches what a test cannot name in advance (a fifo dir ctr made, a zombie a shim did not reap, a descriptor
 //! containerd kept). A [`Scope`] says where to look, so tests running in parallel threads
 //! (the CLI suite) or other instances do not see each other:
 //!
@@ -405,5 +406,124 @@ mod tests {
         child.wait()?;
         assert_no_leaks(&before, &scope, Duration::from_secs(1))?;
         Ok(())
+    }
+}
+
+/// One named container, for [`leftovers`] and [`assert_gone`].
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The runtime's `--root` (or the shim's state root).
+    pub root: &'a Path,
+    /// The container id.
+    pub id: &'a str,
+    /// The bundle directory.
+    pub bundle: &'a Path,
+    /// linux.cgroupsPath of the container.
+    pub cgroups_path: &'a str,
+}
+
+/// Everything of `t` still present, one line per finding (empty: clean): the state
+/// directory `<root>/<id>`; mounts whose line mentions the bundle or the id; the cgroup in
+/// any cgroup or cgroup2 hierarchy (hybrid hosts have both); processes in that cgroup or
+/// whose command line mentions the id.
+pub fn leftovers(t: &Target<'_>) -> Vec<String> {
+    let mut found = Vec::new();
+    let state_dir = t.root.join(t.id);
+    if state_dir.exists() {
+        found.push(format!("state dir {} exists", state_dir.display()));
+    }
+    let bundle = t.bundle.to_string_lossy();
+    match fs::read_to_string("/proc/self/mountinfo") {
+        Ok(text) => found.extend(
+            text.lines()
+                .filter(|l| l.contains(bundle.as_ref()) || l.contains(t.id))
+                .map(|l| format!("mount: {l}")),
+        ),
+        Err(e) => found.push(format!("cannot read /proc/self/mountinfo: {e}")),
+    }
+    match proc::cgroup_mounts() {
+        Ok(mounts) => {
+            for m in mounts {
+                if let Some(dir) = proc::cgroup_dir(&m, t.cgroups_path) {
+                    if dir.exists() {
+                        found.push(format!("cgroup dir {} exists", dir.display()));
+                    }
+                }
+            }
+        }
+        Err(e) => found.push(format!("cannot list cgroup mounts: {e:#}")),
+    }
+    let me = std::process::id() as i32;
+    for p in processes() {
+        let cmdline = p.args.join(" ");
+        if p.pid != me
+            && (cmdline.contains(t.id) || p.cgroups.iter().any(|c| under(c, t.cgroups_path)))
+        {
+            found.push(format!(
+                "process {} ({}, state {}, parent {}): {cmdline:?}",
+                p.pid, p.comm, p.state, p.ppid
+            ));
+        }
+    }
+    found
+}
+
+/// Fails unless [`leftovers`] comes back empty within 2 s (exited processes may take a
+/// moment to be reaped by whoever is their parent).
+pub fn assert_gone(t: &Target<'_>) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let found = leftovers(t);
+        if found.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "container {} left things behind:\n  {}",
+                t.id,
+                found.join("\n  ")
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    /// What a named container leaves behind is found (its state dir, a process naming
+    /// its id) and, once removed, no longer is.
+    #[test]
+    fn a_named_containers_leftovers_are_found() {
+        let id = format!("runrs-leftover-{}", std::process::id());
+        let root = std::env::temp_dir().join(format!("{id}-root"));
+        fs::create_dir_all(root.join(&id)).expect("state dir");
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &format!("sleep 30; : {id}")])
+            .spawn()
+            .expect("sh");
+        let t = Target {
+            root: &root,
+            id: &id,
+            bundle: Path::new("/nonexistent-runrs-bundle"),
+            cgroups_path: "/nonexistent-runrs-cgroup",
+        };
+        let found = leftovers(&t);
+        assert!(
+            found.iter().any(|f| f.starts_with("state dir")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.starts_with(&format!("process {}", child.id()))),
+            "{found:?}"
+        );
+        assert!(assert_gone(&t).is_err());
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        fs::remove_dir_all(&root).expect("rm");
+        assert_gone(&t).expect("clean");
     }
 }

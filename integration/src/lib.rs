@@ -17,7 +17,6 @@ pub mod cmd;
 pub mod console;
 pub mod containerd;
 pub mod leaks;
-pub mod leftovers;
 pub mod proc;
 pub mod rootfs;
 pub mod runtime;

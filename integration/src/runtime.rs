@@ -17,7 +17,7 @@ use tempfile::TempDir;
 
 use crate::bundle::Bundle;
 use crate::cmd::{run_capture, run_to_files, CmdOutput, CMD_TIMEOUT};
-use crate::{leaks, leftovers, runtime_path};
+use crate::{leaks, runtime_path};
 
 /// The OCI state of a container as printed by `state` (and each element of `list --format json`).
 #[derive(Debug, Clone, Deserialize)]
@@ -232,7 +232,7 @@ impl Runtime {
     /// Asserts that nothing of `b`'s container is left: state dir, mounts, cgroups,
     /// processes (polls for up to 2 s while the kernel reaps).
     pub fn assert_no_leftovers(&self, b: &Bundle) -> Result<()> {
-        leftovers::assert_clean(&leftovers::Target {
+        leaks::assert_gone(&leaks::Target {
             root: self.root(),
             id: b.id(),
             bundle: b.path(),

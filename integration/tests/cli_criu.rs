@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use integration::config::{add_mount, sh};
-use integration::leftovers::{assert_clean, Target};
+use integration::leaks::{assert_gone, Target};
 use integration::{proc, rootfs, Bundle, Runtime};
 use serde_json::json;
 
@@ -259,7 +259,7 @@ fn checkpoint_stops(rt: &Runtime, b: &Bundle, id: &str, img: &Path) -> Result<()
         "checkpointed container {id} still listed: {:?}",
         rt.list()?
     );
-    assert_clean(&target(rt, b, id))?;
+    assert_gone(&target(rt, b, id))?;
     for f in ["inventory.img", "descriptors.json"] {
         ensure!(img.join(f).exists(), "{f} missing in {}", img.display());
     }
@@ -331,7 +331,7 @@ fn checkpoint_stops_and_restore_resumes_twice() -> Result<()> {
 
     rt.delete_force(&id3)?.ok()?;
     for id in [b.id(), &id2, &id3] {
-        assert_clean(&target(&rt, &b, id))?;
+        assert_gone(&target(&rt, &b, id))?;
     }
     Ok(())
 }
@@ -453,7 +453,7 @@ fn established_tcp_needs_tcp_established() -> Result<()> {
     let v = wait_log(&recv, last + 3)?;
     ensure_consecutive(&v, "the data received over the restored connection")?;
     rt.delete_force(&id2)?.ok()?;
-    assert_clean(&target(&rt, &b, &id2))?;
+    assert_gone(&target(&rt, &b, &id2))?;
     rt.assert_no_leftovers(&b)
 }
 
@@ -594,7 +594,7 @@ fn failed_restores_leave_nothing_behind() -> Result<()> {
         match detached(&rt, &argv, &mut io) {
             Ok(()) => bail!("restore {args:?} succeeded"),
             Err(_) => {
-                assert_clean(&target(&rt, &b, &id2))?;
+                assert_gone(&target(&rt, &b, &id2))?;
                 ensure!(rt.list()?.is_empty(), "listed after a failed restore");
                 Ok(io.text())
             }
@@ -630,5 +630,5 @@ fn failed_restores_leave_nothing_behind() -> Result<()> {
     // The intact image still restores after all that.
     let _io = restore_resumes(&rt, &b, &log, &img, &id2)?;
     rt.delete_force(&id2)?.ok()?;
-    assert_clean(&target(&rt, &b, &id2))
+    assert_gone(&target(&rt, &b, &id2))
 }

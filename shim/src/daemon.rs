@@ -3,17 +3,17 @@
 //! socket `start` bound. It exits when Shutdown finds no container left, after the
 //! queued events are sent.
 
-use std::os::fd::FromRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use containerd_shim::Flags;
+use crate::flags::Flags;
 use containerd_shim_protos::shim_async::create_task;
 use containerd_shim_protos::ttrpc::r#async::transport::Listener;
 use containerd_shim_protos::ttrpc::r#async::Server;
 use tokio::sync::Notify;
 
 use crate::events::Events;
+use crate::monitor::Monitor;
 use crate::reaper::Reaper;
 use crate::service::Service;
 use crate::start::LISTEN_FD_ENV;
@@ -23,8 +23,8 @@ pub fn run(flags: Flags) -> Result<(), String> {
     // One malloc arena: otherwise the first blocking-pool thread gets an arena of its
     // own, which stays resident after the thread exits (-36 KiB anonymous per shim,
     // measured). Two threads at most allocate at once: the shared lock costs nothing.
-    // SAFETY: mallopt only tunes malloc; no other thread exists yet.
-    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+    // No other thread exists yet.
+    crate::sys::single_malloc_arena();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(8)
@@ -36,15 +36,17 @@ pub fn run(flags: Flags) -> Result<(), String> {
 
 async fn serve(flags: Flags) -> Result<(), String> {
     crate::logging::init(flags.debug);
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if let Err(e) = crate::sys::set_child_subreaper() {
+        tracing::warn!("{}", runtime_core::error::chain(&e));
+    }
     let reaper = Reaper::start().map_err(|e| format!("install SIGCHLD handler: {e}"))?;
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
     let events = Events::start(ttrpc_address, flags.namespace.clone());
     let shutdown = Arc::new(Notify::new());
+    let monitor = Monitor::start(events.clone());
     let service = Arc::new(Service::new(
         flags.namespace.clone(),
-        events.clone(),
+        monitor,
         reaper,
         shutdown.clone(),
     ));
@@ -52,17 +54,12 @@ async fn serve(flags: Flags) -> Result<(), String> {
     let (listener, socket_path) = match std::env::var(LISTEN_FD_ENV) {
         Ok(fd) => {
             let fd: i32 = fd.parse().map_err(|_| format!("bad {LISTEN_FD_ENV}"))?;
-            // SAFETY: `start` passed us this listening socket as this descriptor.
-            let l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
-            // `start` had to clear FD_CLOEXEC to hand it over; set it again, or every
-            // process the shim spawns (hooks, criu) holds the listener, and after a
+            // `start` had to clear FD_CLOEXEC to hand it over; adopting sets it again, or
+            // every process the shim spawns (hooks, criu) holds the listener, and after a
             // kill -9 of the shim its socket still accepts connections, so `delete`
             // takes it for a live shim of the group and leaves it behind.
-            nix::fcntl::fcntl(
-                &l,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-            )
-            .map_err(|e| format!("set FD_CLOEXEC on the listener: {e}"))?;
+            let l = crate::sys::adopt_listener(fd)
+                .map_err(|e| format!("listener: {}", runtime_core::error::chain(&e)))?;
             let path = l
                 .local_addr()
                 .ok()

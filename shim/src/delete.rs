@@ -6,10 +6,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use containerd_shim::Flags;
+use crate::flags::Flags;
 use containerd_shim_protos::api::DeleteResponse;
 use containerd_shim_protos::protobuf::Message;
 
+use crate::bundle;
 use crate::events::timestamp;
 
 /// Run `delete` and write the response to stdout.
@@ -19,10 +20,10 @@ pub fn run(flags: &Flags) {
     } else {
         PathBuf::from(&flags.bundle)
     };
-    let root = crate::service::recorded_root(&bundle)
-        .unwrap_or_else(|| PathBuf::from(crate::service::DEFAULT_ROOT).join(&flags.namespace));
+    let root = bundle::recorded_root(&bundle)
+        .unwrap_or_else(|| PathBuf::from(bundle::DEFAULT_ROOT).join(&flags.namespace));
     let mut pid = 0;
-    let mut status = 128 + libc::SIGKILL;
+    let mut status = 128 + crate::sys::SIGKILL;
     match runtime_core::Container::load(&root, &flags.id) {
         Ok(c) => {
             pid = c.pid();
@@ -44,10 +45,10 @@ pub fn run(flags: &Flags) {
             runtime_core::error::chain(&e)
         ),
     }
-    if let Err(e) = runtime_core::bundle::unmount_all(&bundle.join("rootfs")) {
-        eprintln!("unmount rootfs: {}", runtime_core::error::chain(&e));
+    if let Err(e) = bundle::unmount_rootfs(&bundle) {
+        eprintln!("unmount rootfs: {e}");
     }
-    let _ = std::fs::remove_file(bundle.join(crate::STATE_FILE_IN_BUNDLE));
+    bundle::forget_root(&bundle);
     remove_stale_socket(&bundle);
     let resp = DeleteResponse {
         pid: pid as u32,

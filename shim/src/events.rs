@@ -25,9 +25,23 @@ enum Cmd {
 /// Sender side of the event queue.
 #[derive(Clone)]
 pub struct Events {
-    tx: mpsc::UnboundedSender<Cmd>,
+    sink: Sink,
     namespace: String,
 }
+
+#[derive(Clone)]
+enum Sink {
+    /// To the forwarder task.
+    Forward(mpsc::UnboundedSender<Cmd>),
+    /// Into a test's log.
+    #[cfg(test)]
+    Record(Recording),
+}
+
+/// Every event queued through an [`Events`] made by [`Events::recording`]: topic and
+/// encoded message, in order, next to whatever else a test logs there.
+#[cfg(test)]
+pub type Recording = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
 
 /// A protobuf timestamp for `t`.
 pub fn timestamp(t: SystemTime) -> Timestamp {
@@ -91,7 +105,19 @@ impl Events {
     pub fn start(address: String, namespace: String) -> Events {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(forward(address, rx));
-        Events { tx, namespace }
+        Events {
+            sink: Sink::Forward(tx),
+            namespace,
+        }
+    }
+
+    /// Events that are recorded into `log`, synchronously, instead of being sent (tests).
+    #[cfg(test)]
+    pub fn recording(log: Recording) -> Events {
+        Events {
+            sink: Sink::Record(log),
+            namespace: "test".into(),
+        }
     }
 
     /// Queue an event.
@@ -104,13 +130,28 @@ impl Events {
             event: Some(to_any(event)).into(),
             ..Default::default()
         };
-        let _ = self.tx.send(Cmd::Publish(Box::new(env)));
+        match &self.sink {
+            Sink::Forward(tx) => {
+                let _ = tx.send(Cmd::Publish(Box::new(env)));
+            }
+            #[cfg(test)]
+            Sink::Record(log) => log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((env.topic.clone(), env.event.value.clone())),
+        }
     }
 
     /// Wait (bounded) until every event queued so far was sent.
     pub async fn flush(&self, limit: Duration) {
+        #[cfg_attr(not(test), allow(clippy::infallible_destructuring_match))]
+        let sink = match &self.sink {
+            Sink::Forward(tx) => tx,
+            #[cfg(test)]
+            Sink::Record(_) => return,
+        };
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Cmd::Flush(tx)).is_ok() {
+        if sink.send(Cmd::Flush(tx)).is_ok() {
             let _ = tokio::time::timeout(limit, rx).await;
         }
     }

@@ -7,8 +7,7 @@
 //! process is deleted the logger gets SIGTERM, and SIGKILL 12 s later, as with
 //! containerd-shim-runc-v2.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -64,16 +63,7 @@ pub fn parse(uri: &str) -> Result<(String, Vec<String>)> {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(ShimError::Internal(format!(
-            "pipe2: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    crate::sys::pipe().map_err(|e| ShimError::Internal(runtime_core::error::chain(&e)))
 }
 
 /// Start the logger of `uri`; returns the container's stdout and stderr write ends.
@@ -96,29 +86,7 @@ pub async fn start(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: runs between fork and exec; only fcntl and dup2 (async-signal-safe) on
-    // descriptor numbers captured by value.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Move the sources out of the way first, so placing them at 3, 4, 5 cannot
-            // overwrite one another.
-            let mut high = [0; 3];
-            for (i, fd) in src.iter().enumerate() {
-                // CLOEXEC: these copies must not reach the logger (dup2 below gives
-                // 3, 4 and 5 without the flag).
-                high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10);
-                if high[i] < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            for (i, fd) in high.iter().enumerate() {
-                if libc::dup2(*fd, 3 + i as i32) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    crate::sys::pass_fds(&mut cmd, src.to_vec());
     let child = cmd
         .spawn()
         .map_err(|e| ShimError::InvalidArgument(format!("start logging binary {path}: {e}")))?;
@@ -131,16 +99,12 @@ pub async fn start(
     };
     // Ready: one byte, or EOF when the logger exits without signalling.
     let mut b = [0u8; 1];
-    let ready = tokio::task::spawn_blocking(move || {
-        // SAFETY: reading into a valid one-byte buffer from a pipe we own.
-        unsafe { libc::read(ready_r.as_raw_fd(), b.as_mut_ptr().cast(), 1) }
-    })
-    .await
-    .map_err(|e| ShimError::Internal(format!("wait for logging binary: {e}")))?;
-    if ready < 0 {
+    let ready = tokio::task::spawn_blocking(move || crate::sys::read(ready_r.as_fd(), &mut b))
+        .await
+        .map_err(|e| ShimError::Internal(format!("wait for logging binary: {e}")))?;
+    if let Err(e) = ready {
         return Err(ShimError::Internal(format!(
-            "wait for logging binary {path}: {}",
-            std::io::Error::last_os_error()
+            "wait for logging binary {path}: read the readiness pipe: {e}"
         )));
     }
     Ok((out_w, err_w, logger))
@@ -151,26 +115,18 @@ impl Drop for Logger {
         let Some(pidfd) = self.pidfd.take() else {
             return;
         };
+        let pid = self.pid;
         let signal = move |sig: i32| {
-            // SAFETY: the pidfd is open; a null siginfo means a plain kill-like signal.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    pidfd.as_raw_fd(),
-                    sig,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
-            }
+            runtime_core::container::signal_pidfd(std::os::fd::AsFd::as_fd(&pidfd), sig, pid)
         };
-        if signal(libc::SIGTERM) < 0 {
+        if signal(crate::sys::SIGTERM).is_err() {
             return; // already gone
         }
         let exited = self.reaper.subscribe(self.pid);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 if tokio::time::timeout(TERM_GRACE, exited).await.is_err() {
-                    signal(libc::SIGKILL);
+                    let _ = signal(crate::sys::SIGKILL);
                 }
             });
         }

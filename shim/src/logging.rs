@@ -3,16 +3,14 @@
 //! not fit is dropped. Level: info, debug with `-debug`.
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 struct FifoWriter(OwnedFd);
 
 impl Write for FifoWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // SAFETY: `buf` is valid for reads of its length.
-        let n = unsafe { libc::write(self.0.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
         // EAGAIN (containerd not reading) or EPIPE: drop the line rather than block.
-        Ok(if n < 0 { buf.len() } else { n as usize })
+        Ok(crate::sys::write(self.0.as_fd(), buf).unwrap_or(buf.len()))
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -22,19 +20,9 @@ impl Write for FifoWriter {
 
 /// Log to `<cwd>/log` (the bundle's fifo) if it can be opened without blocking.
 pub fn init(debug: bool) {
-    let path = c"log";
-    // SAFETY: `path` is a valid C string.
-    let fd = unsafe {
-        libc::open(
-            path.as_ptr(),
-            libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
+    let Ok(fd) = crate::sys::open("log", crate::sys::O_WRONLY | crate::sys::O_NONBLOCK, 0) else {
         return;
-    }
-    // SAFETY: open returned a new descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    };
     let writer = std::sync::Mutex::new(FifoWriter(fd));
     let level = if debug {
         tracing::Level::DEBUG

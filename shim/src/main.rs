@@ -2,25 +2,32 @@
 //! (`start`), talks to its daemon over ttrpc (the Task API), and cleans up with
 //! `delete`; containers are created in-process by runtime-core, no runtime binary runs.
 
+mod bundle;
+mod console;
 mod container;
+mod criu;
 mod daemon;
 mod delete;
 mod error;
 mod events;
+mod flags;
 #[cfg(test)]
 mod fuzz;
 mod info;
 mod logger;
 mod logging;
+mod monitor;
 mod options;
+mod pidns;
+mod process;
 mod reaper;
 mod service;
 mod start;
 mod stats;
 mod stdio;
-
-/// File in the bundle recording the state root used at Create (for `delete`).
-pub const STATE_FILE_IN_BUNDLE: &str = ".runrs-root";
+mod sys;
+mod task;
+mod translate;
 
 fn main() {
     // A container's init is this binary re-executed: it must branch off before any
@@ -46,7 +53,7 @@ fn main() {
         }
         return;
     }
-    let flags = match containerd_shim::parse(&args[1..]) {
+    let flags = match flags::parse(&args[1..]) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("containerd-shim-runrs-v2: {e}");

@@ -80,13 +80,7 @@ impl Reaper {
 
     /// Collect every exited child and dispatch its status.
     fn reap_all(&self) {
-        loop {
-            let mut status = 0;
-            // SAFETY: waitpid writes the status into a valid int.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid <= 0 {
-                return;
-            }
+        while let Some((pid, status)) = crate::sys::reap_one() {
             self.dispatch(pid, status);
         }
     }
@@ -96,7 +90,7 @@ impl Reaper {
     }
 
     /// Hands the exit of `pid` to its waiters, else to the open windows, else drops it.
-    fn dispatch(&self, pid: i32, status: i32) {
+    pub(crate) fn dispatch(&self, pid: i32, status: i32) {
         let mut reg = self.registry();
         if let Some(senders) = reg.waiting.remove(&pid) {
             for s in senders {

@@ -1,63 +1,69 @@
-//! The Task service: containerd's requests, each mapped onto runtime-core (called on
-//! blocking threads) and answered with the events containerd expects, in order:
-//! TaskCreate, TaskStart, TaskExit (after the output is relayed), TaskDelete.
+//! The shim's verbs over runtime-core: what each Task request does to a container and
+//! its processes, in plain types (crate::translate decodes the requests and encodes the
+//! results, crate::task is the ttrpc face). runtime-core runs on blocking threads. Every
+//! lifecycle event goes through the monitor (crate::monitor), which owns their order;
+//! each process' state changes follow crate::process' state machine.
 
 use std::collections::{HashMap, HashSet};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use async_trait::async_trait;
-use containerd_shim_protos::api::{self, Status};
-use containerd_shim_protos::events::task::{
-    TaskCheckpointed, TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO,
-    TaskOOM, TaskPaused, TaskResumed, TaskStart,
-};
-use containerd_shim_protos::shim_async::Task;
 use containerd_shim_protos::topics;
-use containerd_shim_protos::ttrpc::{self, r#async::TtrpcContext};
-use runtime_core::bundle::RootfsMount;
-use runtime_core::cgroups::oom::OomEvent;
-use runtime_core::container::{ConsoleSocket, CreateOptions, ExecOptions, RestoreOptions};
-use runtime_core::criu::CheckpointOptions;
-use runtime_core::process::spawn::Reap;
-use tokio::io::unix::AsyncFd;
+use runtime_core::container::{CreateOptions, ExecOptions};
+use runtime_core::process::spawn::{InitStdio, Reap};
 use tokio::sync::Notify;
 
-use crate::container::{Container, Exit, PendingRestore, Process, State};
+use crate::bundle::{self, Rootfs};
+use crate::console;
+use crate::container::Container;
+use crate::criu::PendingRestore;
 use crate::error::{Result, ShimError};
-use crate::events::{timestamp, Events};
+use crate::monitor::{Monitor, Runtime};
+use crate::options::RuntimeOptions;
+use crate::process::{Exit, Process, State};
 use crate::reaper::Reaper;
-use crate::stdio::{self, StdioSpec};
-use crate::{options, STATE_FILE_IN_BUNDLE};
-
-/// Default state root of the shim (runc's Root option overrides it).
-pub const DEFAULT_ROOT: &str = "/run/containerd/runrs";
-
-/// How long TaskExit waits for a terminal's output to be relayed.
-const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+use crate::stdio::{self, Io, StdioSpec};
+use crate::translate::{self, Create, Exec};
 
 /// The shim's Task service.
 pub struct Service {
     namespace: String,
-    events: Events,
+    monitor: Monitor,
     reaper: Reaper,
     containers: tokio::sync::Mutex<HashMap<String, Arc<Container>>>,
     reserved: Mutex<HashSet<String>>,
     shutdown: Arc<Notify>,
 }
 
-fn blocking_err(e: tokio::task::JoinError) -> ShimError {
-    ShimError::Internal(format!("runtime task failed: {e}"))
+/// A runtime-core call on a blocking thread.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ShimError::Internal(format!("runtime task failed: {e}")))?
+}
+
+/// The stdio of a process about to be started: the runtime's ends, the shim's relay
+/// (None for a terminal: relayed once the pty master arrives) and the console socket.
+type Prepared = (InitStdio, Option<Io>, Option<console::Pair>);
+
+/// The shim's relay of a started process' stdio.
+fn relay(spec: &StdioSpec, io: Option<Io>, master: Option<std::os::fd::OwnedFd>) -> Result<Io> {
+    Ok(match (io, master) {
+        (Some(io), _) => io,
+        (None, Some(m)) => stdio::relay_terminal(spec, m)?,
+        (None, None) => Io::default(),
+    })
 }
 
 impl Service {
     /// A service for containerd namespace `namespace`.
-    pub fn new(namespace: String, events: Events, reaper: Reaper, shutdown: Arc<Notify>) -> Self {
+    pub fn new(namespace: String, monitor: Monitor, reaper: Reaper, shutdown: Arc<Notify>) -> Self {
         Service {
             namespace,
-            events,
+            monitor,
             reaper,
             containers: tokio::sync::Mutex::new(HashMap::new()),
             reserved: Mutex::new(HashSet::new()),
@@ -65,7 +71,8 @@ impl Service {
         }
     }
 
-    async fn get(&self, id: &str) -> Result<Arc<Container>> {
+    /// Container `id`.
+    pub async fn get(&self, id: &str) -> Result<Arc<Container>> {
         self.containers
             .lock()
             .await
@@ -74,65 +81,66 @@ impl Service {
             .ok_or_else(|| ShimError::NotFound(format!("container {id} not created")))
     }
 
-    async fn process(&self, id: &str, exec_id: &str) -> Result<(Arc<Container>, Arc<Process>)> {
+    /// Container `id` and its process `exec_id` ("" for the init).
+    pub async fn process(&self, id: &str, exec_id: &str) -> Result<(Arc<Container>, Arc<Process>)> {
         let c = self.get(id).await?;
-        if exec_id.is_empty() {
-            let p = c.init.clone();
-            return Ok((c, p));
-        }
-        let p = c
-            .execs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(exec_id)
-            .cloned()
-            .ok_or_else(|| ShimError::NotFound(format!("process does not exist {exec_id}")))?;
+        let p = c.process(exec_id)?;
         Ok((c, p))
     }
 
-    async fn do_create(&self, req: api::CreateTaskRequest) -> Result<api::CreateTaskResponse> {
-        if !req.parent_checkpoint.is_empty() {
-            return Err(ShimError::Unimplemented(
-                "restoring from a parent checkpoint (incremental images) is not supported".into(),
-            ));
+    async fn stdio(&self, id: &str, spec: &StdioSpec, uid: u32, gid: u32) -> Result<Prepared> {
+        if spec.terminal {
+            return Ok((InitStdio::default(), None, Some(console::Pair::new()?)));
         }
+        let owner = stdio::Owner {
+            id,
+            namespace: &self.namespace,
+            reaper: &self.reaper,
+        };
+        let (fds, io) = stdio::prepare(spec, uid, gid, &owner).await?;
+        Ok((fds, Some(io), None))
+    }
+
+    /// Create: the container's init, stopped before the user's process (or, for a
+    /// checkpoint, a restore prepared for Start). Its pid.
+    pub async fn create(&self, req: Create) -> Result<i32> {
         {
             let mut r = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
-            if self
+            let known = self
                 .containers
                 .try_lock()
                 .map(|m| m.contains_key(&req.id))
-                .unwrap_or(false)
-                || !r.insert(req.id.clone())
-            {
+                .unwrap_or(false);
+            if known || !r.insert(req.id.clone()) {
                 return Err(ShimError::AlreadyExists(format!(
                     "container {} already exists",
                     req.id
                 )));
             }
         }
-        let r = self.create_inner(&req).await;
+        let id = req.id.clone();
+        let r = self.create_reserved(req).await;
         self.reserved
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&req.id);
+            .remove(&id);
         r
     }
 
-    async fn create_inner(&self, req: &api::CreateTaskRequest) -> Result<api::CreateTaskResponse> {
+    async fn create_reserved(&self, req: Create) -> Result<i32> {
         if self.containers.lock().await.contains_key(&req.id) {
             return Err(ShimError::AlreadyExists(format!(
                 "container {} already exists",
                 req.id
             )));
         }
-        let opts = options::decode(req.options.as_ref())?;
+        let opts = &req.options;
         if opts.systemd_cgroup {
-            if let Some(why) = runtime_core::cgroups::systemd_driver_unavailable(Path::new("/run"))
-            {
+            let run = std::path::Path::new("/run");
+            if let Some(why) = runtime_core::cgroups::systemd_driver_unavailable(run) {
                 return Err(ShimError::InvalidArgument(format!("SystemdCgroup: {why}")));
             }
-            if !req.checkpoint.is_empty() {
+            if req.checkpoint.is_some() {
                 return Err(ShimError::InvalidArgument(
                     "SystemdCgroup: restore with the systemd cgroup driver is not implemented yet"
                         .into(),
@@ -140,87 +148,51 @@ impl Service {
             }
         }
         let systemd_cgroup = opts.systemd_cgroup;
-        let root = PathBuf::from(opts.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into()))
-            .join(&self.namespace);
-        let bundle = PathBuf::from(&req.bundle);
-        let spec = StdioSpec {
-            stdin: req.stdin.clone(),
-            stdout: req.stdout.clone(),
-            stderr: req.stderr.clone(),
-            terminal: req.terminal,
-        };
-        let mounts: Vec<RootfsMount> = req
-            .rootfs
-            .iter()
-            .map(|m| RootfsMount {
-                typ: m.type_.clone(),
-                source: m.source.clone(),
-                options: m.options.clone(),
-            })
-            .collect();
-
-        let (init_stdio, io, console) = if req.terminal {
-            let (ours, theirs) =
-                UnixStream::pair().map_err(|e| ShimError::Internal(format!("socketpair: {e}")))?;
-            (Default::default(), None, Some((ours, theirs)))
-        } else {
-            let owner = stdio::Owner {
-                id: &req.id,
-                namespace: &self.namespace,
-                reaper: &self.reaper,
-            };
-            let (fds, io) = stdio::prepare(&spec, opts.io_uid, opts.io_gid, &owner).await?;
-            (fds, Some(io), None)
-        };
-        let id = req.id.clone();
-        let no_pivot = opts.no_pivot_root;
-        let b = bundle.clone();
-        let r = root.clone();
-        // A checkpoint is restored at Start, like containerd-shim-runc-v2 does.
-        let restore_image = (!req.checkpoint.is_empty()).then(|| PathBuf::from(&req.checkpoint));
+        let root = PathBuf::from(
+            opts.root
+                .clone()
+                .unwrap_or_else(|| bundle::DEFAULT_ROOT.into()),
+        )
+        .join(&self.namespace);
+        let (init_stdio, io, console) = self
+            .stdio(&req.id, &req.stdio, opts.io_uid, opts.io_gid)
+            .await?;
+        let (id, b, r, no_pivot) = (
+            req.id.clone(),
+            req.bundle.clone(),
+            root.clone(),
+            opts.no_pivot_root,
+        );
+        let mounts = req.rootfs.clone();
+        let restore_image = req.checkpoint.clone();
         let criu_work = opts.criu_work_path.clone().map(PathBuf::from);
         // Opened before init exists: its exit is kept even if it comes before the claim.
         let window = self.reaper.window();
-        let (core, mounted, master, pending) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let rootfs = b.join("rootfs");
-            let mounted = if mounts.is_empty() {
-                None
-            } else {
-                match std::fs::create_dir(&rootfs) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => {
-                        return Err(ShimError::Internal(format!(
-                            "create {}: {e}",
-                            rootfs.display()
-                        )))
+        let (core, rootfs, master, pending) = blocking(move || {
+            let rootfs = Rootfs::mount(&b, &mounts)?;
+            bundle::record_root(&b, &r);
+            if let Some(image) = restore_image {
+                let p = PendingRestore::new(&b, r, image, criu_work, init_stdio, console);
+                return Ok((None, rootfs, None, Some(p)));
+            }
+            let undo = |e: ShimError| {
+                if let Some(m) = &rootfs {
+                    if let Err(u) = m.unmount() {
+                        tracing::warn!("undo the rootfs mounts: {u}");
                     }
                 }
-                runtime_core::bundle::mount_all(&mounts, &rootfs)
-                    .map_err(|e| ShimError::Internal(runtime_core::error::chain(&e)))?;
-                Some(rootfs.clone())
+                bundle::forget_root(&b);
+                e
             };
-            let _ = std::fs::write(b.join(STATE_FILE_IN_BUNDLE), r.display().to_string());
-            if let Some(image) = restore_image {
-                let work = criu_work.unwrap_or_else(|| b.join("criu-work"));
-                let pending = PendingRestore {
-                    image,
-                    work,
-                    root: r,
-                    stdio: init_stdio,
-                    console,
-                    criu: PathBuf::from("criu"),
-                };
-                return Ok((None, mounted, None, Some(pending)));
-            }
-            let (ours, console_socket) = match console {
-                Some((o, t)) => (Some(o), Some(ConsoleSocket::Fd(t.into()))),
-                None => (None, None),
+            let (receiver, console_socket) = console::split(console);
+            let extras = runtime_core::container::CreateExtras {
+                systemd_cgroup,
+                ..Default::default()
             };
-            let created = runtime_core::container::create_with(
+            let core = runtime_core::container::create_with(
                 CreateOptions {
                     id,
-                    bundle: b,
+                    bundle: b.clone(),
                     root: r,
                     console_socket,
                     pid_file: None,
@@ -230,253 +202,77 @@ impl Service {
                     reap: Reap::External,
                     extra_env: Vec::new(),
                 },
-                &runtime_core::container::CreateExtras {
-                    systemd_cgroup,
-                    ..Default::default()
-                },
-            );
-            let core = match created {
-                Ok(c) => c,
+                &extras,
+            )
+            .map_err(|e| undo(e.into()))?;
+            let master = match receiver.map(console::Receiver::master).transpose() {
+                Ok(m) => m,
                 Err(e) => {
-                    if let Some(m) = &mounted {
-                        let _ = runtime_core::bundle::unmount_all(m);
-                    }
-                    return Err(e.into());
+                    let _ = core.clone().delete(true);
+                    return Err(undo(e));
                 }
             };
-            let master = match ours {
-                Some(sock) => match runtime_core::process::console::recv_master(
-                    std::os::fd::AsFd::as_fd(&sock),
-                ) {
-                    Ok(m) => Some(m),
-                    Err(e) => {
-                        let _ = core.clone().delete(true);
-                        if let Some(m) = &mounted {
-                            let _ = runtime_core::bundle::unmount_all(m);
-                        }
-                        return Err(ShimError::Internal(runtime_core::error::chain(&e)));
-                    }
-                },
-                None => None,
-            };
-            Ok((Some(core), mounted, master, None))
+            Ok((Some(core), rootfs, master, None))
         })
-        .await
-        .map_err(blocking_err)??;
+        .await?;
 
         let pid = core.as_ref().map(|c| c.pid()).unwrap_or(0);
         // Subscribe before anything else can observe the exit.
         let exited = core.as_ref().map(|_| window.claim(pid));
-        let io = match (io, master) {
-            (Some(io), _) => io,
-            (None, Some(m)) => stdio::relay_terminal(&spec, m)?,
-            (None, None) => Default::default(),
-        };
-        let kill_all_on_exit = match &core {
-            Some(c) => !c.own_pid_ns(),
-            None => !runtime_core::spec::load(&bundle)
-                .map(|s| runtime_core::spec::new_ns(&s, oci_spec::runtime::LinuxNamespaceType::Pid))
-                .unwrap_or(false),
-        };
-        let restore = pending;
+        let io = relay(&req.stdio, io, master)?;
         let container = Arc::new(Container {
             id: req.id.clone(),
-            bundle: bundle.clone(),
-            mounted_rootfs: mounted,
+            bundle: req.bundle.clone(),
+            rootfs,
+            kill_all_on_exit: crate::pidns::kill_all_on_exit(core.as_ref(), &req.bundle),
             core: tokio::sync::Mutex::new(core),
-            restore: std::sync::Mutex::new(restore),
-            init: Arc::new(Process::new(req.id.clone(), pid, spec.clone(), io)),
-            execs: std::sync::Mutex::new(HashMap::new()),
-            kill_all_on_exit,
+            restore: Mutex::new(pending),
+            init: Arc::new(Process::new(req.id.clone(), pid, req.stdio, io)),
+            execs: Mutex::new(HashMap::new()),
             gate: tokio::sync::Mutex::new(()),
-            oom_reported: std::sync::Mutex::new(0),
-            oom_task: std::sync::Mutex::new(None),
+            oom_task: Mutex::new(None),
         });
         let gate = container.gate.lock().await;
         self.containers
             .lock()
             .await
             .insert(req.id.clone(), container.clone());
+        let mut event = req.event;
+        event.pid = pid as u32;
+        self.monitor.publish(topics::TASK_CREATE_EVENT_TOPIC, event);
         if let Some(exited) = exited {
-            self.spawn_exit_watcher(container.clone(), container.init.clone(), exited);
-            self.spawn_oom_watcher(container.clone()).await;
+            self.monitor
+                .watch(container.clone(), container.init.clone(), exited);
+            container.watch_oom(&self.monitor).await;
         }
-        self.events.publish(
-            topics::TASK_CREATE_EVENT_TOPIC,
-            &TaskCreate {
-                container_id: req.id.clone(),
-                bundle: req.bundle.clone(),
-                rootfs: req.rootfs.clone(),
-                io: Some(TaskIO {
-                    stdin: req.stdin.clone(),
-                    stdout: req.stdout.clone(),
-                    stderr: req.stderr.clone(),
-                    terminal: req.terminal,
-                    ..Default::default()
-                })
-                .into(),
-                checkpoint: req.checkpoint.clone(),
-                pid: pid as u32,
-                ..Default::default()
-            },
-        );
         drop(gate);
-        tracing::info!(id = %req.id, pid, "created");
-        Ok(api::CreateTaskResponse {
-            pid: pid as u32,
-            ..Default::default()
-        })
+        tracing::info!(pid, "created");
+        Ok(pid)
     }
 
-    fn spawn_exit_watcher(
-        &self,
-        c: Arc<Container>,
-        p: Arc<Process>,
-        exited: tokio::sync::oneshot::Receiver<i32>,
-    ) {
-        let events = self.events.clone();
-        tokio::spawn(async move {
-            let Ok(raw) = exited.await else { return };
-            let status = runtime_core::process::reap::exit_code(raw) as u32;
-            let is_init = Arc::ptr_eq(&p, &c.init);
-            let _gate = c.gate.lock().await;
-            if is_init && c.kill_all_on_exit {
-                if let Ok(core) = c.core().await {
-                    let _ =
-                        tokio::task::spawn_blocking(move || core.signal_all(libc::SIGKILL)).await;
-                }
-            }
-            p.io.lock().await.drained(DRAIN_LIMIT).await;
-            if is_init {
-                // An OOM kill that ended the container is reported before its exit.
-                if let Ok(core) = c.core().await {
-                    if let Ok(kills) =
-                        tokio::task::spawn_blocking(move || core.oom_kill_count()).await
-                    {
-                        report_oom(&events, &c, kills);
-                    }
-                }
-            }
-            let exit = Exit {
-                status,
-                at: SystemTime::now(),
-            };
-            if is_init {
-                // Persist it, so `shim delete` after a crash reports the real status. Before
-                // the exit is visible: a Wait that returns lets the client Delete, which
-                // removes the state dir, and a save still writing there made that fail
-                // ("Directory not empty").
-                let _ = c.write_state(|s| s.exit_status = Some(status as i32)).await;
-            }
-            tracing::info!(id = %c.id, process = %p.id, status, "exited");
-            p.finish(exit, |exit| {
-                events.publish(
-                    topics::TASK_EXIT_EVENT_TOPIC,
-                    &TaskExit {
-                        container_id: c.id.clone(),
-                        id: p.id.clone(),
-                        pid: p.pid() as u32,
-                        exit_status: status,
-                        exited_at: Some(timestamp(exit.at)).into(),
-                        ..Default::default()
-                    },
-                )
-            });
-        });
-    }
-
-    async fn freeze(&self, id: &str, frozen: bool) -> Result<api::Empty> {
-        let c = self.get(id).await?;
-        let core = c.core().await?;
-        tokio::task::spawn_blocking(move || if frozen { core.pause() } else { core.resume() })
-            .await
-            .map_err(blocking_err)??;
-        if frozen {
-            self.events.publish(
-                topics::TASK_PAUSED_EVENT_TOPIC,
-                &TaskPaused {
-                    container_id: c.id.clone(),
-                    ..Default::default()
-                },
-            );
-        } else {
-            self.events.publish(
-                topics::TASK_RESUMED_EVENT_TOPIC,
-                &TaskResumed {
-                    container_id: c.id.clone(),
-                    ..Default::default()
-                },
-            );
+    /// Start the init or an exec'd process; its pid.
+    pub async fn start(&self, id: &str, exec_id: &str) -> Result<i32> {
+        let (c, p) = self.process(id, exec_id).await?;
+        if !exec_id.is_empty() {
+            return self.start_exec(c, p).await;
         }
-        Ok(api::Empty::default())
-    }
-
-    async fn do_update(&self, req: api::UpdateTaskRequest) -> Result<api::Empty> {
-        let c = self.get(&req.id).await?;
-        let any = req
-            .resources
-            .as_ref()
-            .ok_or_else(|| ShimError::InvalidArgument("update without resources".into()))?;
-        let de = &mut serde_json::Deserializer::from_slice(&any.value);
-        let res: oci_spec::runtime::LinuxResources =
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                ShimError::InvalidArgument(format!("resources: {}: {}", e.path(), e.inner()))
-            })?;
-        let mut core = c.core.lock().await;
-        let mut updated = core.clone().ok_or_else(|| {
-            ShimError::FailedPrecondition(format!("container {} has not been restored yet", c.id))
-        })?;
-        let updated = tokio::task::spawn_blocking(move || updated.update(&res).map(|()| updated))
-            .await
-            .map_err(blocking_err)??;
-        *core = Some(updated);
-        Ok(api::Empty::default())
-    }
-
-    async fn do_stats(&self, req: api::StatsRequest) -> Result<api::StatsResponse> {
-        let c = self.get(&req.id).await?;
-        let core = c.core().await?;
-        let stats = tokio::task::spawn_blocking(move || core.stats())
-            .await
-            .map_err(blocking_err)??;
-        Ok(api::StatsResponse {
-            stats: Some(crate::stats::to_metrics(&stats)).into(),
-            ..Default::default()
-        })
-    }
-
-    /// Watch the container's memory cgroup and publish TaskOOM for new OOM kills.
-    async fn spawn_oom_watcher(&self, c: Arc<Container>) {
-        let Ok(core) = c.core().await else { return };
-        let watcher = match tokio::task::spawn_blocking(move || core.oom_watcher()).await {
-            Ok(Ok(w)) => w,
-            Ok(Err(e)) => {
-                tracing::debug!(id = %c.id, "no OOM watch: {}", runtime_core::error::chain(&e));
-                return;
-            }
-            Err(_) => return,
-        };
-        let events = self.events.clone();
-        let c2 = c.clone();
-        let task = tokio::spawn(async move {
-            // SAFETY: the watcher owns its descriptor for as long as it lives, and the
-            // AsyncFd owns the watcher.
-            let Ok(afd) = (unsafe { AsyncFd::register(OomFd(watcher)) }) else {
-                return;
-            };
-            let mut afd = afd;
-            loop {
-                let Ok(mut g) = afd.readable_mut().await else {
-                    return;
-                };
-                match g.get_inner_mut().0.read() {
-                    Ok(Some(OomEvent::Oom { kills })) => report_oom(&events, &c2, kills),
-                    Ok(Some(OomEvent::Gone)) | Err(_) => return,
-                    Ok(None) => g.clear_ready(),
-                }
-            }
-        });
-        *c.oom_task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        let pending = c.restore.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(pending) = pending {
+            return self.start_restore(c, p, pending).await;
+        }
+        let gate = c.gate.lock().await;
+        p.check_start()?;
+        let mut core = c.core().await?;
+        let core = blocking(move || Ok(core.start().map(|()| core)?)).await?;
+        *c.core.lock().await = Some(core);
+        let pid = p.pid();
+        let event = translate::task_start(&c.id, pid);
+        self.monitor
+            .started(p, topics::TASK_START_EVENT_TOPIC, event)
+            .await?;
+        drop(gate);
+        tracing::info!(pid, "started");
+        Ok(pid)
     }
 
     /// Start of a task created from a checkpoint: criu restores it now.
@@ -485,144 +281,32 @@ impl Service {
         c: Arc<Container>,
         p: Arc<Process>,
         pending: PendingRestore,
-    ) -> Result<api::StartResponse> {
+    ) -> Result<i32> {
         let gate = c.gate.lock().await;
-        let id = c.id.clone();
-        let bundle = c.bundle.clone();
+        let (id, bundle) = (c.id.clone(), c.bundle.clone());
         let window = self.reaper.window();
-        let (core, handle, master) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let (ours, console_socket) = match pending.console {
-                Some((o, t)) => (Some(o), Some(ConsoleSocket::Fd(t.into()))),
-                None => (None, None),
-            };
-            let _ = std::fs::create_dir_all(&pending.work);
-            let mut o = RestoreOptions::new(&id, bundle, pending.root, pending.image);
-            o.work_path = Some(pending.work);
-            o.criu = pending.criu;
-            o.stdio = pending.stdio;
-            o.console_socket = console_socket;
-            let core = runtime_core::container::restore(o)?;
-            let handle = runtime_core::container::process_handle(core.pid());
-            let master = match ours {
-                Some(sock) => Some(
-                    runtime_core::process::console::recv_master(std::os::fd::AsFd::as_fd(&sock))
-                        .map_err(|e| ShimError::Internal(runtime_core::error::chain(&e)))?,
-                ),
-                None => None,
-            };
-            Ok((core, handle, master))
-        })
-        .await
-        .map_err(blocking_err)??;
-        let pid = core.pid();
+        let restored = blocking(move || pending.restore(&id, bundle)).await?;
+        let pid = restored.core.pid();
         let exited = window.claim(pid);
-        if let Some(m) = master {
+        if let Some(m) = restored.master {
             *p.io.lock().await = stdio::relay_terminal(&p.stdio, m)?;
         }
-        p.set_pid(pid, handle);
-        *c.core.lock().await = Some(core);
-        p.set_running();
-        self.spawn_exit_watcher(c.clone(), p.clone(), exited);
-        self.spawn_oom_watcher(c.clone()).await;
-        tracing::info!(id = %c.id, pid, "restored");
-        self.events.publish(
-            topics::TASK_START_EVENT_TOPIC,
-            &TaskStart {
-                container_id: c.id.clone(),
-                pid: pid as u32,
-                ..Default::default()
-            },
-        );
+        p.set_pid(pid, restored.handle);
+        *c.core.lock().await = Some(restored.core);
+        let event = translate::task_start(&c.id, pid);
+        self.monitor
+            .started(p.clone(), topics::TASK_START_EVENT_TOPIC, event)
+            .await?;
+        self.monitor.watch(c.clone(), p, exited);
+        c.watch_oom(&self.monitor).await;
         drop(gate);
-        Ok(api::StartResponse {
-            pid: pid as u32,
-            ..Default::default()
-        })
+        tracing::info!(pid, "restored");
+        Ok(pid)
     }
 
-    async fn do_checkpoint(&self, req: api::CheckpointTaskRequest) -> Result<api::Empty> {
-        let c = self.get(&req.id).await?;
-        let core = c.core().await?;
-        let co = options::decode_checkpoint(req.options.as_ref())?;
-        let image = co
-            .image_path
-            .clone()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(&req.path));
-        if image.as_os_str().is_empty() {
-            return Err(ShimError::InvalidArgument(
-                "checkpoint without an image path".into(),
-            ));
-        }
-        let mut o = CheckpointOptions::new(image);
-        o.work_path = co.work_path.clone().map(PathBuf::from);
-        o.leave_running = !co.exit;
-        o.tcp_established = co.open_tcp;
-        o.ext_unix_sk = co.external_unix_sockets;
-        o.shell_job = co.terminal;
-        o.file_locks = co.file_locks;
-        o.empty_ns = runtime_core::criu::parse_namespaces(&co.empty_namespaces)
-            .map_err(|e| ShimError::InvalidArgument(runtime_core::error::chain(&e)))?;
-        if !co.cgroups_mode.is_empty() {
-            o.manage_cgroups_mode = Some(co.cgroups_mode.parse().map_err(
-                |e: runtime_core::criu::CriuError| {
-                    ShimError::InvalidArgument(runtime_core::error::chain(&e))
-                },
-            )?);
-        }
-        let mut core = core;
-        let path = o.image_path.display().to_string();
-        let stopped = !(o.leave_running || o.pre_dump);
-        tokio::task::spawn_blocking(move || core.checkpoint(&o))
-            .await
-            .map_err(blocking_err)??;
-        if stopped {
-            // Into the shim's own copy, not `core` (a clone from before the checkpoint,
-            // without the exit status the exit watcher saves: issue 15).
-            c.write_state(|s| s.recorded_status = runtime_core::state::Status::Stopped)
-                .await?;
-        }
-        // containerd (1.6 to 2.1) does not publish TaskCheckpointed for a task checkpoint,
-        // so the shim does; the exit (without leave-running) comes through the reaper.
-        self.events.publish(
-            topics::TASK_CHECKPOINTED_EVENT_TOPIC,
-            &TaskCheckpointed {
-                container_id: c.id.clone(),
-                checkpoint: path,
-                ..Default::default()
-            },
-        );
-        tracing::info!(id = %c.id, "checkpointed");
-        Ok(api::Empty::default())
-    }
-
-    async fn do_exec(&self, req: api::ExecProcessRequest) -> Result<()> {
-        let c = self.get(&req.id).await?;
-        if req.exec_id.is_empty() {
-            return Err(ShimError::InvalidArgument(
-                "exec id must not be empty".into(),
-            ));
-        }
-        let any = req
-            .spec
-            .as_ref()
-            .ok_or_else(|| ShimError::InvalidArgument("exec without a process spec".into()))?;
-        let de = &mut serde_json::Deserializer::from_slice(&any.value);
-        let mut spec: oci_spec::runtime::Process =
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                ShimError::InvalidArgument(format!(
-                    "exec process spec: {}: {}",
-                    e.path(),
-                    e.inner()
-                ))
-            })?;
-        spec.set_terminal(Some(req.terminal));
-        let stdio = StdioSpec {
-            stdin: req.stdin.clone(),
-            stdout: req.stdout.clone(),
-            stderr: req.stderr.clone(),
-            terminal: req.terminal,
-        };
+    /// Exec: add a process to run in the container, not started yet.
+    pub async fn exec(&self, id: &str, req: Exec) -> Result<()> {
+        let c = self.get(id).await?;
         {
             let mut execs = c.execs.lock().unwrap_or_else(|e| e.into_inner());
             if execs.contains_key(&req.exec_id) {
@@ -631,57 +315,33 @@ impl Service {
                     req.exec_id
                 )));
             }
-            execs.insert(
-                req.exec_id.clone(),
-                Arc::new(Process::new_exec(req.exec_id.clone(), spec, stdio)),
-            );
+            let p = Process::new_exec(req.exec_id.clone(), req.spec, req.stdio);
+            execs.insert(req.exec_id.clone(), Arc::new(p));
         }
-        tracing::info!(id = %c.id, exec_id = %req.exec_id, "exec added");
-        self.events.publish(
-            topics::TASK_EXEC_ADDED_EVENT_TOPIC,
-            &TaskExecAdded {
-                container_id: c.id.clone(),
-                exec_id: req.exec_id.clone(),
-                ..Default::default()
-            },
-        );
+        tracing::info!("exec added");
+        let event = translate::task_exec_added(&c.id, &req.exec_id);
+        self.monitor
+            .publish(topics::TASK_EXEC_ADDED_EVENT_TOPIC, event);
         Ok(())
     }
 
-    async fn start_exec(&self, c: Arc<Container>, p: Arc<Process>) -> Result<api::StartResponse> {
+    async fn start_exec(&self, c: Arc<Container>, p: Arc<Process>) -> Result<i32> {
         let gate = c.gate.lock().await;
-        if p.state() != State::Created {
-            return Err(ShimError::FailedPrecondition(format!(
-                "process {} was already started",
-                p.id
-            )));
-        }
+        p.check_start()?;
         let spec = p
             .spec
             .as_deref()
             .cloned()
             .ok_or_else(|| ShimError::Internal("exec process without spec".into()))?;
-        let opts = options::RuntimeOptions::default();
-        let (stdio, io, console) = if p.stdio.terminal {
-            let (ours, theirs) =
-                UnixStream::pair().map_err(|e| ShimError::Internal(format!("socketpair: {e}")))?;
-            (Default::default(), None, Some((ours, theirs)))
-        } else {
-            let owner = stdio::Owner {
-                id: &c.id,
-                namespace: &self.namespace,
-                reaper: &self.reaper,
-            };
-            let (fds, io) = stdio::prepare(&p.stdio, opts.io_uid, opts.io_gid, &owner).await?;
-            (fds, Some(io), None)
-        };
+        // IoUid/IoGid apply to the init's stdio only (as the Go shim).
+        let opts = RuntimeOptions::default();
+        let (stdio, io, console) = self
+            .stdio(&c.id, &p.stdio, opts.io_uid, opts.io_gid)
+            .await?;
         let core = c.core().await?;
         let window = self.reaper.window();
-        let (pid, handle, master) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let (ours, console_socket) = match console {
-                Some((o, t)) => (Some(o), Some(ConsoleSocket::Fd(t.into()))),
-                None => (None, None),
-            };
+        let (pid, handle, master) = blocking(move || {
+            let (receiver, console_socket) = console::split(console);
             let pid = core.exec(ExecOptions {
                 process: spec,
                 console_socket,
@@ -692,147 +352,67 @@ impl Service {
             })?;
             // Opened at once: the process is ours until the reaper collects it.
             let handle = runtime_core::container::process_handle(pid);
-            let master = match ours {
-                Some(sock) => Some(
-                    runtime_core::process::console::recv_master(std::os::fd::AsFd::as_fd(&sock))
-                        .map_err(|e| ShimError::Internal(runtime_core::error::chain(&e)))?,
-                ),
-                None => None,
-            };
+            let master = receiver.map(console::Receiver::master).transpose()?;
             Ok((pid, handle, master))
         })
-        .await
-        .map_err(blocking_err)??;
+        .await?;
         let exited = window.claim(pid);
-        let io = match (io, master) {
-            (Some(io), _) => io,
-            (None, Some(m)) => stdio::relay_terminal(&p.stdio, m)?,
-            (None, None) => Default::default(),
-        };
-        *p.io.lock().await = io;
+        *p.io.lock().await = relay(&p.stdio, io, master)?;
         p.set_pid(pid, handle);
-        p.set_running();
-        self.spawn_exit_watcher(c.clone(), p.clone(), exited);
-        self.events.publish(
-            topics::TASK_EXEC_STARTED_EVENT_TOPIC,
-            &TaskExecStarted {
-                container_id: c.id.clone(),
-                exec_id: p.id.clone(),
-                pid: pid as u32,
-                ..Default::default()
-            },
-        );
+        let event = translate::task_exec_started(&c.id, &p.id, pid);
+        self.monitor
+            .started(p.clone(), topics::TASK_EXEC_STARTED_EVENT_TOPIC, event)
+            .await?;
+        self.monitor.watch(c.clone(), p, exited);
         drop(gate);
-        Ok(api::StartResponse {
-            pid: pid as u32,
-            ..Default::default()
-        })
+        tracing::info!(pid, "exec started");
+        Ok(pid)
     }
 
-    async fn do_start(&self, req: api::StartRequest) -> Result<api::StartResponse> {
-        let (c, p) = self.process(&req.id, &req.exec_id).await?;
-        if !req.exec_id.is_empty() {
-            return self.start_exec(c, p).await;
-        }
-        let pending = c.restore.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(pending) = pending {
-            return self.start_restore(c, p, pending).await;
-        }
-        let gate = c.gate.lock().await;
-        match p.state() {
-            State::Created => {}
-            State::Running => {
-                return Err(ShimError::FailedPrecondition(format!(
-                    "container {} is already running",
-                    c.id
-                )))
-            }
-            State::Stopped => {
-                return Err(ShimError::FailedPrecondition(format!(
-                    "container {} has stopped",
-                    c.id
-                )))
-            }
-        }
-        let mut core = c.core().await?;
-        let core = tokio::task::spawn_blocking(move || core.start().map(|()| core))
-            .await
-            .map_err(blocking_err)??;
-        *c.core.lock().await = Some(core);
-        p.set_running();
-        self.events.publish(
-            topics::TASK_START_EVENT_TOPIC,
-            &TaskStart {
-                container_id: c.id.clone(),
-                pid: p.pid() as u32,
-                ..Default::default()
-            },
-        );
-        drop(gate);
-        Ok(api::StartResponse {
-            pid: p.pid() as u32,
-            ..Default::default()
-        })
-    }
-
-    async fn do_delete(&self, req: api::DeleteRequest) -> Result<api::DeleteResponse> {
-        let (c, p) = self.process(&req.id, &req.exec_id).await?;
-        if !req.exec_id.is_empty() {
-            if p.state() == State::Running {
-                return Err(ShimError::FailedPrecondition(format!(
-                    "cannot delete process {}: it is running",
-                    p.id
-                )));
-            }
+    /// Delete a process: an exec'd one that is not running, or the init (killed first
+    /// if it was never started) with everything the container owns. Its pid and exit.
+    pub async fn delete(&self, id: &str, exec_id: &str) -> Result<(i32, Option<Exit>)> {
+        let (c, p) = self.process(id, exec_id).await?;
+        if !exec_id.is_empty() {
+            p.check_delete()?;
+            let exit = self.monitor.deleted(c.clone(), p.clone()).await?;
             c.execs
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&p.id);
-            let exit = p.exit();
-            return Ok(api::DeleteResponse {
-                pid: p.pid() as u32,
-                exit_status: exit.map(|e| e.status).unwrap_or(0),
-                exited_at: exit.map(|e| timestamp(e.at)).into(),
-                ..Default::default()
-            });
+            return Ok((p.pid(), exit));
         }
-        if c.core.lock().await.is_none() {
-            // Created from a checkpoint and never started: nothing runs.
-            p.set_exited(Exit {
-                status: 0,
-                at: SystemTime::now(),
-            });
-        }
-        match p.state() {
-            State::Running => {
-                let core = c.core().await?;
-                if core.status() != runtime_core::Status::Stopped {
+        let core = c.core.lock().await.clone();
+        if let Some(core) = core {
+            match p.state() {
+                State::Running if core.status() != runtime_core::Status::Stopped => {
                     return Err(ShimError::FailedPrecondition(format!(
                         "cannot delete container {}: it is running",
                         c.id
                     )));
                 }
-            }
-            State::Created => {
-                if let Ok(core) = c.core().await {
-                    let _ =
-                        tokio::task::spawn_blocking(move || core.kill(libc::SIGKILL, false)).await;
+                State::Created => {
+                    let r = blocking(move || Ok(core.kill(crate::sys::SIGKILL, false)?)).await;
+                    if let Err(e) = r {
+                        tracing::debug!("kill the created init: {e}");
+                    }
                 }
+                _ => {}
             }
-            State::Stopped => {}
-        }
-        let exit = match tokio::time::timeout(Duration::from_secs(10), p.wait()).await {
-            Ok(e) => e,
-            Err(_) => {
+            // The exit becomes visible once TaskExit is queued (the monitor).
+            if tokio::time::timeout(Duration::from_secs(10), p.wait())
+                .await
+                .is_err()
+            {
                 return Err(ShimError::Internal(format!(
                     "container {}: init did not exit after SIGKILL",
                     c.id
-                )))
+                )));
             }
-        };
+        }
         let core = c.core.lock().await.clone();
-        let mounted = c.mounted_rootfs.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
+        let rootfs = c.rootfs.clone();
+        blocking(move || {
             if let Some(core) = core {
                 match core.delete(true) {
                     Ok(()) => {}
@@ -840,340 +420,180 @@ impl Service {
                     Err(e) => return Err(e.into()),
                 }
             }
-            if let Some(m) = mounted {
-                runtime_core::bundle::unmount_all(&m)
-                    .map_err(|e| ShimError::Internal(runtime_core::error::chain(&e)))?;
-            }
+            rootfs.as_ref().map(Rootfs::unmount).transpose()?;
             Ok(())
         })
-        .await
-        .map_err(blocking_err)??;
-        let _ = std::fs::remove_file(c.bundle.join(STATE_FILE_IN_BUNDLE));
-        if let Some(t) = c.oom_task.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            t.abort();
-        }
+        .await?;
+        bundle::forget_root(&c.bundle);
+        c.stop_oom_watch();
         self.containers.lock().await.remove(&c.id);
         // Dropping the container's Io closes the fifos' keep-alive readers.
-        self.events.publish(
-            topics::TASK_DELETE_EVENT_TOPIC,
-            &TaskDelete {
-                container_id: c.id.clone(),
-                pid: p.pid() as u32,
-                exit_status: exit.status,
-                exited_at: Some(timestamp(exit.at)).into(),
-                id: c.id.clone(),
-                ..Default::default()
-            },
-        );
-        tracing::info!(id = %c.id, "deleted");
-        Ok(api::DeleteResponse {
-            pid: p.pid() as u32,
-            exit_status: exit.status,
-            exited_at: Some(timestamp(exit.at)).into(),
-            ..Default::default()
-        })
+        let exit = self.monitor.deleted(c.clone(), p.clone()).await?;
+        Ok((p.pid(), exit))
     }
 
-    async fn do_kill(&self, req: api::KillRequest) -> Result<()> {
-        let (c, p) = self.process(&req.id, &req.exec_id).await?;
-        if !req.exec_id.is_empty() {
-            return match p.state() {
-                State::Created => Err(ShimError::FailedPrecondition(format!(
-                    "process {} not started",
-                    p.id
-                ))),
-                State::Stopped => Err(ShimError::NotFound("process already finished".into())),
-                State::Running => p.signal(req.signal as i32).map_err(|e| {
-                    if e.errno() == Some(libc::ESRCH) {
-                        ShimError::NotFound("process already finished".into())
-                    } else {
-                        ShimError::Internal(runtime_core::error::chain(&e))
-                    }
-                }),
-            };
-        }
-        if p.exit().is_some() && !req.all {
-            return Err(ShimError::NotFound("process already finished".into()));
+    /// Kill: signal a process, or (`all`) every process of the container.
+    pub async fn kill(&self, id: &str, exec_id: &str, sig: i32, all: bool) -> Result<()> {
+        let (c, p) = self.process(id, exec_id).await?;
+        p.check_signal(all)?;
+        if !exec_id.is_empty() {
+            return p.signal(sig).map_err(|e| {
+                if e.errno() == Some(crate::sys::ESRCH) {
+                    ShimError::NotFound("process already finished".into())
+                } else {
+                    ShimError::Internal(runtime_core::error::chain(&e))
+                }
+            });
         }
         let core = c.core().await?;
-        let sig = req.signal as i32;
-        let all = req.all;
-        tokio::task::spawn_blocking(move || core.kill(sig, all))
-            .await
-            .map_err(blocking_err)?
-            .map_err(|e| match e {
+        blocking(move || {
+            core.kill(sig, all).map_err(|e| match e {
                 runtime_core::Error::NotRunning(_) => {
                     ShimError::NotFound("process already finished".into())
                 }
                 e => e.into(),
             })
-    }
-
-    async fn do_state(&self, req: api::StateRequest) -> Result<api::StateResponse> {
-        let (c, p) = self.process(&req.id, &req.exec_id).await?;
-        let mut status = p.status();
-        if status == Status::RUNNING && c.core.lock().await.as_ref().is_some_and(|k| k.frozen()) {
-            status = Status::PAUSED;
-        }
-        let exit = p.exit();
-        Ok(api::StateResponse {
-            id: p.id.clone(),
-            bundle: c.bundle.display().to_string(),
-            pid: p.pid() as u32,
-            status: status.into(),
-            stdin: p.stdio.stdin.clone(),
-            stdout: p.stdio.stdout.clone(),
-            stderr: p.stdio.stderr.clone(),
-            terminal: p.stdio.terminal,
-            exit_status: exit.map(|e| e.status).unwrap_or(0),
-            exited_at: exit.map(|e| timestamp(e.at)).into(),
-            exec_id: req.exec_id.clone(),
-            ..Default::default()
         })
-    }
-}
-
-fn rpc<T>(r: Result<T>) -> ttrpc::Result<T> {
-    r.map_err(|e| {
-        tracing::info!("request failed: {}", runtime_core::error::chain(&e));
-        ttrpc::Error::from(e)
-    })
-}
-
-#[async_trait]
-impl Task for Service {
-    async fn state(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::StateRequest,
-    ) -> ttrpc::Result<api::StateResponse> {
-        rpc(self.do_state(req).await)
+        .await
     }
 
-    async fn create(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::CreateTaskRequest,
-    ) -> ttrpc::Result<api::CreateTaskResponse> {
-        rpc(self.do_create(req).await)
+    /// Whether the container is frozen.
+    pub async fn paused(&self, c: &Container) -> bool {
+        c.core.lock().await.as_ref().is_some_and(|k| k.frozen())
     }
 
-    async fn start(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::StartRequest,
-    ) -> ttrpc::Result<api::StartResponse> {
-        rpc(self.do_start(req).await)
-    }
-
-    async fn delete(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::DeleteRequest,
-    ) -> ttrpc::Result<api::DeleteResponse> {
-        rpc(self.do_delete(req).await)
-    }
-
-    async fn pids(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::PidsRequest,
-    ) -> ttrpc::Result<api::PidsResponse> {
-        rpc(async {
-            let c = self.get(&req.id).await?;
-            let core = c.core().await?;
-            let pids = tokio::task::spawn_blocking(move || core.state.cgroup.pids())
-                .await
-                .map_err(blocking_err)?
-                .map_err(runtime_core::Error::from)?;
-            let execs: HashMap<i32, String> = c
-                .execs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .values()
-                .filter(|p| p.pid() > 0)
-                .map(|p| (p.pid(), p.id.clone()))
-                .collect();
-            Ok(api::PidsResponse {
-                processes: pids
-                    .into_iter()
-                    .map(|pid| api::ProcessInfo {
-                        pid: pid as u32,
-                        info: execs
-                            .get(&pid)
-                            .map(|id| {
-                                crate::events::to_any(
-                                    &containerd_shim_protos::shim::oci::ProcessDetails {
-                                        exec_id: id.clone(),
-                                        ..Default::default()
-                                    },
-                                )
-                            })
-                            .into(),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            })
+    /// Pause (`frozen`) or resume the container.
+    pub async fn freeze(&self, id: &str, frozen: bool) -> Result<()> {
+        let c = self.get(id).await?;
+        let core = c.core().await?;
+        blocking(move || Ok(if frozen { core.pause() } else { core.resume() }?)).await?;
+        if frozen {
+            let event = translate::task_paused(&c.id);
+            self.monitor.publish(topics::TASK_PAUSED_EVENT_TOPIC, event);
+        } else {
+            let event = translate::task_resumed(&c.id);
+            self.monitor
+                .publish(topics::TASK_RESUMED_EVENT_TOPIC, event);
         }
-        .await)
+        Ok(())
     }
 
-    async fn pause(
+    /// Update the container's resources.
+    pub async fn update(&self, id: &str, res: oci_spec::runtime::LinuxResources) -> Result<()> {
+        let c = self.get(id).await?;
+        let mut core = c.core.lock().await;
+        let mut updated = core.clone().ok_or_else(|| {
+            ShimError::FailedPrecondition(format!("container {} has not been restored yet", c.id))
+        })?;
+        let updated = blocking(move || Ok(updated.update(&res).map(|()| updated)?)).await?;
+        *core = Some(updated);
+        Ok(())
+    }
+
+    /// The container's resource usage.
+    pub async fn stats(&self, id: &str) -> Result<runtime_core::cgroups::stats::Stats> {
+        let core = self.get(id).await?.core().await?;
+        blocking(move || Ok(core.stats()?)).await
+    }
+
+    /// The container's pids, with the exec id of each exec'd process.
+    pub async fn pids(&self, id: &str) -> Result<(Vec<i32>, HashMap<i32, String>)> {
+        let c = self.get(id).await?;
+        let core = c.core().await?;
+        let pids = blocking(move || {
+            core.state
+                .cgroup
+                .pids()
+                .map_err(|e| runtime_core::Error::from(e).into())
+        })
+        .await?;
+        let execs = c
+            .execs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|p| p.pid() > 0)
+            .map(|p| (p.pid(), p.id.clone()))
+            .collect();
+        Ok((pids, execs))
+    }
+
+    /// Checkpoint the container into `o.image_path`.
+    pub async fn checkpoint(
         &self,
-        _ctx: &TtrpcContext,
-        req: api::PauseRequest,
-    ) -> ttrpc::Result<api::Empty> {
-        rpc(self.freeze(&req.id, true).await)
-    }
-
-    async fn resume(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::ResumeRequest,
-    ) -> ttrpc::Result<api::Empty> {
-        rpc(self.freeze(&req.id, false).await)
-    }
-
-    async fn checkpoint(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::CheckpointTaskRequest,
-    ) -> ttrpc::Result<api::Empty> {
-        rpc(self.do_checkpoint(req).await)
-    }
-
-    async fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> ttrpc::Result<api::Empty> {
-        rpc(self.do_kill(req).await.map(|()| api::Empty::default()))
-    }
-
-    async fn exec(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::ExecProcessRequest,
-    ) -> ttrpc::Result<api::Empty> {
-        rpc(self.do_exec(req).await.map(|()| api::Empty::default()))
-    }
-
-    async fn resize_pty(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::ResizePtyRequest,
-    ) -> ttrpc::Result<api::Empty> {
-        rpc(async {
-            let (_, p) = self.process(&req.id, &req.exec_id).await?;
-            p.io.lock().await.resize(req.width, req.height)?;
-            Ok(api::Empty::default())
+        id: &str,
+        o: runtime_core::criu::CheckpointOptions,
+    ) -> Result<()> {
+        let c = self.get(id).await?;
+        let mut core = c.core().await?;
+        let image = o.image_path.clone();
+        let stopped = !(o.leave_running || o.pre_dump);
+        blocking(move || Ok(core.checkpoint(&o)?)).await?;
+        if stopped {
+            // Into the shim's own copy, not `core` (a clone from before the checkpoint,
+            // without the exit status the monitor saves: issue 15).
+            c.write_state(|s| s.recorded_status = runtime_core::state::Status::Stopped)
+                .await?;
         }
-        .await)
+        // containerd (1.6 to 2.1) does not publish TaskCheckpointed for a task checkpoint,
+        // so the shim does; the exit (without leave-running) comes through the reaper.
+        let event = translate::task_checkpointed(&c.id, &image);
+        self.monitor
+            .publish(topics::TASK_CHECKPOINTED_EVENT_TOPIC, event);
+        tracing::info!("checkpointed");
+        Ok(())
     }
 
-    async fn close_io(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::CloseIORequest,
-    ) -> ttrpc::Result<api::Empty> {
-        rpc(async {
-            let (_, p) = self.process(&req.id, &req.exec_id).await?;
-            p.io.lock().await.close_stdin();
-            Ok(api::Empty::default())
-        }
-        .await)
-    }
-
-    async fn update(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::UpdateTaskRequest,
-    ) -> ttrpc::Result<api::Empty> {
-        rpc(self.do_update(req).await)
-    }
-
-    async fn wait(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::WaitRequest,
-    ) -> ttrpc::Result<api::WaitResponse> {
-        rpc(async {
-            let (_, p) = self.process(&req.id, &req.exec_id).await?;
-            let e = p.wait().await;
-            Ok(api::WaitResponse {
-                exit_status: e.status,
-                exited_at: Some(timestamp(e.at)).into(),
-                ..Default::default()
-            })
-        }
-        .await)
-    }
-
-    async fn stats(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::StatsRequest,
-    ) -> ttrpc::Result<api::StatsResponse> {
-        rpc(self.do_stats(req).await)
-    }
-
-    async fn connect(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::ConnectRequest,
-    ) -> ttrpc::Result<api::ConnectResponse> {
-        let task_pid = match self.get(&req.id).await {
-            Ok(c) => c.init.pid() as u32,
+    /// The init's pid, 0 if there is no such container.
+    pub async fn task_pid(&self, id: &str) -> i32 {
+        match self.get(id).await {
+            Ok(c) => c.init.pid(),
             Err(_) => 0,
-        };
-        Ok(api::ConnectResponse {
-            shim_pid: std::process::id(),
-            task_pid,
-            version: "2".into(),
-            ..Default::default()
-        })
+        }
     }
 
-    async fn shutdown(
-        &self,
-        _ctx: &TtrpcContext,
-        _req: api::ShutdownRequest,
-    ) -> ttrpc::Result<api::Empty> {
-        // A shim serving several containers of a pod stays while any remains.
+    /// Shutdown: the shim exits once it serves no container (a shim serving several
+    /// containers of a pod stays while any remains).
+    pub async fn shutdown(&self) {
         if self.containers.lock().await.is_empty()
             && self.reserved.lock().map(|r| r.is_empty()).unwrap_or(true)
         {
             self.shutdown.notify_one();
         }
-        Ok(api::Empty::default())
     }
 }
 
-/// The state root a bundle's container was created under (written at Create).
-pub fn recorded_root(bundle: &Path) -> Option<PathBuf> {
-    std::fs::read_to_string(bundle.join(STATE_FILE_IN_BUNDLE))
-        .ok()
-        .map(|s| PathBuf::from(s.trim()))
-}
-
-/// An OOM watcher as something tokio can poll.
-struct OomFd(runtime_core::cgroups::oom::OomWatcher);
-
-impl std::os::fd::AsRawFd for OomFd {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        std::os::fd::AsFd::as_fd(&self.0).as_raw_fd()
-    }
-}
-
-/// Publish TaskOOM if the container's OOM kill count grew since the last report.
-fn report_oom(events: &Events, c: &Container, kills: u64) {
-    let mut reported = c.oom_reported.lock().unwrap_or_else(|e| e.into_inner());
-    if kills > *reported {
-        *reported = kills;
-        tracing::info!(id = %c.id, kills, "oom");
-        events.publish(
-            topics::TASK_OOM_EVENT_TOPIC,
-            &TaskOOM {
-                container_id: c.id.clone(),
-                ..Default::default()
-            },
-        );
+impl Container {
+    /// Watch the container's memory cgroup and tell the monitor about new OOM kills.
+    pub async fn watch_oom(self: &Arc<Self>, monitor: &Monitor) {
+        let Ok(core) = self.core().await else { return };
+        let watcher = match tokio::task::spawn_blocking(move || core.oom_watcher()).await {
+            Ok(Ok(w)) => w,
+            Ok(Err(e)) => {
+                tracing::debug!("no OOM watch: {}", runtime_core::error::chain(&e));
+                return;
+            }
+            Err(_) => return,
+        };
+        let monitor = monitor.clone();
+        let rt: Arc<dyn Runtime> = self.clone();
+        let task = tokio::spawn(async move {
+            let Ok(mut afd) = crate::sys::async_fd(watcher) else {
+                return;
+            };
+            loop {
+                let Ok(mut g) = afd.readable_mut().await else {
+                    return;
+                };
+                match g.get_inner_mut().read() {
+                    Ok(Some(runtime_core::cgroups::oom::OomEvent::Oom { kills })) => {
+                        monitor.oom(rt.clone(), kills)
+                    }
+                    Ok(Some(runtime_core::cgroups::oom::OomEvent::Gone)) | Err(_) => return,
+                    Ok(None) => g.clear_ready(),
+                }
+            }
+        });
+        *self.oom_task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
     }
 }

@@ -11,7 +11,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use containerd_shim::Flags;
+use crate::flags::Flags;
 
 /// Environment variable telling the daemon its listener is fd 3.
 pub const LISTEN_FD_ENV: &str = "RUNRS_SHIM_LISTEN_FD";
@@ -46,8 +46,7 @@ fn write_address(address: &str) -> std::io::Result<()> {
 
 /// Run `start`; returns the address to print.
 pub fn run(flags: &Flags) -> Result<String, String> {
-    let address =
-        containerd_shim::socket_address(&flags.address, &flags.namespace, &group(&flags.id));
+    let address = crate::flags::socket_address(&flags.address, &flags.namespace, &group(&flags.id));
     let path = address
         .strip_prefix("unix://")
         .unwrap_or(&address)
@@ -90,21 +89,7 @@ pub fn run(flags: &Flags) -> Result<String, String> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0);
-    let lfd = listener.as_raw_fd();
-    // SAFETY: runs between fork and exec in this single-threaded process; dup2 and
-    // fcntl are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            if lfd == 3 {
-                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(lfd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    crate::sys::pass_fds(&mut cmd, vec![listener.as_raw_fd()]);
     let child = cmd.spawn().map_err(|e| {
         let _ = std::fs::remove_file(&path);
         format!("start shim daemon: {e}")

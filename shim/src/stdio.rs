@@ -10,7 +10,7 @@
 //! EOF whatever the client does. A terminal's pty master is relayed to the stdout fifo
 //! and from the stdin fifo.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -58,15 +58,13 @@ fn chown_pipe(fd: &OwnedFd, uid: u32, gid: u32, what: &str) -> Result<()> {
     if (uid, gid) == (0, 0) {
         return Ok(());
     }
-    // SAFETY: fchown on a pipe we own; it reads only the descriptor and the ids.
-    if unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) } < 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(sys_err(
+    crate::sys::fchown(fd.as_fd(), uid, gid).map_err(|e| {
+        sys_err(
             "fchown",
             &format!("{what} to IoUid {uid} IoGid {gid}"),
-            e,
-        ));
-    }
+            e.source,
+        )
+    })?;
     Ok(())
 }
 
@@ -75,51 +73,20 @@ fn sys_err(what: &str, path: &str, e: std::io::Error) -> ShimError {
 }
 
 fn open(path: &str, flags: i32, mode: u32) -> Result<OwnedFd> {
-    let c = std::ffi::CString::new(path)
-        .map_err(|_| ShimError::InvalidArgument(format!("bad path {path:?}")))?;
-    // SAFETY: `c` is a valid C string; the result is checked below.
-    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, mode) };
-    if fd < 0 {
-        return Err(sys_err("open", path, std::io::Error::last_os_error()));
-    }
-    // SAFETY: open returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::sys::open(path, flags, mode).map_err(|e| sys_err("open", path, e.source))
 }
 
 /// Register an owned descriptor with the runtime's reactor.
 fn async_fd(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
-    // SAFETY: an OwnedFd keeps its descriptor open and returns the same number for as
-    // long as it lives, which is as long as the AsyncFd that owns it.
-    unsafe { AsyncFd::register(fd) }.map_err(std::io::Error::from)
+    crate::sys::register(fd)
 }
 
 fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> std::io::Result<()> {
-    // SAFETY: F_GETFL/F_SETFL only read and change the file status flags.
-    unsafe {
-        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if fl < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let fl = if on {
-            fl | libc::O_NONBLOCK
-        } else {
-            fl & !libc::O_NONBLOCK
-        };
-        if libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl) < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    crate::sys::set_nonblocking(fd, on).map_err(|e| e.source)
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(sys_err("pipe2", "", std::io::Error::last_os_error()));
-    }
-    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    crate::sys::pipe().map_err(|e| sys_err("pipe2", "", e.source))
 }
 
 /// Strip a `fifo://` scheme; reject what this shim does not handle.
@@ -144,7 +111,7 @@ pub(crate) fn fifo_path(uri: &str) -> Result<Option<&str>> {
 /// relay the shim runs into the destination. An empty spec is /dev/null.
 fn output(uri: &str, io: &mut Io, io_uid: u32, io_gid: u32) -> Result<OwnedFd> {
     if uri.is_empty() {
-        return open("/dev/null", libc::O_WRONLY, 0);
+        return open("/dev/null", crate::sys::O_WRONLY, 0);
     }
     let dst = if let Some(file) = uri.strip_prefix("file://") {
         if let Some(dir) = Path::new(file).parent() {
@@ -153,22 +120,24 @@ fn output(uri: &str, io: &mut Io, io_uid: u32, io_gid: u32) -> Result<OwnedFd> {
         }
         Dest::File(open(
             file,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
+            crate::sys::O_WRONLY | crate::sys::O_CREAT | crate::sys::O_APPEND,
             0o644,
         )?)
     } else {
         let path = fifo_path(uri)?.unwrap_or(uri);
         // Reader first: opening the writer then never blocks and never fails with ENXIO.
-        io.keepalive
-            .push(open(path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?);
-        let w = open(path, libc::O_WRONLY | libc::O_NONBLOCK, 0)?;
+        io.keepalive.push(open(
+            path,
+            crate::sys::O_RDONLY | crate::sys::O_NONBLOCK,
+            0,
+        )?);
+        let w = open(path, crate::sys::O_WRONLY | crate::sys::O_NONBLOCK, 0)?;
         Dest::Pipe(async_fd(w).map_err(|e| sys_err("register", path, e))?)
     };
     let (r, w) = pipe()?;
     chown_pipe(&w, io_uid, io_gid, "output pipe")?;
     // A bigger pipe moves more per splice; the kernel caps it (fs.pipe-max-size).
-    // SAFETY: F_SETPIPE_SZ takes an int; failure just keeps the default size.
-    unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    crate::sys::grow_pipe(r.as_fd(), 1 << 20);
     set_nonblocking(r.as_fd(), true).map_err(|e| sys_err("fcntl", "output pipe", e))?;
     let src = async_fd(r).map_err(|e| sys_err("register", "output pipe", e))?;
     io.relays.push(tokio::spawn(async move {
@@ -194,30 +163,11 @@ enum Dest {
 }
 
 fn splice_now(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> std::io::Result<usize> {
-    // SAFETY: both descriptors are open; null offsets use the file positions.
-    let n = unsafe {
-        libc::splice(
-            from.as_raw_fd(),
-            std::ptr::null_mut(),
-            to.as_raw_fd(),
-            std::ptr::null_mut(),
-            1 << 20,
-            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-        )
-    };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    crate::sys::splice(from, to, 1 << 20)
 }
 
 fn pending_bytes(fd: BorrowedFd<'_>) -> usize {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes an int into the valid pointer we pass.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) } < 0 {
-        return 0;
-    }
-    n as usize
+    crate::sys::pending_bytes(fd)
 }
 
 /// Move everything from the pipe to `dst` with splice until every writer is gone.
@@ -291,7 +241,7 @@ pub async fn prepare(
         )
     };
     let stdin = if spec.stdin.is_empty() {
-        open("/dev/null", libc::O_RDONLY, 0)?
+        open("/dev/null", crate::sys::O_RDONLY, 0)?
     } else {
         let (r, w) = pipe()?;
         chown_pipe(&r, io_uid, io_gid, "stdin pipe")?;
@@ -323,8 +273,8 @@ pub async fn prepare(
 /// EOF when the client reconnects.
 fn open_stdin_fifo(uri: &str) -> Result<(OwnedFd, OwnedFd)> {
     let path = fifo_path(uri)?.unwrap_or(uri);
-    let r = open(path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
-    let w = open(path, libc::O_WRONLY | libc::O_NONBLOCK, 0)?;
+    let r = open(path, crate::sys::O_RDONLY | crate::sys::O_NONBLOCK, 0)?;
+    let w = open(path, crate::sys::O_WRONLY | crate::sys::O_NONBLOCK, 0)?;
     Ok((r, w))
 }
 
@@ -335,16 +285,23 @@ pub fn relay_terminal(spec: &StdioSpec, master: OwnedFd) -> Result<Io> {
     let master = Arc::new(async_fd(master).map_err(|e| sys_err("register", "pty master", e))?);
     if !spec.stdout.is_empty() && !spec.stdout.starts_with("file://") {
         let path = fifo_path(&spec.stdout)?.unwrap_or(&spec.stdout).to_string();
-        io.keepalive
-            .push(open(&path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?);
-        let w = open(&path, libc::O_WRONLY | libc::O_NONBLOCK, 0)?;
+        io.keepalive.push(open(
+            &path,
+            crate::sys::O_RDONLY | crate::sys::O_NONBLOCK,
+            0,
+        )?);
+        let w = open(&path, crate::sys::O_WRONLY | crate::sys::O_NONBLOCK, 0)?;
         let dst = async_fd(w).map_err(|e| sys_err("register", &path, e))?;
         let src = master.clone();
         io.output = Some(tokio::spawn(async move {
             let _ = copy(&src, &dst).await;
         }));
     } else if let Some(file) = spec.stdout.strip_prefix("file://") {
-        let f = open(file, libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND, 0o644)?;
+        let f = open(
+            file,
+            crate::sys::O_WRONLY | crate::sys::O_CREAT | crate::sys::O_APPEND,
+            0o644,
+        )?;
         let src = master.clone();
         io.output = Some(tokio::spawn(async move {
             let _ = copy_to_file(&src, &f).await;
@@ -447,7 +404,7 @@ async fn relay_stdin(src: &AsyncFd<OwnedFd>, dst: &AsyncFd<OwnedFd>, stop: &Noti
             };
             match g.try_io(|fd| read_now(fd.get_ref().as_fd(), &mut buf)) {
                 Ok(Ok(n)) => n,
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => 0,
+                Ok(Err(e)) if e.raw_os_error() == Some(crate::sys::EIO) => 0,
                 Ok(Err(_)) => return,
                 Err(_would_block) => continue,
             }
@@ -459,21 +416,11 @@ async fn relay_stdin(src: &AsyncFd<OwnedFd>, dst: &AsyncFd<OwnedFd>, stop: &Noti
 }
 
 fn read_now(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
-    // SAFETY: `buf` is a valid writable buffer of its length.
-    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    crate::sys::read(fd, buf)
 }
 
 fn write_now(fd: BorrowedFd<'_>, buf: &[u8]) -> std::io::Result<usize> {
-    // SAFETY: `buf` is a valid readable buffer of its length.
-    let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    crate::sys::write(fd, buf)
 }
 
 async fn write_all(dst: &AsyncFd<OwnedFd>, mut data: &[u8]) -> std::io::Result<()> {
@@ -500,7 +447,7 @@ async fn copy(src: &AsyncFd<OwnedFd>, dst: &AsyncFd<OwnedFd>) -> std::io::Result
                 write_all(dst, &buf[..n]).await?;
                 total += n as u64;
             }
-            Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(total),
+            Ok(Err(e)) if e.raw_os_error() == Some(crate::sys::EIO) => return Ok(total),
             Ok(Err(e)) => return Err(e),
             Err(_would_block) => continue,
         }
@@ -520,7 +467,7 @@ async fn copy_to_file(src: &AsyncFd<OwnedFd>, file: &OwnedFd) -> std::io::Result
                     d = &d[w..];
                 }
             }
-            Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(()),
+            Ok(Err(e)) if e.raw_os_error() == Some(crate::sys::EIO) => return Ok(()),
             Ok(Err(e)) => return Err(e),
             Err(_would_block) => continue,
         }
@@ -535,7 +482,7 @@ mod tests {
     #[test]
     fn a_failed_chown_of_a_stdio_pipe_is_an_error() {
         // fchown(2) refuses an O_PATH descriptor (EBADF): a failure we can cause as root.
-        let fd = open("/", libc::O_PATH, 0).expect("open /");
+        let fd = open("/", crate::sys::O_PATH, 0).expect("open /");
         let e = chown_pipe(&fd, 1000, 1000, "output pipe").expect_err("refused");
         assert!(
             e.to_string().contains("fchown output pipe to IoUid 1000"),

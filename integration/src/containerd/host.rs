@@ -1,5 +1,5 @@
 //! The host's view of a containerd task: its shim process and socket, and what must be
-//! gone once it is deleted (on top of [`crate::leftovers`]: state dir, mounts, cgroup
+//! gone once it is deleted (on top of [`crate::leaks::leftovers`]: state dir, mounts, cgroup
 //! dirs, processes): the bundle containerd made, the shim's socket in
 //! /run/containerd/s.
 
@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 
 use super::SOCKET_DIR;
 use crate::cmd::{run_capture, CMD_TIMEOUT};
-use crate::leftovers;
+use crate::leaks;
 
 /// What to look for after a task is deleted.
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ pub struct TaskTarget {
 impl TaskTarget {
     /// Everything of the task still present, one line per finding (empty: clean).
     pub fn find(&self) -> Vec<String> {
-        let mut found = leftovers::find(&leftovers::Target {
+        let mut found = leaks::leftovers(&leaks::Target {
             root: &self.state_root,
             id: &self.id,
             bundle: &self.bundle,
