@@ -169,8 +169,9 @@ impl Service {
         let no_pivot = opts.no_pivot_root;
         let b = bundle.clone();
         let r = root.clone();
-        // A checkpoint is restored at Start, like containerd-shim-runc-v2 does.
-        let restore_image = (!req.checkpoint.is_empty()).then(|| PathBuf::from(&req.checkpoint));
+        // A checkpoint is restored at Start, like containerd-shim-runc-v2 does; also one
+        // named by the create options' CriuImagePath (containerd's WithRestoreImagePath).
+        let restore_image = opts.restore_image(&req.checkpoint);
         let criu_work = opts.criu_work_path.clone().map(PathBuf::from);
         // Opened before init exists: its exit is kept even if it comes before the claim.
         let window = self.reaper.window();
