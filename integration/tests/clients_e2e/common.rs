@@ -145,9 +145,10 @@ pub fn parse_counter(out: &CmdOutput) -> Result<u64> {
 }
 
 /// The shell loop of the counter containers (checkpoint/restore, pause): writes an
-/// increasing number to /tmp/n ten times a second; exits 0 on SIGTERM.
-pub const COUNTER: &str =
-    "trap 'exit 0' TERM; i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done";
+/// increasing number to /tmp/n ten times a second (by rename: a reader never sees the
+/// file empty); exits 0 on SIGTERM.
+pub const COUNTER: &str = "trap 'exit 0' TERM; i=0; \
+    while :; do i=$((i+1)); echo $i > /tmp/n.new; mv /tmp/n.new /tmp/n; sleep 0.1; done";
 
 /// A cgroup file of host process `pid` in the v1 hierarchy mounted with `controller`.
 pub fn v1_cgroup_file(pid: i32, controller: &str, file: &str) -> Result<PathBuf> {
