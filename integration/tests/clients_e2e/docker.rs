@@ -215,12 +215,7 @@ impl Docker {
     }
 
     fn run_args<'a>(&self, extra: &[&'a str]) -> Vec<&'a str> {
-        let rt: &'a str = if self.runtime == "runrs" {
-            "runrs"
-        } else {
-            "runc"
-        };
-        let mut v = vec!["run", "--runtime", rt, "--network", "none"];
+        let mut v = vec!["run", "--runtime", self.runtime, "--network", "none"];
         v.extend_from_slice(extra);
         v
     }
