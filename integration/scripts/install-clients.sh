@@ -2,10 +2,10 @@
 # install-clients.sh - the container clients the `clients` stage drives (run as root).
 #   podman 4.3, conmon, docker.io 20.10 (dockerd + docker + containerd-shim-runc-v2):
 #       Debian 12 packages, installed with apt.
-#   Docker 26 (dockerd 26.1 + docker 26.1 from Debian 13 "trixie"): trixie's docker.io and
-#       docker-cli cannot be installed as packages next to bookworm's docker.io 20.10 (same
-#       package name, and docker-cli conflicts with 20.10's bundled client), but their
-#       binaries only need glibc >= 2.34 (bookworm: 2.36): the two .debs are fetched with a
+#   Docker 26 (dockerd 26.1 + docker 26.1 from Debian 13 "trixie"): trixie's docker.io
+#       cannot be installed as a package next to bookworm's docker.io 20.10 (same package
+#       name: it would replace 20.10, and its docker-cli ships /usr/bin/docker too), but
+#       the binaries only need glibc >= 2.34 (bookworm: 2.36): the two .debs are fetched with a
 #       private apt source list (the system's apt configuration is left alone) and unpacked
 #       into /opt/docker-26 (usr/sbin/dockerd, usr/bin/docker).
 # Idempotent. No daemon is started: if the machine has no /usr/sbin/policy-rc.d, one that
