@@ -14,6 +14,9 @@
 #            (runtime-core/tests/security) and the runrs CLI suite (runtime-core/tests/cli)
 #   e2e      containerd end-to-end suite on containerd 1.6, 1.7 and 2.1, runrs and runc
 #            (incl. kill -9 and restart faults, every scenario under the leak checker)
+#   clients  Podman 4.3, Docker 20.10 (--add-runtime: runrs under containerd's runc shim)
+#            and Docker 26 (runtimeType io.containerd.runrs.v2), runrs and runc
+#            (integration/tests/clients_e2e.rs; a missing client fails the stage)
 #   static   the shipped build (cargo release-static): CLI suite and e2e (one containerd)
 #   v2       the cgroup v2 checks inside a cgroup-v2-only VM (../shared/cgroup2-vm)
 #   systemd  the systemd cgroup driver inside a VM whose PID 1 is systemd
@@ -25,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 command -v cargo >/dev/null || { echo "run-tests: cargo not found: install a Rust toolchain (rustup, stable >= 1.85)" >&2; exit 1; }
-STAGES=${STAGES:-deps lint unit fuzz cli e2e static v2 systemd}
+STAGES=${STAGES:-deps lint unit fuzz cli e2e clients static v2 systemd}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 export RUNRS_E2E_DIR=${RUNRS_E2E_DIR:-$ROOT/../shared/e2e}
 APT=(apt-get -y -q -o DPkg::Lock::Timeout=300)
@@ -75,7 +78,7 @@ count() { # STAGE: (re)compute the stage's counts from its output and skip log
   read -r p f i s < <(awk '
     /^test result: /{ for (k = 2; k <= NF; k++) {
         if ($k ~ /^passed;?$/) p += $(k-1); if ($k ~ /^failed;?$/) f += $(k-1); if ($k ~ /^ignored;?$/) i += $(k-1) } }
-    /^containerd e2e: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped/ { p += $3; f += $5; s += $7 }
+    /^(containerd|clients) e2e: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped/ { p += $3; f += $5; s += $7 }
     /^ok - / { p++ } /^not ok - / { f++ }
     END { print p+0, f+0, i+0, s+0 }' "$LOGS/$stage".*.out)
   local logged; logged=$(wc -l < "$LOGS/$stage.skips")
@@ -132,6 +135,10 @@ if has deps; then
   # sid's criu (4.2) first: trixie's 4.1 cannot dump TCP sockets on kernels >= 6.16
   # (it asks inet sockets for SO_PASSCRED; checkpoint-restore/criu#2718).
   CRIU_SUITES=${CRIU_SUITES:-"sid trixie experimental"} "$RUNRS_E2E_DIR/install-criu.sh"
+  # The clients stage: podman, conmon, docker.io 20.10 (Debian 12) and Docker 26's
+  # binaries from trixie unpacked into /opt/docker-26 (no daemon is started).
+  log "container clients (podman, docker 20.10, docker 26)"
+  integration/scripts/install-clients.sh
 fi
 
 if has lint; then
@@ -167,6 +174,12 @@ if has e2e; then
   log "containerd end-to-end suite"
   # Every containerd line the deps stage installs must run: a missing one fails the suite.
   RUNRS_E2E_REQUIRE_ALL=1 suite e2e flock /tmp/runrs-e2e.lock cargo test -p integration --test 'containerd*'
+fi
+
+if has clients; then
+  log "client end-to-end suite (podman, docker 20.10, docker 26)"
+  # A client the deps stage installs that is missing fails the suite (no skip).
+  RUNRS_E2E_REQUIRE_ALL=1 suite clients flock /tmp/runrs-e2e.lock cargo test -p integration --test clients_e2e
 fi
 
 if has static; then

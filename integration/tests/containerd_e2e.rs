@@ -48,6 +48,7 @@ fn main() -> ExitCode {
             println!("{name}: test");
         }
         println!("closeio: test");
+        println!("restore-from-path: test");
         return r.finish();
     }
     if let Err(e) = run(&mut r) {
@@ -118,6 +119,17 @@ fn run(r: &mut Runner) -> Result<()> {
         }
         if runtimes().iter().any(|(s, _)| *s == short) {
             r.check(&group, "closeio", || closeio::closeio(&bin, runtime, short));
+            if short == "runrs" {
+                r.check(&group, "restore-from-path", || {
+                    closeio::restore_from_path(&bin, runtime)
+                });
+            } else {
+                r.skip(
+                    &group,
+                    "restore-from-path",
+                    "runrs only: containerd-shim-runc-v2 leaves CriuImagePath to containerd",
+                );
+            }
         }
     }
     Ok(())

@@ -10,13 +10,16 @@
 //! mount makes it visible inside), releases the container and waits until it sends
 //! `READY=1`, relaying READY, STATUS, MAINPID (translated from the container's pid
 //! namespace to the host's) and the other state lines systemd understands to the
-//! host's socket, followed by `MAINPID=<host pid>` if the container did not name one
-//! and an sd_notify barrier (runc does the same). Unlike runc, the wait is bounded and
-//! a container that exits before READY=1 fails start instead of passing silently.
+//! host's socket, followed by `MAINPID=<host pid>` if the container did not name one.
+//! Like runc 1.1 (which sends `READY=1` and `MAINPID=<pid>` and nothing else), no
+//! sd_notify barrier follows: a `BARRIER=1` carrying a descriptor would make start wait
+//! for a receiver that keeps descriptors (`socat UNIX-RECV`). Unlike runc, the wait is
+//! bounded, other state lines are relayed too, and a container that exits before
+//! READY=1 fails start instead of passing silently.
 //! See sd_notify(3), systemd.service(5) `Type=notify`.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
@@ -35,8 +38,6 @@ pub const SOCKET_DIR: &str = "notify";
 pub const DEFAULT_CONTAINER_PATH: &str = "/run/notify/notify.sock";
 /// Default bound on the wait for READY=1: systemd's DefaultTimeoutStartSec.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(90);
-/// How long to wait for the host to acknowledge the relayed READY=1 (runc: 30 s).
-const BARRIER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Lines of the sd_notify protocol passed on to the host before READY=1.
 const RELAYED: [&str; 10] = [
     "READY",
@@ -347,10 +348,7 @@ impl Listener {
                 if let (Some(h), false) = (&host, out.is_empty()) {
                     let host_name = w.host.map(|h| h.as_str().to_string()).unwrap_or_default();
                     h.send(out.join("\n").as_bytes())
-                        .map_err(|e| NotifyError::Relay(host_name.clone(), e))?;
-                    if msg.ready {
-                        barrier(h, &host_name)?;
-                    }
+                        .map_err(|e| NotifyError::Relay(host_name, e))?;
                 }
                 if msg.ready {
                     return Ok(Ready {
@@ -452,46 +450,6 @@ pub fn translate_pid(ns_pid: i32, candidates: &[i32], proc_root: &Path) -> Optio
             })
             == Some(ns_pid)
     })
-}
-
-/// sd_notify_barrier: send BARRIER=1 with the write end of a pipe and wait until the
-/// host closes it, so it has processed READY and MAINPID before start returns.
-fn barrier(host: &UnixDatagram, name: &str) -> Result<(), NotifyError> {
-    let mut p = [0i32; 2];
-    // SAFETY: `p` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(sys::SysError::last("pipe2", "sd_notify barrier").into());
-    }
-    // SAFETY: pipe2 returned two new descriptors nothing else owns.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
-    let raw = [w.as_raw_fd()];
-    let iov = [io::IoSlice::new(b"BARRIER=1")];
-    let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&raw)];
-    nix::sys::socket::sendmsg::<()>(
-        host.as_raw_fd(),
-        &iov,
-        &cmsg,
-        nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
-        None,
-    )
-    .map_err(|e| NotifyError::Relay(name.into(), e.into()))?;
-    drop(w);
-    let ms = BARRIER_TIMEOUT.as_millis() as i32;
-    match sys::poll_one(r.as_fd(), libc::POLLIN, ms)? {
-        0 => tracing::warn!(
-            "the host's NOTIFY_SOCKET {name} did not acknowledge the barrier within {} s; ignored",
-            BARRIER_TIMEOUT.as_secs()
-        ),
-        _ => {
-            let mut b = [0u8; 1];
-            if let Ok(n) = sys::read(r.as_fd(), &mut b, "sd_notify barrier") {
-                if n != 0 {
-                    tracing::warn!("unexpected data on the sd_notify barrier pipe");
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// " (exit status N)" when init is our child (runrs run), else "".
@@ -674,8 +632,10 @@ mod tests {
         let reader = std::thread::spawn(move || {
             let mut got = Vec::new();
             let mut b = [0u8; 512];
-            for _ in 0..3 {
-                let n = host.recv(&mut b).expect("recv");
+            // Everything that arrives within a second of the last message.
+            host.set_read_timeout(Some(Duration::from_secs(1)))
+                .expect("timeout");
+            while let Ok(n) = host.recv(&mut b) {
                 got.push(String::from_utf8_lossy(&b[..n]).into_owned());
             }
             got
@@ -701,7 +661,8 @@ mod tests {
         let got = reader.join().expect("reader");
         assert_eq!(got[0], "STATUS=starting");
         assert_eq!(got[1], format!("READY=1\nMAINPID={me}"));
-        assert_eq!(got[2], "BARRIER=1");
+        // No sd_notify barrier (runc 1.1 sends none): nothing follows READY and MAINPID.
+        assert_eq!(got.len(), 2, "{got:?}");
     }
 
     #[test]

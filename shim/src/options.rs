@@ -31,6 +31,21 @@ pub struct RuntimeOptions {
     pub criu_work_path: Option<String>,
 }
 
+impl RuntimeOptions {
+    /// The checkpoint image a new task is restored from at Start: the request's
+    /// `checkpoint` (a checkpoint containerd unpacked from its content store), else the
+    /// options' CriuImagePath. containerd's `WithRestoreImagePath` puts the path in the
+    /// create options; containerd itself turns it into `checkpoint` only for runtimes
+    /// named `io.containerd.runc.*` (services/tasks `getRestorePath`), so for runrs the
+    /// shim reads it here.
+    pub fn restore_image(&self, checkpoint: &str) -> Option<std::path::PathBuf> {
+        if !checkpoint.is_empty() {
+            return Some(checkpoint.into());
+        }
+        self.criu_image_path.as_ref().map(Into::into)
+    }
+}
+
 fn type_name(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)
 }
@@ -225,6 +240,31 @@ mod tests {
             assert_eq!(d.root.as_deref(), Some("/run/x"));
             assert_eq!(d.io_uid, 7);
         }
+    }
+
+    #[test]
+    fn restore_image_from_the_checkpoint_else_criu_image_path() {
+        // What containerd's WithRestoreImagePath sends for a runtime not named
+        // io.containerd.runc.*: the legacy CreateOptions with CriuImagePath.
+        let c = runrs_proto::runctypes::CreateOptions {
+            criu_image_path: "/var/lib/cp/img".into(),
+            ..Default::default()
+        };
+        let any = Any {
+            type_url: "containerd.linux.runc.CreateOptions".into(),
+            value: prost::Message::encode_to_vec(&c),
+            ..Default::default()
+        };
+        let d = decode(Some(&any)).expect("decode");
+        assert_eq!(
+            d.restore_image(""),
+            Some(std::path::PathBuf::from("/var/lib/cp/img"))
+        );
+        assert_eq!(
+            d.restore_image("/run/ctd-restore"),
+            Some(std::path::PathBuf::from("/run/ctd-restore"))
+        );
+        assert_eq!(RuntimeOptions::default().restore_image(""), None);
     }
 
     #[test]

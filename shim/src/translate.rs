@@ -79,7 +79,9 @@ pub fn create(req: api::CreateTaskRequest) -> Result<Create> {
     };
     Ok(Create {
         bundle: PathBuf::from(&req.bundle),
-        checkpoint: (!req.checkpoint.is_empty()).then(|| PathBuf::from(&req.checkpoint)),
+        // The request's checkpoint, else WithRestoreImagePath's CriuImagePath (containerd
+        // turns that into `checkpoint` only for runtimes named io.containerd.runc.*).
+        checkpoint: options.restore_image(&req.checkpoint),
         id: req.id,
         stdio,
         rootfs,

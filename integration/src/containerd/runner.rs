@@ -50,6 +50,7 @@ pub struct Runner {
     pub list_only: bool,
     outcomes: Vec<Outcome>,
     started: Instant,
+    label: &'static str,
 }
 
 impl Runner {
@@ -61,7 +62,15 @@ impl Runner {
             filters: args.into_iter().filter(|a| !a.starts_with('-')).collect(),
             outcomes: Vec::new(),
             started: Instant::now(),
+            label: "containerd e2e",
         }
+    }
+
+    /// Names the suite in the closing line (`<label>: N passed, N failed, N skipped`,
+    /// which integration/run-tests.sh counts); the default is "containerd e2e".
+    pub fn labelled(mut self, label: &'static str) -> Self {
+        self.label = label;
+        self
     }
 
     /// True if check `name` is selected by the command line.
@@ -168,7 +177,8 @@ impl Runner {
             );
         }
         println!(
-            "\ncontainerd e2e: {passed} passed, {failed} failed, {skipped} skipped in {:.1}s",
+            "\n{}: {passed} passed, {failed} failed, {skipped} skipped in {:.1}s",
+            self.label,
             self.started.elapsed().as_secs_f64()
         );
         if failed > 0 {

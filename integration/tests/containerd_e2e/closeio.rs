@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use containerd_shim_protos::api;
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::shim::oci;
 use containerd_shim_protos::ttrpc::{self, context};
 use containerd_shim_protos::{Client, TaskClient};
 use integration::cmd::{host, run_capture, CMD_TIMEOUT};
@@ -496,4 +498,239 @@ pub fn shims(runrs: &Path) -> Vec<(&'static str, &'static str, PathBuf)> {
         ),
         ("runrs", RUNRS, runrs.to_path_buf()),
     ]
+}
+
+/// The counter the restore-from-path check's container writes (in its rootfs, which is
+/// a directory of the bundle, so the host reads it directly).
+fn read_counter(bundle: &Path) -> Option<u64> {
+    fs::read_to_string(bundle.join("rootfs/tmp/n"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Issue 14 item 9, played as containerd does for a runtime not named
+/// `io.containerd.runc.*` (so containerd neither stops the task nor translates the
+/// restore path): Checkpoint with CheckpointOptions `exit` and `image_path` must stop the
+/// task, and a new task whose create options name that image as `CriuImagePath`
+/// (containerd's `WithRestoreImagePath`) must come back from it at Start, not fresh.
+/// runrs only: containerd-shim-runc-v2 leaves CriuImagePath to containerd.
+pub fn restore_from_path(bin: &Path, runtime: &str) -> Result<()> {
+    let id = format!("runrs-e2e-restorepath-{}", std::process::id());
+    let tmp = tempfile::Builder::new()
+        .prefix("runrs-e2e-restorepath-")
+        .tempdir()?;
+    let bundle = tmp.path().join(&id);
+    make_bundle(&bundle, &id)?;
+    let cfg_path = bundle.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&fs::read(&cfg_path)?)?;
+    cfg["process"]["args"] = json!([
+        "sh",
+        "-c",
+        "i=0; while :; do i=$((i+1)); echo $i > /tmp/n.new; mv /tmp/n.new /tmp/n; sleep 0.1; done"
+    ]);
+    cfg["root"]["readonly"] = json!(false);
+    fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg)?)?;
+    let address = tmp.path().join("containerd.sock");
+    let rig = Rig {
+        bin,
+        socket: chost::shim_socket(&address, NAMESPACE, &id)?,
+        id,
+        stdin: tmp.path().join("stdin"),
+        stdout: tmp.path().join("stdout"),
+        stderr: tmp.path().join("stderr"),
+        ttrpc: tmp.path().join("containerd.sock.ttrpc"),
+        address,
+        bundle,
+    };
+    for p in [&rig.stdout, &rig.stderr] {
+        mkfifo(p)?;
+    }
+    let _out_r = nonblocking_reader(&rig.stdout)?;
+    let _err_r = nonblocking_reader(&rig.stderr)?;
+    let log = rig.bundle.join("log");
+    mkfifo(&log)?;
+    let mut log_r = nonblocking_reader(&log)?;
+    let image = tmp.path().join("image");
+    let mut cleanup = Cleanup {
+        rig: &rig,
+        armed: true,
+    };
+    let result = restore_drive(&rig, &image).and_then(|shim_pid| {
+        chost::wait_gone(shim_pid as i32, Duration::from_secs(15))
+            .context("the shim should exit after Shutdown")?;
+        TaskTarget {
+            id: rig.id.clone(),
+            cgroups_path: format!("/{NAMESPACE}/{}", rig.id),
+            bundle: rig.bundle.clone(),
+            state_root: shim_state_root(runtime, NAMESPACE),
+            socket: rig.socket.clone(),
+            bundle_removed: false,
+        }
+        .assert_clean(Duration::from_secs(5))
+    });
+    match result {
+        Ok(()) => {
+            cleanup.armed = false;
+            Ok(())
+        }
+        Err(e) => Err(anyhow!(
+            "{e:#}\n--- shim log (the bundle's `log` fifo) ---\n{}",
+            drain(&mut log_r).unwrap_or_default().trim_end()
+        )),
+    }
+}
+
+fn any_of(type_url: &str, m: &dyn containerd_shim_protos::protobuf::MessageDyn) -> Result<Any> {
+    Ok(Any {
+        type_url: type_url.into(),
+        value: m.write_to_bytes_dyn()?,
+        ..Default::default()
+    })
+}
+
+fn restore_drive(rig: &Rig<'_>, image: &Path) -> Result<u32> {
+    let id = rig.id.clone();
+    let out = run_capture(rig.command("start"), None, CMD_TIMEOUT)?;
+    ensure!(out.success(), "the shim's `start` failed: {out}");
+    let address = format!("unix://{}", rig.socket.display());
+    let task = TaskClient::new(
+        Client::connect(&address).with_context(|| format!("connect to the shim at {address}"))?,
+    );
+    let rpc = |what: &str, e: ttrpc::Error| anyhow::anyhow!("{what}: {e:?}");
+    let shim_pid = task
+        .connect(
+            ctx(10),
+            &api::ConnectRequest {
+                id: id.clone(),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| rpc("Connect", e))?
+        .shim_pid;
+    let create = |options: Option<Any>| -> Result<u32> {
+        let mut req = api::CreateTaskRequest {
+            id: id.clone(),
+            bundle: rig.bundle.to_string_lossy().into_owned(),
+            stdout: rig.stdout.to_string_lossy().into_owned(),
+            stderr: rig.stderr.to_string_lossy().into_owned(),
+            ..Default::default()
+        };
+        if let Some(o) = options {
+            req.options = containerd_shim_protos::protobuf::MessageField::some(o);
+        }
+        let created = task.create(ctx(30), &req).map_err(|e| rpc("Create", e))?;
+        task.start(
+            ctx(60),
+            &api::StartRequest {
+                id: id.clone(),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| rpc("Start", e))?;
+        Ok(created.pid)
+    };
+    let wait = || -> Result<u32> {
+        Ok(task
+            .wait(
+                ctx(20),
+                &api::WaitRequest {
+                    id: id.clone(),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| rpc("Wait", e))?
+            .exit_status)
+    };
+    let delete = || -> Result<()> {
+        task.delete(
+            ctx(30),
+            &api::DeleteRequest {
+                id: id.clone(),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| rpc("Delete", e))?;
+        Ok(())
+    };
+
+    create(None)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while read_counter(&rig.bundle).unwrap_or(0) < 10 {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the counter did not reach 10"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // CheckpointOptions as containerd's runc client options carry them: exit after the
+    // dump, into image_path (not the request's path).
+    let mut co = oci::CheckpointOptions::new();
+    co.exit = true;
+    co.image_path = image.to_string_lossy().into_owned();
+    task.checkpoint(
+        ctx(60),
+        &api::CheckpointTaskRequest {
+            id: id.clone(),
+            path: rig
+                .bundle
+                .join("unused-checkpoint-path")
+                .to_string_lossy()
+                .into_owned(),
+            options: containerd_shim_protos::protobuf::MessageField::some(any_of(
+                "containerd.runc.v1.CheckpointOptions",
+                &co,
+            )?),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| rpc("Checkpoint", e))?;
+    ensure!(
+        image.join("inventory.img").is_file(),
+        "no criu image in {} after Checkpoint",
+        image.display()
+    );
+    ensure!(
+        !rig.bundle.join("unused-checkpoint-path").exists(),
+        "the image went to the request's path, not image_path"
+    );
+    // `exit`: the task stops at the checkpoint.
+    wait()?;
+    let at_checkpoint = read_counter(&rig.bundle).unwrap_or(0);
+    delete()?;
+
+    // The same id again, restored from the image named in the create options.
+    let mut o = oci::Options::new();
+    o.criu_image_path = image.to_string_lossy().into_owned();
+    create(Some(any_of("containerd.runc.v1.Options", &o)?))?;
+    std::thread::sleep(Duration::from_millis(300));
+    let first = read_counter(&rig.bundle).unwrap_or(0);
+    ensure!(
+        first >= at_checkpoint,
+        "the task started fresh instead of restoring: counter {first} < {at_checkpoint} (at the checkpoint)"
+    );
+    task.kill(
+        ctx(10),
+        &api::KillRequest {
+            id: id.clone(),
+            signal: 9,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| rpc("Kill", e))?;
+    wait()?;
+    delete()?;
+    if let Err(e) = task.shutdown(
+        ctx(10),
+        &api::ShutdownRequest {
+            id: id.clone(),
+            ..Default::default()
+        },
+    ) {
+        if !format!("{e:?}").to_lowercase().contains("closed") {
+            bail!("Shutdown: {e:?}");
+        }
+    }
+    Ok(shim_pid)
 }

@@ -24,9 +24,10 @@ use runtime_core::process::spawn::{InitStdio, Reap};
 #[derive(Parser, Debug)]
 #[command(name = "runrs", version, about, disable_help_subcommand = true)]
 struct Cli {
-    /// Root directory for container state.
-    #[arg(long, global = true, default_value = "/run/runrs")]
-    root: PathBuf,
+    /// Root directory for container state (default: /run/runrs; $XDG_RUNTIME_DIR/runrs
+    /// for a non-root user, as runc does).
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Log file (default: stderr).
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -226,6 +227,49 @@ fn socket_activation() -> u32 {
         .unwrap_or(0)
 }
 
+/// runc's default state root: `$XDG_RUNTIME_DIR/runrs` when XDG_RUNTIME_DIR is set and
+/// the caller is not the real root (a non-zero euid, or uid 0 inside a user namespace
+/// with USER unset or not "root"), made 0700 and sticky as the XDG spec asks; else
+/// /run/runrs. See runc's `shouldHonorXDGRuntimeDir`.
+fn default_root() -> anyhow::Result<PathBuf> {
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty());
+    let in_userns = std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| !is_initial_uid_map(&m))
+        .unwrap_or(false);
+    let user = std::env::var("USER").ok();
+    let euid = nix::unistd::geteuid().as_raw();
+    let Some(dir) = xdg_root(xdg.as_deref(), euid, in_userns, user.as_deref()) else {
+        return Ok(PathBuf::from("/run/runrs"));
+    };
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| anyhow::anyhow!("create {}: {e}", dir.display()))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1700))
+        .map_err(|e| anyhow::anyhow!("chmod {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Whether `/proc/self/uid_map` is the initial user namespace's (the whole range).
+fn is_initial_uid_map(map: &str) -> bool {
+    let f: Vec<&str> = map.split_whitespace().collect();
+    f == ["0", "0", "4294967295"]
+}
+
+/// `<xdg>/runrs` when runc would honour XDG_RUNTIME_DIR (see [`default_root`]).
+fn xdg_root(
+    xdg: Option<&std::ffi::OsStr>,
+    euid: u32,
+    in_userns: bool,
+    user: Option<&str>,
+) -> Option<PathBuf> {
+    let xdg = xdg?;
+    let honour = euid != 0 || (in_userns && user != Some("root"));
+    honour.then(|| absolute(PathBuf::from(xdg)).join("runrs"))
+}
+
 /// An absolute form of `p` (relative to the current directory).
 pub fn absolute(p: PathBuf) -> PathBuf {
     if p.is_absolute() {
@@ -316,7 +360,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             anyhow::bail!("--systemd-cgroup: restore with the systemd cgroup driver is not implemented yet (the checkpoint restores with cgroupfs: drop --systemd-cgroup and give linux.cgroupsPath as a path)");
         }
     }
-    let root = absolute(cli.root);
+    let root = match cli.root {
+        Some(r) => absolute(r),
+        None => default_root()?,
+    };
     match cli.cmd {
         Cmd::Spec { bundle, rootless } => {
             spec_cmd::write(&bundle, rootless)?;
@@ -483,4 +530,29 @@ fn list(root: &std::path::Path, format: &str, quiet: bool) -> anyhow::Result<i32
         f => anyhow::bail!("invalid format option {f:?} (table or json)"),
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn xdg_root_follows_runc() {
+        let x = Some(OsStr::new("/run/user/1000"));
+        let want = Some(PathBuf::from("/run/user/1000/runrs"));
+        // A normal user.
+        assert_eq!(xdg_root(x, 1000, false, Some("me")), want);
+        // The real root ignores XDG_RUNTIME_DIR.
+        assert_eq!(xdg_root(x, 0, false, Some("root")), None);
+        assert_eq!(xdg_root(x, 0, false, None), None);
+        // uid 0 in a user namespace: unless USER says root.
+        assert_eq!(xdg_root(x, 0, true, None), want);
+        assert_eq!(xdg_root(x, 0, true, Some("me")), want);
+        assert_eq!(xdg_root(x, 0, true, Some("root")), None);
+        // No XDG_RUNTIME_DIR: /run/runrs.
+        assert_eq!(xdg_root(None, 1000, false, Some("me")), None);
+        assert!(is_initial_uid_map("         0          0 4294967295\n"));
+        assert!(!is_initial_uid_map("         0       1000          1\n"));
+    }
 }
