@@ -26,6 +26,8 @@ pub struct PendingRestore {
     pub console: Option<console::Pair>,
     /// criu binary.
     pub criu: PathBuf,
+    /// The systemd cgroup driver (SystemdCgroup).
+    pub systemd_cgroup: bool,
 }
 
 /// A restored container: runtime-core's, the init's pidfd, the pty master if any.
@@ -55,6 +57,7 @@ impl PendingRestore {
             stdio,
             console,
             criu: PathBuf::from("criu"),
+            systemd_cgroup: false,
         }
     }
 
@@ -69,6 +72,7 @@ impl PendingRestore {
         o.criu = self.criu;
         o.stdio = self.stdio;
         o.console_socket = console_socket;
+        o.systemd_cgroup = self.systemd_cgroup;
         let core = runtime_core::container::restore(o)?;
         let handle = runtime_core::container::process_handle(core.pid());
         let master = receiver.map(console::Receiver::master).transpose()?;

@@ -140,12 +140,6 @@ impl Service {
             if let Some(why) = runtime_core::cgroups::systemd_driver_unavailable(run) {
                 return Err(ShimError::InvalidArgument(format!("SystemdCgroup: {why}")));
             }
-            if req.checkpoint.is_some() {
-                return Err(ShimError::InvalidArgument(
-                    "SystemdCgroup: restore with the systemd cgroup driver is not implemented yet"
-                        .into(),
-                ));
-            }
         }
         let systemd_cgroup = opts.systemd_cgroup;
         let root = PathBuf::from(
@@ -172,7 +166,8 @@ impl Service {
             let rootfs = Rootfs::mount(&b, &mounts)?;
             bundle::record_root(&b, &r);
             if let Some(image) = restore_image {
-                let p = PendingRestore::new(&b, r, image, criu_work, init_stdio, console);
+                let mut p = PendingRestore::new(&b, r, image, criu_work, init_stdio, console);
+                p.systemd_cgroup = systemd_cgroup;
                 return Ok((None, rootfs, None, Some(p)));
             }
             let undo = |e: ShimError| {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use runrs_proto::criu::{CgroupRoot, CriuFeatures, CriuOpts, CriuReqType, ExtMountMap, InheritFd};
 
 use super::checkpoint::{cg_mode, empty_ns_flags, network_lock};
-use super::create::{cgroup_mounts, write_pid_file};
+use super::create::{cgroup_mounts, resolve_cgroup, systemd_place, write_pid_file};
 use super::{drain_cgroup, ConsoleSocket, Container};
 use crate::cgroups::{CgroupPaths, Hierarchies};
 use crate::criu::helper::{self, HelperConfig};
@@ -74,6 +74,9 @@ pub struct RestoreOptions {
     pub auto_dedup: bool,
     /// Fetch memory lazily from `criu lazy-pages`.
     pub lazy_pages: bool,
+    /// The systemd cgroup driver (`--systemd-cgroup`, SystemdCgroup): the unit is
+    /// started with criu in it, so what criu restores lands in the unit's cgroup.
+    pub systemd_cgroup: bool,
 }
 
 impl RestoreOptions {
@@ -98,6 +101,7 @@ impl RestoreOptions {
             empty_ns: Vec::new(),
             auto_dedup: false,
             lazy_pages: false,
+            systemd_cgroup: false,
         }
     }
 }
@@ -156,16 +160,12 @@ pub fn restore(opts: RestoreOptions) -> Result<Container, Error> {
     }
 
     let hier = Hierarchies::host()?;
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let cgroups_path = spec
         .linux()
         .as_ref()
-        .and_then(|l| l.cgroups_path().as_ref());
-    let cgroup = hier.resolve(
-        cgroups_path.map(|p| p.to_str().unwrap_or_default()),
-        &opts.id,
-        &own,
-    )?;
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_str().unwrap_or_default());
+    let cgroup = resolve_cgroup(&hier, cgroups_path, &opts.id, opts.systemd_cgroup)?;
     let cmounts = cgroup_mounts(&hier);
     let layout = Layout {
         cgroup: &cgroup,
@@ -212,10 +212,12 @@ pub fn restore(opts: RestoreOptions) -> Result<Container, Error> {
     if cgroup.exists() && !cgroup.pids()?.is_empty() {
         return Err(Error::CgroupBusy(cgroup.path.clone()));
     }
-    cgroup.create(&hier)?;
     undo.cgroup = Some(cgroup.clone());
-    // The config's limits, as create sets them (runc's criuApplyCgroups does Set too).
-    crate::cgroups::limits::apply_spec(&hier, &cgroup, &spec)?;
+    if cgroup.systemd.is_none() {
+        cgroup.create(&hier)?;
+        // The config's limits, as create sets them (runc's criuApplyCgroups does Set too).
+        crate::cgroups::limits::apply_spec(&hier, &cgroup, &spec)?;
+    }
 
     let created = state::now_rfc3339();
     let mut st = ContainerState {
@@ -259,6 +261,9 @@ pub fn restore(opts: RestoreOptions) -> Result<Container, Error> {
     let (mut w, nums) = helper::spawn(&helper_cfg, opts.stdio, &pass)?;
     // criu works inside the container's cgroups, so what it restores lands there, and
     // cg_root maps the dumped cgroup paths onto this container's.
+    // systemd driver: the unit starts with criu in it (runc does the same), then the
+    // limits go as for create.
+    systemd_place(&hier, &cgroup, &spec, w.pid())?;
     cgroup.add_pid(w.pid())?;
     let cg_root = cgroup_roots(w.pid());
 

@@ -356,9 +356,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         {
             anyhow::bail!("--systemd-cgroup: {why}");
         }
-        if matches!(cli.cmd, Cmd::Restore(_)) {
-            anyhow::bail!("--systemd-cgroup: restore with the systemd cgroup driver is not implemented yet (the checkpoint restores with cgroupfs: drop --systemd-cgroup and give linux.cgroupsPath as a path)");
-        }
     }
     let root = match cli.root {
         Some(r) => absolute(r),
@@ -418,7 +415,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Ps(a) => ps::run(&root, a),
         Cmd::Events(a) => events::run(&root, a),
         Cmd::Checkpoint(a) => checkpoint::checkpoint(a, &root, &cli.criu),
-        Cmd::Restore(a) => restore::restore(a, root, &cli.criu),
+        Cmd::Restore(a) => restore::restore(a, root, &cli.criu, cli.systemd_cgroup),
         Cmd::Delete { id, force } => {
             match Container::load(&root, &id) {
                 Ok(c) => c.delete(force)?,

@@ -66,7 +66,12 @@ pub struct RestoreArgs {
 }
 
 /// Run `restore`.
-pub fn restore(a: RestoreArgs, root: PathBuf, criu_bin: &str) -> anyhow::Result<i32> {
+pub fn restore(
+    a: RestoreArgs,
+    root: PathBuf,
+    criu_bin: &str,
+    systemd_cgroup: bool,
+) -> anyhow::Result<i32> {
     let image = a
         .image_path
         .map(crate::absolute)
@@ -89,6 +94,7 @@ pub fn restore(a: RestoreArgs, root: PathBuf, criu_bin: &str) -> anyhow::Result<
     o.empty_ns = criu::parse_namespaces(&a.empty_ns)?;
     o.auto_dedup = a.auto_dedup;
     o.lazy_pages = a.lazy_pages;
+    o.systemd_cgroup = systemd_cgroup;
     if a.detach {
         container::restore(o)?;
         return Ok(0);
