@@ -10,6 +10,8 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use integration::cri::CriContainerd;
 use runrs_cri_proto::v1 as cri;
 
+/// CRI `NamespaceMode::CONTAINER`.
+pub const NS_CONTAINER: i32 = 1;
 /// CRI `NamespaceMode::NODE`.
 pub const NS_NODE: i32 = 2;
 /// CRI `ContainerState` values.
@@ -85,6 +87,8 @@ impl<'a> Ctx<'a> {
                 security_context: Some(cri::LinuxSandboxSecurityContext {
                     namespace_options: Some(cri::NamespaceOption {
                         network: if net == Net::Host { NS_NODE } else { 0 },
+                        // The kubelet's default: a pid namespace per container.
+                        pid: NS_CONTAINER,
                         ..Default::default()
                     }),
                     privileged,
@@ -204,6 +208,21 @@ impl<'a> Ctx<'a> {
         Ok(String::from_utf8_lossy(&r.stdout).into_owned())
     }
 
+    /// Waits until container `name` of `pod` has written `text` to its log.
+    pub fn wait_log(&self, pod: &Pod, name: &str, text: &str) -> Result<()> {
+        let log = pod.log_dir().join(format!("{name}.log"));
+        wait_for(
+            &format!("{text:?} in {}", log.display()),
+            Duration::from_secs(10),
+            || {
+                Ok(std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains(text)
+                    .then_some(()))
+            },
+        )
+    }
+
     /// StopContainer with a grace period of `timeout` seconds.
     pub fn stop(&self, id: &str, timeout: i64) -> Result<()> {
         let req = cri::StopContainerRequest {
@@ -246,8 +265,9 @@ pub fn sh_container(name: &str, script: &str) -> cri::ContainerConfig {
     }
 }
 
-/// A script that runs until SIGTERM (then exits 0 at once).
-pub const IDLE: &str = "trap 'exit 0' TERM; while true; do sleep 0.2; done";
+/// A script that runs until SIGTERM (then exits 0 at once); it prints `ready` once
+/// the handler is installed.
+pub const IDLE: &str = "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done";
 
 impl Pod<'_> {
     /// CreateContainer + StartContainer; waits until it runs. Returns its id.

@@ -40,7 +40,7 @@ fn hostnet_lifecycle(ctx: &Ctx) -> Result<()> {
     ensure!(st.state == SANDBOX_READY, "sandbox not ready: {st:?}");
     let id = pod.start(sh_container(
         "main",
-        &format!("echo hello-from-cri; echo host=$(hostname); {IDLE}"),
+        &format!("echo hello-from-cri; {IDLE}"),
     ))?;
     ctx.wait_state(&id, RUNNING, Duration::from_secs(10))?;
     // Host network: the container sees the host's interfaces (the same net namespace).
@@ -56,7 +56,7 @@ fn hostnet_lifecycle(ctx: &Ctx) -> Result<()> {
         Duration::from_secs(10),
         || {
             let t = fs::read_to_string(&log).unwrap_or_default();
-            Ok(t.contains("hello-from-cri").then_some(t))
+            Ok((t.contains("hello-from-cri") && t.contains("ready")).then_some(t))
         },
     )?;
     // CRI log format: "<RFC3339 time> stdout F <line>".
@@ -325,14 +325,16 @@ fn stop_graceful_forced(ctx: &Ctx) -> Result<()> {
     let pod = ctx.run_pod(ctx.pod_config("stop", Net::Host, false))?;
     let graceful = pod.start(sh_container(
         "graceful",
-        "trap 'echo got-term; exit 7' TERM; while true; do sleep 0.1; done",
+        "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
     ))?;
     let stubborn = pod.start(sh_container(
         "stubborn",
-        "trap '' TERM; while true; do sleep 0.1; done",
+        "trap '' TERM; echo ready; while true; do sleep 0.1; done",
     ))?;
     ctx.wait_state(&graceful, RUNNING, Duration::from_secs(10))?;
     ctx.wait_state(&stubborn, RUNNING, Duration::from_secs(10))?;
+    ctx.wait_log(&pod, "graceful", "ready")?;
+    ctx.wait_log(&pod, "stubborn", "ready")?;
     let t = Instant::now();
     ctx.stop(&graceful, 30)?;
     let took = t.elapsed();
