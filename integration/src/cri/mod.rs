@@ -149,7 +149,13 @@ pub fn runrs_snippet(version: &Version, systemd_cgroup: bool) -> Result<String> 
         "{}: the last table is {last_table:?}, not the runrs options table",
         file.display()
     );
-    Ok(format!("{text}\n    SystemdCgroup = {systemd_cgroup}\n"))
+    // A SystemdCgroup line of the snippet gives way to the driver under test.
+    let text: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("SystemdCgroup"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    Ok(format!("{text}    SystemdCgroup = {systemd_cgroup}\n"))
 }
 
 /// The whole containerd config of an instance in `dir`.
