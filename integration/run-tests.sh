@@ -14,6 +14,8 @@
 #            (runtime-core/tests/security) and the runrs CLI suite (runtime-core/tests/cli)
 #   e2e      containerd end-to-end suite on containerd 1.6, 1.7 and 2.1, runrs and runc
 #            (incl. kill -9 and restart faults, every scenario under the leak checker)
+#   cri      CRI end-to-end suite (tests/cri_e2e.rs): containerd's CRI API on 1.6, 1.7 and 2.1,
+#            handlers runrs and runc, pods on host network and a CNI bridge
 #   clients  Podman 4.3, Docker 20.10 (--add-runtime: runrs under containerd's runc shim)
 #            and Docker 26 (runtimeType io.containerd.runrs.v2), runrs and runc
 #            (integration/tests/clients_e2e.rs; a missing client fails the stage)
@@ -28,7 +30,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 command -v cargo >/dev/null || { echo "run-tests: cargo not found: install a Rust toolchain (rustup, stable >= 1.85)" >&2; exit 1; }
-STAGES=${STAGES:-deps lint unit fuzz cli e2e clients static v2 systemd}
+STAGES=${STAGES:-deps lint unit fuzz cli e2e cri clients static v2 systemd}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 export RUNRS_E2E_DIR=${RUNRS_E2E_DIR:-$ROOT/../shared/e2e}
 APT=(apt-get -y -q -o DPkg::Lock::Timeout=300)
@@ -114,6 +116,9 @@ if has deps; then
   apt_install build-essential pkg-config libseccomp-dev
   # containerd 1.6/1.7/2.1, runc, busybox, umoci, jq: a failure here is a failed run.
   integration/scripts/install-test-deps.sh
+  # The CRI suite: the pod network's CNI plugins (/usr/lib/cni), `ip` (its bridge is
+  # removed at teardown); gcc (build-essential) builds the pause image.
+  apt_install containernetworking-plugins iproute2
   # The QEMU test VMs (v2 stage; systemd VM): qemu-system-x86 from the same suite as the
   # machine's qemu-utils (bookworm-backports here), busybox-static, python3, systemd, dbus.
   # vm-deps.sh installs QEMU with `-t bookworm-backports` when qemu-utils came from there
@@ -174,6 +179,13 @@ if has e2e; then
   log "containerd end-to-end suite"
   # Every containerd line the deps stage installs must run: a missing one fails the suite.
   RUNRS_E2E_REQUIRE_ALL=1 suite e2e flock /tmp/runrs-e2e.lock cargo test -p integration --test 'containerd*'
+fi
+
+if has cri; then
+  log "CRI end-to-end suite"
+  # As in e2e: every containerd line installed by the deps stage must run, and a missing
+  # CNI plugin fails the suite.
+  RUNRS_E2E_REQUIRE_ALL=1 suite cri flock /tmp/runrs-e2e.lock cargo test -p integration --test cri_e2e
 fi
 
 if has clients; then

@@ -5,6 +5,8 @@
 #   integration/bench/bench.sh                    # everything, N=30
 #   N=50 PHASES="ctr-run cli" integration/bench/bench.sh
 #   integration/bench/bench.sh scale              # issue 17: 1000 containers, runrs vs runc-v2 (scale.py)
+#   integration/bench/bench.sh cri                # issue 13: the CRI path (cri_bench.rs): pod start
+#                                                 # latency and CONC=50 concurrent pods, runrs vs runc
 #
 # Env (all optional):
 #   N=30                 samples per runtime for the latency phases (ctr run, CLI cycle, exec)
@@ -24,7 +26,7 @@
 # matplotlib for the chart (`pip install matplotlib`; without it only the chart is skipped).
 set -euo pipefail
 mode=${1:-run}
-case "$mode" in run|scale) ;; *) echo "usage: $0 [run|scale]" >&2; exit 2 ;; esac
+case "$mode" in run|scale|cri) ;; *) echo "usage: $0 [run|scale|cri]" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 ws=$(cd "$here/../.." && pwd)
 export RUNRS_E2E_DIR=${RUNRS_E2E_DIR:-$ws/../shared/e2e}
@@ -40,6 +42,13 @@ if [ ! -x "$bin/runrs" ] || [ ! -x "$bin/containerd-shim-runrs-v2" ]; then
   (cd "$ws" && lock cargo release-static)
 fi
 bin=$(cd "$bin" && pwd)   # containerd's PATH and the shim links need it absolute
+
+# The CRI path: cri_bench.rs starts its own containerd with the CRI plugin (handlers runrs,
+# from deploy/'s snippet, and runc) and writes $OUT/cri.json and cri.txt.
+if [ "$mode" = cri ]; then
+  (cd "$ws" && lock cargo build -q -p integration --example cri_bench)
+  RUNRS_TEST_SHIM=$bin/containerd-shim-runrs-v2 exec "${CARGO_TARGET_DIR:-$ws/target}/debug/examples/cri_bench"
+fi
 
 # The scale benchmark compares runrs with the runc-v2 shim only.
 [ "$mode" = scale ] && RS_SHIM=${RS_SHIM:-none}

@@ -16,6 +16,7 @@ pub mod bundle;
 pub mod cmd;
 pub mod console;
 pub mod containerd;
+pub mod cri;
 pub mod leaks;
 pub mod proc;
 pub mod rootfs;

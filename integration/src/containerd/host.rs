@@ -100,7 +100,8 @@ pub fn cmdline(pid: i32) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn pids() -> Vec<i32> {
+/// Every live pid (the numeric entries of /proc).
+pub fn pids() -> Vec<i32> {
     fs::read_dir("/proc")
         .map(|rd| {
             rd.flatten()

@@ -84,9 +84,6 @@ pub enum RootfsError {
     /// A mount namespace is required to prepare a rootfs.
     #[error("linux.namespaces: a mount namespace is required")]
     NoMountNamespace,
-    /// Reading the mount table.
-    #[error("read /proc/self/mountinfo")]
-    MountInfo(#[source] std::io::Error),
 }
 
 /// Whether the spec bind-mounts /dev from the host (then runrs creates no devices).
@@ -113,18 +110,7 @@ pub fn enter(spec: &Spec, rootfs: &Path) -> Result<OwnedFd, RootfsError> {
         .unwrap_or(libc::MS_SLAVE | libc::MS_REC);
     sys::mount(None, "/", None, prop | libc::MS_REC, None)
         .map_err(|e| RootfsError::Propagation("/".into(), e))?;
-    if prop & libc::MS_SHARED != 0 {
-        // pivot_root refuses a shared parent mount: make only that one private.
-        let parent = mount_point_of(rootfs.parent().unwrap_or(Path::new("/")))?;
-        sys::mount(
-            None,
-            &parent.to_string_lossy(),
-            None,
-            libc::MS_PRIVATE,
-            None,
-        )
-        .map_err(|e| RootfsError::Propagation(parent.display().to_string(), e))?;
-    }
+    parent_mount_private(rootfs)?;
     let r = rootfs.to_string_lossy();
     sys::mount(
         Some(&r),
@@ -138,19 +124,24 @@ pub fn enter(spec: &Spec, rootfs: &Path) -> Result<OwnedFd, RootfsError> {
         .map_err(|e| RootfsError::BindRoot(rootfs.to_path_buf(), e))
 }
 
-/// The mount point of the mount that holds `path` (longest matching mountinfo entry).
-fn mount_point_of(path: &Path) -> Result<PathBuf, RootfsError> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").map_err(RootfsError::MountInfo)?;
-    let mut best = PathBuf::from("/");
-    for line in mi.lines() {
-        if let Some(mp) = line.split(' ').nth(4) {
-            let mp = Path::new(mp);
-            if path.starts_with(mp) && mp.as_os_str().len() > best.as_os_str().len() {
-                best = mp.to_path_buf();
-            }
+/// Make the mount that holds the rootfs private (runc's `rootfsParentMountPrivate`): the
+/// rootfs bind below must not propagate to other namespaces, and pivot_root(2) fails
+/// with EINVAL when the new root's parent mount is shared, as it is when the rootfs is
+/// itself a mount point (containerd's overlay) and `/` is rshared (rootfsPropagation
+/// rshared, or the host's default). Walks up from the rootfs: EINVAL means "not a mount
+/// point", anything else is an error.
+fn parent_mount_private(rootfs: &Path) -> Result<(), RootfsError> {
+    let mut path = rootfs;
+    loop {
+        match sys::mount(None, &path.to_string_lossy(), None, libc::MS_PRIVATE, None) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.errno() == Some(libc::EINVAL) => match path.parent() {
+                Some(p) => path = p,
+                None => return Err(RootfsError::Propagation(path.display().to_string(), e)),
+            },
+            Err(e) => return Err(RootfsError::Propagation(path.display().to_string(), e)),
         }
     }
-    Ok(best)
 }
 
 /// Create the devices and /dev symlinks (unless /dev is a bind mount from the host).
