@@ -242,8 +242,11 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), I
     // new cgroup namespace is rooted where its creator is: stage 1 must then be in the
     // cgroup2 directory itself (not only fork into it) before it unshares, or the
     // container sees its host path ("0::/<path>", on hybrid and v2 hosts) instead of "/".
+    // An exec joining the container's cgroup namespace must enter before it joins: where
+    // cgroup2 is mounted with nsdelegate (systemd hosts), the kernel refuses a move (and a
+    // clone3 into a cgroup) whose source is outside the caller's cgroup namespace (ENOENT).
     let unified_now = namespaces::has(&cfg.namespaces, Kind::User)
-        || namespaces::creates(&cfg.namespaces, Kind::Cgroup);
+        || namespaces::has(&cfg.namespaces, Kind::Cgroup);
     let placement = cgroup_join::enter(&cfg.cgroup, unified_now)
         .map_err(|e| InitError::Sys("join the container's cgroups", e))?;
     if let Some(r) = &cfg.rdt {
