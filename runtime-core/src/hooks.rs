@@ -21,7 +21,7 @@
 //! a hook script's children do not outlive it.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,7 +31,7 @@ use oci_spec::runtime::{Hook, Spec};
 use crate::process::reap;
 use crate::spec::SpecError;
 use crate::state::OciState;
-use crate::sys;
+use crate::sys::{self, c};
 
 /// Hook kind names, as in config.json and `runrs features`.
 pub const KINDS: [&str; 6] = [
@@ -211,15 +211,8 @@ fn run_one(kind: &'static str, index: usize, h: &Hook, state: &[u8]) -> Result<(
     // The hook gets its three pipes and nothing else of the runtime's (as with runc,
     // whose Go exec passes only what it is given): not a shim's ttrpc listener or
     // fifos, not init's sync socket, not what the runtime's own caller leaked to it.
-    // SAFETY: the closure runs between fork and exec; it makes one raw syscall
-    // (async-signal-safe) and does not allocate. A kernel without close_range (< 5.11)
-    // leaves the descriptors as they are.
-    unsafe {
-        cmd.pre_exec(|| {
-            let _ = crate::sys::close_range_cloexec(3);
-            Ok(())
-        });
-    }
+    // A kernel without close_range (< 5.11) leaves the descriptors as they are.
+    crate::sys::cloexec_from_on_exec(&mut cmd, 3);
     // Opened before the hook starts: its exit is kept even if it comes before the wait.
     let window = reap::ExitWindow::open();
     let child = cmd.spawn().map_err(|source| HookError::Spawn {
@@ -346,9 +339,9 @@ impl Running {
                 }
                 None => -1,
             };
-            let mut fds = vec![pollfd(pidfd.as_fd(), libc::POLLIN)];
+            let mut fds = vec![sys::PollFd::new(pidfd.as_fd(), c::POLLIN)];
             let stdin_at = stdin.as_ref().map(|s| {
-                fds.push(pollfd(s.as_fd(), libc::POLLOUT));
+                fds.push(sys::PollFd::new(s.as_fd(), c::POLLOUT));
                 fds.len() - 1
             });
             // Output is read as it comes: a hook that writes more than a pipe holds
@@ -360,18 +353,14 @@ impl Running {
             .into_iter()
             .flatten()
             {
-                fds.push(pollfd(r, libc::POLLIN));
+                fds.push(sys::PollFd::new(r, c::POLLIN));
             }
-            // SAFETY: `fds` is a valid array of pollfd of the given length.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                return Err(self.wait_err(e));
+            if let Err(e) = sys::poll(&mut fds, timeout_ms, "hook pidfd and pipes") {
+                return Err(self.wait_err(e.source));
             }
-            if stdin.is_some() && stdin_at.is_some_and(|i| fds[i].revents != 0) {
+            let revents: Vec<i16> = fds.iter().map(|p| p.revents()).collect();
+            drop(fds);
+            if stdin.is_some() && stdin_at.is_some_and(|i| revents[i] != 0) {
                 let s = stdin.as_mut().expect("checked above");
                 match s.write(&state[written..]) {
                     Ok(n) => written += n,
@@ -385,7 +374,7 @@ impl Running {
             }
             drain(&mut stdout, &mut out);
             drain(&mut stderr, &mut err);
-            if fds[0].revents != 0 {
+            if revents[0] != 0 {
                 break;
             }
         }
@@ -397,8 +386,8 @@ impl Running {
 
     fn kill(&mut self) {
         let pgid = self.child.id() as i32;
-        // SAFETY: kill takes plain integers; the group is the hook's own (process_group(0)).
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        // The group is the hook's own (process_group(0)), its leader not yet reaped.
+        let _ = sys::kill(-pgid, c::SIGKILL);
         let _ = self.window.wait(pgid);
         self.reaped = true;
     }
@@ -413,27 +402,15 @@ impl Drop for Running {
     }
 }
 
-fn pollfd(fd: BorrowedFd<'_>, events: i16) -> libc::pollfd {
-    libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events,
-        revents: 0,
-    }
-}
-
 fn set_nonblock(fd: BorrowedFd<'_>) {
-    // SAFETY: fcntl on an open descriptor we own; only changes its status flags.
-    unsafe {
-        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
+    sys::set_nonblock(fd);
 }
 
 const KEEP: usize = 64 * 1024;
 
 fn drain<R: Read + AsFd>(r: &mut Option<R>, buf: &mut Vec<u8>) {
     let Some(rd) = r.as_mut() else { return };
-    if sys::poll_one(rd.as_fd(), libc::POLLIN, 0).unwrap_or(0) == 0 {
+    if sys::poll_one(rd.as_fd(), c::POLLIN, 0).unwrap_or(0) == 0 {
         return;
     }
     let mut chunk = [0u8; 4096];
@@ -451,7 +428,7 @@ fn drain<R: Read + AsFd>(r: &mut Option<R>, buf: &mut Vec<u8>) {
 /// does not make us wait.
 fn drain_all<R: Read + AsFd>(r: &mut Option<R>, buf: &mut Vec<u8>) {
     while let Some(rd) = r.as_ref() {
-        if sys::poll_one(rd.as_fd(), libc::POLLIN, 0).unwrap_or(0) == 0 {
+        if sys::poll_one(rd.as_fd(), c::POLLIN, 0).unwrap_or(0) == 0 {
             return;
         }
         drain(r, buf);

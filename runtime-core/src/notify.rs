@@ -16,7 +16,7 @@
 //! See sd_notify(3), systemd.service(5) `Type=notify`.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use oci_spec::runtime::{Mount, Spec};
 
 use crate::sys;
+use crate::sys::c;
 
 /// The annotation by which a container asks for sd_notify readiness whoever creates
 /// it (a shim has no NOTIFY_SOCKET of its own to go by): `"true"` or `"false"`.
@@ -278,7 +279,7 @@ impl Listener {
             Err(e) => return Err(NotifyError::Bind(path, e)),
         }
         // sun_path holds 108 bytes; a deep --root goes through the directory's fd.
-        let dirfd = sys::open(&dir, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        let dirfd = sys::open(&dir, c::O_PATH | c::O_DIRECTORY, 0)?;
         let short = Path::new(&sys::fd_path(dirfd.as_fd())).join(name);
         let sock = UnixDatagram::bind(if path.as_os_str().len() < 100 {
             &path
@@ -373,27 +374,12 @@ impl Listener {
                 None => -1,
             };
             let mut fds = [
-                libc::pollfd {
-                    fd: self.sock.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: w.init.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
+                sys::PollFd::new(self.sock.as_fd(), c::POLLIN),
+                sys::PollFd::new(w.init, c::POLLIN),
             ];
-            // SAFETY: `fds` is a valid array of two pollfd structs.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                return Err(sys::SysError::new("poll", "notify socket", e).into());
-            }
-            if fds[1].revents != 0 && fds[0].revents & libc::POLLIN == 0 {
+            sys::poll(&mut fds, timeout_ms, "notify socket")?;
+            let revents = [fds[0].revents(), fds[1].revents()];
+            if revents[1] != 0 && revents[0] & c::POLLIN == 0 {
                 return Err(NotifyError::ExitedBeforeReady {
                     id: w.id.to_string(),
                     status: exit_note(w.init),
@@ -457,13 +443,7 @@ pub fn translate_pid(ns_pid: i32, candidates: &[i32], proc_root: &Path) -> Optio
 /// sd_notify_barrier: send BARRIER=1 with the write end of a pipe and wait until the
 /// host closes it, so it has processed READY and MAINPID before start returns.
 fn barrier(host: &UnixDatagram, name: &str) -> Result<(), NotifyError> {
-    let mut p = [0i32; 2];
-    // SAFETY: `p` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(sys::SysError::last("pipe2", "sd_notify barrier").into());
-    }
-    // SAFETY: pipe2 returned two new descriptors nothing else owns.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+    let (r, w) = sys::pipe("sd_notify barrier")?;
     let raw = [w.as_raw_fd()];
     let iov = [io::IoSlice::new(b"BARRIER=1")];
     let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&raw)];
@@ -477,7 +457,7 @@ fn barrier(host: &UnixDatagram, name: &str) -> Result<(), NotifyError> {
     .map_err(|e| NotifyError::Relay(name.into(), e.into()))?;
     drop(w);
     let ms = BARRIER_TIMEOUT.as_millis() as i32;
-    match sys::poll_one(r.as_fd(), libc::POLLIN, ms)? {
+    match sys::poll_one(r.as_fd(), c::POLLIN, ms)? {
         0 => tracing::warn!(
             "the host's NOTIFY_SOCKET {name} did not acknowledge the barrier within {} s; ignored",
             BARRIER_TIMEOUT.as_secs()
@@ -496,29 +476,10 @@ fn barrier(host: &UnixDatagram, name: &str) -> Result<(), NotifyError> {
 
 /// " (exit status N)" when init is our child (runrs run), else "".
 fn exit_note(pidfd: BorrowedFd<'_>) -> String {
-    // SAFETY: an all-zero siginfo_t is a valid value for waitid to overwrite.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: waitid with P_PIDFD and WNOWAIT only inspects our own child, without
-    // reaping it; `info` is writable.
-    let r = unsafe {
-        libc::waitid(
-            libc::P_PIDFD,
-            pidfd.as_raw_fd() as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
-        )
-    };
-    if r < 0 {
-        return String::new();
-    }
-    // SAFETY: waitid filled `info` for an exited child (si_pid != 0 checked below).
-    let (pid, code, st) = unsafe { (info.si_pid(), info.si_code, info.si_status()) };
-    if pid == 0 {
-        return String::new();
-    }
-    match code {
-        libc::CLD_EXITED => format!(" (exit status {st})"),
-        _ => format!(" (killed by signal {st})"),
+    match sys::peek_exit(pidfd) {
+        None => String::new(),
+        Some(sys::Exited::Code(st)) => format!(" (exit status {st})"),
+        Some(sys::Exited::Signal(st)) => format!(" (killed by signal {st})"),
     }
 }
 
@@ -607,6 +568,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods, reason = "test scratch directory")]
     fn translates_nspid_with_a_fake_proc() {
         let proc = tempfile::Builder::new()
             .prefix("runrs-ops-")

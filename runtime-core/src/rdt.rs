@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::sys::c;
 use oci_spec::runtime::{LinuxIntelRdt, Spec};
 use serde::{Deserialize, Serialize};
 
@@ -636,7 +637,7 @@ fn rmdir(d: &Path) -> std::io::Result<()> {
     match std::fs::remove_dir(d) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => std::fs::remove_dir_all(d),
+        Err(e) if e.raw_os_error() == Some(c::ENOTEMPTY) => std::fs::remove_dir_all(d),
         Err(e) => Err(e),
     }
 }

@@ -8,7 +8,7 @@
 //! and execs the user's program. Every failure before Ready travels to the parent as a
 //! structured [`Msg::Error`]. See DESIGN.md "Process model".
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
@@ -21,6 +21,7 @@ use crate::error::Kind as ErrorKind;
 use crate::namespaces::{self, Kind, Namespace};
 use crate::rootfs::{self, mounts::MountContext};
 use crate::state::{OciState, Status, OCI_VERSION};
+use crate::sys::c;
 use crate::sys::{self, SysError};
 use crate::{capabilities, hooks, lsm, rlimits, seccomp, sysctl};
 
@@ -80,10 +81,13 @@ pub fn maybe_run() {
         std::process::exit(1);
     }
     std::env::remove_var(INIT_ENV);
-    // SAFETY: the parent passed this descriptor to us for exactly this use; nothing
-    // else in this fresh process owns it.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    sys::set_cloexec_raw(fd);
+    let sock = match sys::adopt_inherited_fd(fd, INIT_ENV) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("runrs init: {e}");
+            std::process::exit(1);
+        }
+    };
     stage1(sock)
 }
 
@@ -172,7 +176,7 @@ impl InitError {
         let bad_path = |e: &SysError| {
             matches!(
                 e.errno(),
-                Some(libc::ENOENT | libc::ENOTDIR | libc::EISDIR | libc::ELOOP)
+                Some(c::ENOENT | c::ENOTDIR | c::EISDIR | c::ELOOP)
             )
         };
         match self {
@@ -182,7 +186,7 @@ impl InitError {
                 ErrorKind::InvalidArgument
             }
             InitError::Sys("create process.cwd" | "enter process.cwd", e)
-                if bad_path(e) || e.errno() == Some(libc::EEXIST) =>
+                if bad_path(e) || e.errno() == Some(c::EEXIST) =>
             {
                 ErrorKind::InvalidArgument
             }
@@ -198,7 +202,7 @@ fn stage1(sock: OwnedFd) -> ! {
     let s = sock.as_fd();
     // Non-dumpable until execve: the container cannot open /proc/<init>/exe or fds
     // (CVE-2019-5736).
-    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, "PR_SET_DUMPABLE");
+    let _ = sys::prctl(c::PR_SET_DUMPABLE, 0, 0, "PR_SET_DUMPABLE");
     let (cfg, fds) = match sync::recv(s) {
         Ok((Msg::Config(c), fds)) => (c, fds),
         Ok(_) => fail(s, &InitError::Protocol("config")),
@@ -229,6 +233,10 @@ fn stage1(sock: OwnedFd) -> ! {
 
 /// Returns the child's pid in the parent branch, 0 in the child, and the end of the
 /// handoff pipe each keeps (the parent's write end, the child's read end).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the process' own procfs file, not under the rootfs"
+)]
 fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), InitError> {
     let process = match cfg.exec.as_deref() {
         Some(p) => p,
@@ -254,7 +262,7 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), I
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|source| {
             InitError::OomScore {
                 value: adj,
-                hint: if matches!(source.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) {
+                hint: if matches!(source.raw_os_error(), Some(c::EACCES) | Some(c::EPERM)) {
                     " (lowering oom_score_adj needs CAP_SYS_RESOURCE, which the runtime does not have)"
                 } else {
                     ""
@@ -266,7 +274,7 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), I
     let joins = namespaces::open_joins(&cfg.namespaces).map_err(InitError::Namespace)?;
     let mut in_userns = joins.join_user().map_err(InitError::Namespace)?;
     if !in_userns && namespaces::creates(&cfg.namespaces, Kind::User) {
-        sys::unshare(libc::CLONE_NEWUSER).map_err(InitError::Namespace)?;
+        sys::unshare(c::CLONE_NEWUSER).map_err(InitError::Namespace)?;
         sync::send(s, &Msg::MapRequest, &[])?;
         match sync::recv(s)?.0 {
             Msg::MapDone => {}
@@ -287,22 +295,20 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), I
     if flags & Kind::Time.flag() != 0 {
         write_time_offsets(&cfg.spec)?;
     }
-    let mut p = [0; 2];
-    // SAFETY: `p` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(InitError::Sys("handoff pipe", SysError::last("pipe2", "")));
-    }
-    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
-    // SAFETY: init is single-threaded (a fresh exec that never spawned a thread), so
-    // the child may run arbitrary code after fork.
-    match unsafe { cgroup_join::fork(&placement) } {
+    let (r, w) = sys::pipe("init handoff").map_err(|e| InitError::Sys("handoff pipe", e))?;
+    // Init is single-threaded (a fresh exec that never spawned a thread), so the child
+    // may run arbitrary code after fork.
+    match cgroup_join::fork(&placement) {
         Err(e) => Err(InitError::Sys("fork container init", e)),
         Ok(0) => Ok((0, r)),
         Ok(pid) => Ok((pid, w)),
     }
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the process' own procfs file, not under the rootfs"
+)]
 fn write_time_offsets(spec: &Spec) -> Result<(), InitError> {
     let Some(offsets) = spec
         .linux()
@@ -346,7 +352,7 @@ fn stage2(cfg: Box<InitConfig>, sock: OwnedFd, fds: Vec<OwnedFd>) -> ! {
     // more, the container's stderr is the only place left.
     eprintln!("runrs: {err}");
     std::process::exit(match err {
-        execve::ExecError::Exec(_, ref e) if e.errno() == Some(libc::ENOENT) => 127,
+        execve::ExecError::Exec(_, ref e) if e.errno() == Some(c::ENOENT) => 127,
         _ => 126,
     })
 }
@@ -394,20 +400,19 @@ fn stage2_inner(
     } else {
         None
     };
-    // SAFETY: setsid takes no arguments; a forked child is never a group leader.
-    unsafe { libc::setsid() };
+    // A forked child is never a group leader: setsid succeeds.
+    sys::setsid();
 
     // Handles on the host's /proc and /dev/null, taken before the container's mounts
     // can shadow anything.
-    let host_proc = sys::open(Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0)
+    let host_proc = sys::open(Path::new("/proc"), c::O_PATH | c::O_DIRECTORY, 0)
         .map_err(|e| InitError::Sys("open host /proc", e))?;
-    let devnull = sys::open(Path::new("/dev/null"), libc::O_PATH, 0)
+    let devnull = sys::open(Path::new("/dev/null"), c::O_PATH, 0)
         .map_err(|e| InitError::Sys("open host /dev/null", e))?;
     let host_pid = std::fs::read_link(format!("{}/self", sys::fd_path(host_proc.as_fd())))
         .ok()
         .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
-        // SAFETY: getpid has no preconditions.
-        .unwrap_or_else(|| unsafe { libc::getpid() });
+        .unwrap_or_else(sys::getpid);
     // Hooks run in the container's namespaces see the pid as the container sees it
     // (runtime.md "State"; runc passes getpid() too).
     let own_pid = std::process::id() as i32;
@@ -432,7 +437,7 @@ fn stage2_inner(
     rootfs::setup_dev(spec, root.as_fd(), userns)?;
     // runc creates a missing cwd inside the rootfs. Magic links are refused (EXDEV).
     rootfs::safe::mkdir_all(root.as_fd(), process.cwd(), 0o755).map_err(|e| match e.errno() {
-        Some(libc::EXDEV) => InitError::CwdEscape(process.cwd().clone()),
+        Some(c::EXDEV) => InitError::CwdEscape(process.cwd().clone()),
         _ => InitError::Sys("create process.cwd", e),
     })?;
 
@@ -512,7 +517,7 @@ fn stage2_inner(
     let wfd = sys::openat(
         host_proc.as_fd(),
         Path::new(&format!("thread-self/fd/{}", fifo.as_raw_fd())),
-        libc::O_WRONLY,
+        c::O_WRONLY,
         0,
     )
     .map_err(|e| InitError::Sys("open exec fifo", e))?;
@@ -560,14 +565,7 @@ fn setgroups_allowed() -> bool {
 }
 
 fn set_domainname(d: &str) -> Result<(), InitError> {
-    // SAFETY: `d` points to d.len() valid bytes.
-    if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } < 0 {
-        return Err(InitError::Sys(
-            "set domainname",
-            SysError::last("setdomainname", d),
-        ));
-    }
-    Ok(())
+    sys::setdomainname(d).map_err(|e| InitError::Sys("set domainname", e))
 }
 
 /// What [`finalize`] needs: the process spec and the namespace facts it depends on.
@@ -604,8 +602,7 @@ pub(crate) fn finalize(f: &Finalize<'_>) -> Result<Prepared, InitError> {
     let process = f.process;
     let s = f.sock;
     let u = process.user();
-    // SAFETY: umask only swaps the process' file mode mask.
-    unsafe { libc::umask(u.umask().unwrap_or(0o022)) };
+    sys::umask(u.umask().unwrap_or(0o022));
     sys::chdir(process.cwd()).map_err(|e| InitError::Sys("enter process.cwd", e))?;
     // A cwd reached through a leaked descriptor would lie outside our root, where
     // getcwd reports "(unreachable)" (CVE-2024-21626).
@@ -621,7 +618,7 @@ pub(crate) fn finalize(f: &Finalize<'_>) -> Result<Prepared, InitError> {
     }
     let nnp = process.no_new_privileges() == Some(true);
     if nnp {
-        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, "PR_SET_NO_NEW_PRIVS")
+        sys::prctl(c::PR_SET_NO_NEW_PRIVS, 1, 0, "PR_SET_NO_NEW_PRIVS")
             .map_err(|e| InitError::Sys("set no_new_privs", e))?;
     }
     // Like runc: without no_new_privs loading a filter needs CAP_SYS_ADMIN, so it
@@ -643,11 +640,11 @@ pub(crate) fn finalize(f: &Finalize<'_>) -> Result<Prepared, InitError> {
             );
         }
         capabilities::apply_bounding(sets.bounding)?;
-        sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0, "PR_SET_KEEPCAPS")
+        sys::prctl(c::PR_SET_KEEPCAPS, 1, 0, "PR_SET_KEEPCAPS")
             .map_err(|e| InitError::Sys("keep capabilities", e))?;
         user::switch(u.uid(), u.gid(), &groups, allow_setgroups)
             .map_err(|e| InitError::Sys("set user", e))?;
-        sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0, "PR_SET_KEEPCAPS")
+        sys::prctl(c::PR_SET_KEEPCAPS, 0, 0, "PR_SET_KEEPCAPS")
             .map_err(|e| InitError::Sys("keep capabilities", e))?;
         for name in capabilities::apply(&sets)? {
             send_log(s, "debug", &format!("can't raise ambient capability {name}: it is not both permitted and inheritable"));
@@ -687,21 +684,21 @@ mod tests {
         let missing_source = InitError::Rootfs(rootfs::RootfsError::Mount {
             dest: "/data".into(),
             typ: "bind".into(),
-            source: sys(libc::ENOENT),
+            source: sys(c::ENOENT),
         });
         assert_eq!(missing_source.kind(), ErrorKind::InvalidArgument);
         let busy = InitError::Rootfs(rootfs::RootfsError::Mount {
             dest: "/data".into(),
             typ: "bind".into(),
-            source: sys(libc::EBUSY),
+            source: sys(c::EBUSY),
         });
         assert_eq!(busy.kind(), ErrorKind::Internal);
-        let cwd_is_a_file = InitError::Sys("enter process.cwd", sys(libc::ENOTDIR));
+        let cwd_is_a_file = InitError::Sys("enter process.cwd", sys(c::ENOTDIR));
         assert_eq!(cwd_is_a_file.kind(), ErrorKind::InvalidArgument);
         let no_program = InitError::Exec(execve::ExecError::NotFound("nope".into()));
         assert_eq!(no_program.kind(), ErrorKind::InvalidArgument);
         assert_eq!(
-            InitError::Sys("set user", sys(libc::EPERM)).kind(),
+            InitError::Sys("set user", sys(c::EPERM)).kind(),
             ErrorKind::Internal
         );
         // The kind survives the trip to the runtime and decides the error's kind there.
