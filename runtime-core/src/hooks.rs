@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{Hook, Spec};
 
-use crate::process::reap;
+use crate::reap;
 use crate::spec::SpecError;
 use crate::state::OciState;
 use crate::sys::{self, c};
@@ -173,7 +173,7 @@ pub fn run_all(kind: &'static str, hooks: &[Hook], state: &OciState) -> Vec<Hook
     let mut failed = Vec::new();
     for (i, h) in hooks.iter().enumerate() {
         if let Err(e) = run_one(kind, i, h, &json) {
-            tracing::warn!("{}", crate::error::chain(&e));
+            tracing::warn!("{}", crate::fault::chain(&e));
             failed.push(e);
         }
     }
@@ -538,7 +538,7 @@ mod tests {
         // The orphaned sleep was killed with the group (it may linger as a zombie
         // until init reaps it, but it no longer runs).
         assert!(
-            crate::container::wait_gone(pid, Duration::from_secs(5))
+            crate::sys::wait_gone(pid, Duration::from_secs(5))
                 || crate::state::proc_stat(pid).is_some_and(|s| s.state == 'Z'),
             "background child of the hook survived"
         );

@@ -8,7 +8,9 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod container;
 pub mod criu;
+pub mod entry;
 pub mod error;
+pub mod fault;
 pub mod features;
 #[cfg(test)]
 mod fuzz;
@@ -18,6 +20,7 @@ pub mod namespaces;
 pub mod notify;
 pub mod process;
 pub mod rdt;
+pub mod reap;
 pub mod rlimits;
 pub mod rootfs;
 pub mod seccomp;

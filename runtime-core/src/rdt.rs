@@ -722,16 +722,6 @@ pub fn stats(st: &RdtState) -> Result<Stats, RdtError> {
     Ok(out)
 }
 
-impl crate::container::Container {
-    /// The container's RDT statistics; None without `linux.intelRdt`.
-    pub fn rdt_stats(&self) -> Result<Option<Stats>, crate::error::Error> {
-        match &self.state.rdt {
-            Some(r) => Ok(Some(stats(r)?)),
-            None => Ok(None),
-        }
-    }
-}
-
 #[cfg(test)]
 #[path = "rdt_tests.rs"]
 mod tests;

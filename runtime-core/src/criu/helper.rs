@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 use super::mounts::Prepare;
 use super::rpc::{recv_packet, Swrk};
 use super::CriuError;
-use crate::process::reap;
 use crate::process::spawn::InitStdio;
+use crate::reap;
 use crate::rootfs::safe;
 use crate::sys::c;
 use crate::sys::{self, fd_path, SysError};
@@ -127,7 +127,7 @@ pub(crate) fn spawn(
 }
 
 /// If this process was started as the restore helper, run it; never returns then.
-/// Called from [`crate::process::init::maybe_run`], before any thread exists.
+/// Called from [`crate::entry::maybe_run`], before any thread exists.
 pub fn maybe_run() {
     let Some(v) = std::env::var_os(HELPER_ENV) else {
         return;

@@ -16,7 +16,7 @@ use prost::Message;
 use runrs_proto::criu::{CriuFeatures, CriuReq, CriuReqType, CriuResp};
 
 use super::{CriuError, MIN_VERSION};
-use crate::process::reap;
+use crate::reap;
 use crate::sys::{self, c, SysError};
 
 /// A CRIU version.

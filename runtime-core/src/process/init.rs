@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::sync::{self, Msg};
 use super::{cgroup_join, console, execve, user};
 use crate::cgroups::CgroupPaths;
-use crate::error::Kind as ErrorKind;
+use crate::fault::Kind as ErrorKind;
 use crate::namespaces::{self, Kind, Namespace};
 use crate::rootfs::{self, mounts::MountContext};
 use crate::state::{OciState, Status, OCI_VERSION};
@@ -69,9 +69,8 @@ pub struct InitConfig {
 }
 
 /// If this process was started as runrs' init, run it; never returns then.
-/// Every runrs binary calls this first in `main`, before any thread exists.
+/// Called from [`crate::entry::maybe_run`], before any thread exists.
 pub fn maybe_run() {
-    crate::criu::helper::maybe_run();
     let Some(v) = std::env::var_os(INIT_ENV) else {
         return;
     };
@@ -534,7 +533,7 @@ fn stage2_inner(
     );
     let reply = match &hooked {
         Ok(()) => b"0".to_vec(),
-        Err(e) => format!("1{}", crate::error::chain(e)).into_bytes(),
+        Err(e) => format!("1{}", crate::fault::chain(e)).into_bytes(),
     };
     sys::write_all(wfd.as_fd(), &reply, "exec fifo")
         .map_err(|e| InitError::Sys("write exec fifo", e))?;

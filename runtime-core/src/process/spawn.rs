@@ -85,7 +85,7 @@ pub enum SpawnError {
         /// What failed, with its causes.
         message: String,
         /// Whose fault, as init classified it.
-        kind: crate::error::Kind,
+        kind: crate::fault::Kind,
     },
     /// Init died without saying why.
     #[error("init exited before the container was created{0}")]
@@ -174,7 +174,7 @@ pub fn spawn(
     // socket closes on exec) so its failure is reported to the caller.
     let wait_exec = cfg.exec.is_some();
     let mut extra: Vec<BorrowedFd<'_>> = fds.exec_fifo.into_iter().collect();
-    let listener = crate::seccomp::listener::Listener::from_config(&cfg);
+    let listener = listener_of(&cfg);
     extra.extend(fds.console_socket);
     sync::send(parent.as_fd(), &Msg::Config(Box::new(cfg)), &extra).map_err(SpawnError::Sync)?;
 
@@ -240,6 +240,30 @@ pub fn spawn(
             other => return Err(SpawnError::Protocol(format!("{other:?}"))),
         }
     }
+}
+
+/// The seccomp listener of the container or exec `cfg` describes, if its spec names one.
+fn listener_of(cfg: &InitConfig) -> Option<crate::seccomp::listener::Listener> {
+    let l = crate::seccomp::listener::Listener::from_spec(&cfg.id, &cfg.bundle, &cfg.spec)?;
+    if cfg.exec.is_none() {
+        return Some(l);
+    }
+    // An exec joins the init's namespaces by /proc/<pid>/ns/<type> paths.
+    let init_pid = cfg
+        .namespaces
+        .iter()
+        .filter_map(|n| n.path.as_ref())
+        .find_map(|p| {
+            p.strip_prefix("/proc")
+                .ok()?
+                .iter()
+                .next()?
+                .to_str()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    Some(l.for_exec(init_pid))
 }
 
 /// Kills init on early return.

@@ -44,7 +44,7 @@ pub enum Msg {
         /// Whose fault: a configuration only init can check (a missing mount source,
         /// a cwd that is a file, a program that is not there) is the caller's.
         #[serde(default)]
-        kind: crate::error::Kind,
+        kind: crate::fault::Kind,
     },
     /// Init → parent: a log line.
     Log {
@@ -136,7 +136,7 @@ mod tests {
         let big = "x".repeat(100_000);
         let devnull = std::fs::File::open("/dev/null").expect("open");
         let t = std::thread::spawn(move || {
-            let kind = crate::error::Kind::InvalidArgument;
+            let kind = crate::fault::Kind::InvalidArgument;
             send(
                 a.as_fd(),
                 &Msg::Error { message: big, kind },
@@ -149,7 +149,7 @@ mod tests {
         match m {
             Msg::Error { message, kind } => {
                 assert_eq!(message.len(), 100_000);
-                assert_eq!(kind, crate::error::Kind::InvalidArgument);
+                assert_eq!(kind, crate::fault::Kind::InvalidArgument);
             }
             m => panic!("unexpected {m:?}"),
         }
