@@ -138,7 +138,7 @@ pub fn maybe_run() {
         eprintln!("runrs criu helper: bad {HELPER_ENV}");
         std::process::exit(1);
     }
-    let sock = match sys::adopt_inherited_fd(fd, HELPER_ENV) {
+    let sock = match sys::adopt_inherited_fd(fd, HELPER_ENV, true) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("runrs criu helper: {e}");

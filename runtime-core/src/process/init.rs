@@ -80,7 +80,7 @@ pub fn maybe_run() {
         std::process::exit(1);
     }
     std::env::remove_var(INIT_ENV);
-    let sock = match sys::adopt_inherited_fd(fd, INIT_ENV) {
+    let sock = match sys::adopt_inherited_fd(fd, INIT_ENV, true) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("runrs init: {e}");

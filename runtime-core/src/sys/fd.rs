@@ -206,10 +206,11 @@ pub fn fd_is_open(fd: RawFd) -> bool {
 }
 
 /// Take ownership of a descriptor number this process was handed by its parent (an
-/// environment variable, a command-line flag), marking it close-on-exec. Call it once,
-/// at start-up, for a number nothing else in the process refers to; a number that is
-/// not open is an EBADF error naming `what`.
-pub fn adopt_inherited_fd(fd: RawFd, what: &str) -> SysResult<OwnedFd> {
+/// environment variable, a command-line flag), marking it close-on-exec when `cloexec`
+/// (else its flags stay as inherited: a `--status-fd` is handed on to criu by number).
+/// Call it once, at start-up, for a number nothing else in the process refers to; a
+/// number that is not open is an EBADF error naming `what`.
+pub fn adopt_inherited_fd(fd: RawFd, what: &str, cloexec: bool) -> SysResult<OwnedFd> {
     if !fd_is_open(fd) {
         return Err(SysError::new(
             "fcntl(F_GETFD)",
@@ -217,7 +218,9 @@ pub fn adopt_inherited_fd(fd: RawFd, what: &str) -> SysResult<OwnedFd> {
             io::Error::from_raw_os_error(libc::EBADF),
         ));
     }
-    set_cloexec_raw(fd);
+    if cloexec {
+        set_cloexec_raw(fd);
+    }
     // SAFETY: the descriptor is open and was handed to this process for this one use
     // (the caller's contract above); nothing else in the process owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })

@@ -69,7 +69,7 @@ pub fn inherited_fd(flag: &str, fd: i32) -> anyhow::Result<OwnedFd> {
     if !runtime_core::sys::fd_is_open(fd) {
         anyhow::bail!("{flag} {fd}: not an open descriptor");
     }
-    Ok(runtime_core::sys::adopt_inherited_fd(fd, flag)?)
+    Ok(runtime_core::sys::adopt_inherited_fd(fd, flag, false)?)
 }
 
 /// Run `checkpoint`.
