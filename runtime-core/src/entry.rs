@@ -5,6 +5,6 @@
 
 /// Run init or the criu helper if this process was started as one; never returns then.
 pub fn maybe_run() {
-    crate::criu::helper::maybe_run();
-    crate::process::init::maybe_run();
+    crate::criu::helper::run_if_helper();
+    crate::process::init::run_if_init();
 }

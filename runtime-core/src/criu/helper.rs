@@ -128,7 +128,7 @@ pub(crate) fn spawn(
 
 /// If this process was started as the restore helper, run it; never returns then.
 /// Called from [`crate::entry::maybe_run`], before any thread exists.
-pub fn maybe_run() {
+pub(crate) fn run_if_helper() {
     let Some(v) = std::env::var_os(HELPER_ENV) else {
         return;
     };

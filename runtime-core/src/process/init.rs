@@ -69,8 +69,9 @@ pub struct InitConfig {
 }
 
 /// If this process was started as runrs' init, run it; never returns then.
-/// Called from [`crate::entry::maybe_run`], before any thread exists.
-pub fn maybe_run() {
+/// Called from [`crate::entry::maybe_run`] (the only entry point: a binary that called
+/// this alone would not dispatch the criu helper), before any thread exists.
+pub(crate) fn run_if_init() {
     let Some(v) = std::env::var_os(INIT_ENV) else {
         return;
     };
