@@ -118,11 +118,6 @@ pub fn from_spec(spec: &Spec) -> Vec<Namespace> {
     v
 }
 
-/// Render CLONE_* flags for error messages.
-pub fn describe_flags(flags: i32) -> String {
-    crate::sys::describe_clone_flags(flags)
-}
-
 /// Namespaces to join, opened before any of them is entered (once in another mount
 /// namespace, the paths may no longer resolve).
 pub struct Joins {
@@ -210,7 +205,7 @@ mod tests {
         assert_eq!(ns[2].kind, Kind::Pid);
         assert_eq!(new_flags_except_user(&ns), c::CLONE_NEWPID);
         assert_eq!(
-            describe_flags(c::CLONE_NEWPID | c::CLONE_NEWNS),
+            crate::sys::describe_clone_flags(c::CLONE_NEWPID | c::CLONE_NEWNS),
             "CLONE_NEWNS|CLONE_NEWPID"
         );
     }

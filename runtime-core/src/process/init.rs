@@ -330,7 +330,6 @@ fn stage2_inner(
     let userns = namespaces::has(&cfg.namespaces, Kind::User);
     let root = rootfs::enter(spec, &cfg.rootfs)?;
     let ctx = MountContext {
-        rootfs: &cfg.rootfs,
         root: root.as_fd(),
         cgroup: &cfg.cgroup,
         cgroup_mounts: &cfg.cgroup_mounts,

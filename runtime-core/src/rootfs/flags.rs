@@ -182,11 +182,6 @@ pub fn parse(options: &[String]) -> MountOptions {
     m
 }
 
-/// Render MS_* flags by name, for error messages.
-pub fn describe(flags: u64) -> String {
-    crate::sys::describe_mount_flags(flags)
-}
-
 /// Translate statvfs ST_* flags to the MS_* flags a bind remount must keep.
 pub fn locked_from_statvfs(st_flags: u64) -> u64 {
     let mut f = 0;
@@ -233,7 +228,10 @@ mod tests {
 
     #[test]
     fn describes_flags() {
-        assert_eq!(describe(c::MS_BIND | c::MS_REC), "MS_BIND|MS_REC");
-        assert_eq!(describe(0), "0");
+        assert_eq!(
+            crate::sys::describe_mount_flags(c::MS_BIND | c::MS_REC),
+            "MS_BIND|MS_REC"
+        );
+        assert_eq!(crate::sys::describe_mount_flags(0), "0");
     }
 }

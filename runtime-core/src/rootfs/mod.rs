@@ -214,8 +214,3 @@ pub fn switch_root(rootfs: &Path, root: BorrowedFd<'_>, no_pivot: bool) -> Resul
     sys::umount2(Path::new("."), c::MNT_DETACH).map_err(err)?;
     sys::chdir(Path::new("/")).map_err(err)
 }
-
-/// Descriptor helpers used by init around the rootfs.
-pub fn as_fd(fd: &OwnedFd) -> BorrowedFd<'_> {
-    fd.as_fd()
-}

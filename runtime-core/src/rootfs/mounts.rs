@@ -19,8 +19,6 @@ use crate::sys::{self, fd_path};
 
 /// What the mount code needs to know about the container.
 pub struct MountContext<'a> {
-    /// Host path of the (bind-mounted) rootfs.
-    pub rootfs: &'a Path,
     /// O_PATH descriptor of the rootfs.
     pub root: BorrowedFd<'a>,
     /// The container's cgroups, for cgroup mounts.
