@@ -6,7 +6,8 @@
 #
 # Stages:
 #   deps     apt packages for building and testing (idempotent; apt lock timeout 300 s)
-#   lint     cargo fmt --check, cargo clippy --workspace --all-targets -D warnings
+#   lint     scripts/check-structure.sh (unsafe/libc only in runtime-core/src/sys, files
+#            <= 600 lines, no module cycles), cargo fmt --check, cargo clippy -D warnings
 #   unit     unit tests of every crate (cargo test --workspace --lib --bins)
 #   fuzz     the bounded fuzz run: 9 targets, RUNRS_FUZZ_SECS (45) each (scripts/fuzz.sh)
 #   cli      runc-compatible CLI suite (integration/tests/cli_*.rs: incl. create failing at
@@ -147,6 +148,8 @@ if has deps; then
 fi
 
 if has lint; then
+  log "structure: kernel boundary, file sizes, module cycles"
+  integration/scripts/check-structure.sh "$ROOT"
   log "cargo fmt --check"
   cargo fmt --all -- --check
   log "cargo clippy"

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::rootfs::flags;
+use crate::sys::c;
 use crate::sys::{self, SysError};
 
 /// One mount of the rootfs stack.
@@ -43,7 +44,7 @@ pub fn mount_all(mounts: &[RootfsMount], target: &Path) -> Result<(), MountError
     for (i, m) in mounts.iter().enumerate() {
         if let Err(e) = mount_one(m, target) {
             for _ in 0..i {
-                let _ = sys::umount2(target, libc::MNT_DETACH);
+                let _ = sys::umount2(target, c::MNT_DETACH);
             }
             return Err(MountError {
                 typ: m.typ.clone(),
@@ -64,18 +65,12 @@ fn mount_one(m: &RootfsMount, target: &Path) -> Result<(), SysError> {
             Some(&m.source),
             &t,
             None,
-            libc::MS_BIND | (opts.flags & libc::MS_REC),
+            c::MS_BIND | (opts.flags & c::MS_REC),
             None,
         )?;
-        let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
+        let extra = opts.flags & !(c::MS_BIND | c::MS_REC | c::MS_REMOUNT);
         if extra != 0 {
-            sys::mount(
-                None,
-                &t,
-                None,
-                libc::MS_BIND | libc::MS_REMOUNT | extra,
-                None,
-            )?;
+            sys::mount(None, &t, None, c::MS_BIND | c::MS_REMOUNT | extra, None)?;
         }
         for p in &opts.propagation {
             sys::mount(None, &t, None, *p, None)?;
@@ -154,7 +149,7 @@ fn mount_overlay_relative(
     let (source, target) = (source.to_string(), target.to_string());
     // A thread of our own, so the chdir does not leak into other threads' cwd.
     std::thread::spawn(move || -> Result<(), SysError> {
-        sys::unshare(libc::CLONE_FS)?;
+        sys::unshare(c::CLONE_FS)?;
         sys::chdir(Path::new(&dir))?;
         sys::mount(Some(&source), &target, Some("overlay"), flags, Some(&short))
     })
@@ -171,9 +166,9 @@ fn mount_overlay_relative(
 /// Unmount everything stacked on `target` (until it is no longer a mount point).
 pub fn unmount_all(target: &Path) -> Result<(), SysError> {
     for _ in 0..64 {
-        match sys::umount2(target, libc::MNT_DETACH) {
+        match sys::umount2(target, c::MNT_DETACH) {
             Ok(()) => continue,
-            Err(e) if matches!(e.errno(), Some(libc::EINVAL) | Some(libc::ENOENT)) => return Ok(()),
+            Err(e) if matches!(e.errno(), Some(c::EINVAL) | Some(c::ENOENT)) => return Ok(()),
             Err(e) => return Err(e),
         }
     }

@@ -6,6 +6,7 @@
 
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities};
 
+use crate::sys::c;
 use crate::sys::{self, SysError};
 
 /// Capability names in kernel order (index = capability number).
@@ -123,7 +124,7 @@ pub fn apply_bounding(bounding: u64) -> Result<(), CapsError> {
     for n in 0..=last_cap() {
         if bounding & (1 << n) == 0 {
             sys::prctl(
-                libc::PR_CAPBSET_DROP,
+                c::PR_CAPBSET_DROP,
                 u64::from(n),
                 0,
                 NAMES.get(n as usize).unwrap_or(&"?"),
@@ -134,58 +135,16 @@ pub fn apply_bounding(bounding: u64) -> Result<(), CapsError> {
     Ok(())
 }
 
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
 /// Set effective, permitted and inheritable with capset(2), then raise ambient ones.
 /// An ambient capability the kernel refuses (it must also be permitted and
 /// inheritable) is returned by name, for a warning, as runc does.
 pub fn apply(s: &Sets) -> Result<Vec<&'static str>, CapsError> {
-    let hdr = CapHeader {
-        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-        pid: 0,
-    };
-    let data = [
-        CapData {
-            effective: s.effective as u32,
-            permitted: s.permitted as u32,
-            inheritable: s.inheritable as u32,
-        },
-        CapData {
-            effective: (s.effective >> 32) as u32,
-            permitted: (s.permitted >> 32) as u32,
-            inheritable: (s.inheritable >> 32) as u32,
-        },
-    ];
-    // SAFETY: `hdr` and `data` are the v3 header and two data structs capset expects.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) };
-    if r < 0 {
-        return Err(CapsError::Sys(
-            "set capabilities",
-            SysError::last(
-                "capset",
-                format!(
-                    "eff={:#x} prm={:#x} inh={:#x}",
-                    s.effective, s.permitted, s.inheritable
-                ),
-            ),
-        ));
-    }
+    sys::capset(s.effective, s.permitted, s.inheritable)
+        .map_err(|e| CapsError::Sys("set capabilities", e))?;
     // Clear, then raise: the ambient set must be a subset of permitted and inheritable.
     sys::prctl(
-        libc::PR_CAP_AMBIENT,
-        libc::PR_CAP_AMBIENT_CLEAR_ALL as u64,
+        c::PR_CAP_AMBIENT,
+        c::PR_CAP_AMBIENT_CLEAR_ALL as u64,
         0,
         "clear ambient",
     )
@@ -195,8 +154,8 @@ pub fn apply(s: &Sets) -> Result<Vec<&'static str>, CapsError> {
         if s.ambient & (1 << n) != 0 {
             let name = NAMES.get(n as usize).copied().unwrap_or("?");
             if sys::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_RAISE as u64,
+                c::PR_CAP_AMBIENT,
+                c::PR_CAP_AMBIENT_RAISE as u64,
                 u64::from(n),
                 name,
             )

@@ -3,25 +3,8 @@
 
 use std::path::PathBuf;
 
+pub use crate::fault::{chain, Kind};
 use crate::state::Status;
-
-/// What kind of failure, for mapping to protocol status codes. It also travels from
-/// init to the runtime with init's error message ([`crate::process::sync::Msg`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// The container (or file) does not exist.
-    NotFound,
-    /// It already exists.
-    AlreadyExists,
-    /// The container is in the wrong state for the request.
-    FailedPrecondition,
-    /// The request or configuration is invalid.
-    InvalidArgument,
-    /// Anything else.
-    #[default]
-    Internal,
-}
 
 /// A runtime-core failure.
 #[derive(Debug, thiserror::Error)]
@@ -141,19 +124,4 @@ impl Error {
             _ => Kind::Internal,
         }
     }
-}
-
-/// Render an error with its whole source chain on one line ("a: b: c").
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let t = c.to_string();
-        if !t.is_empty() && !s.ends_with(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = c.source();
-    }
-    s
 }

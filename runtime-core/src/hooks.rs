@@ -21,17 +21,17 @@
 //! a hook script's children do not outlive it.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{Hook, Spec};
 
-use crate::process::reap;
+use crate::reap;
 use crate::spec::SpecError;
 use crate::state::OciState;
-use crate::sys;
+use crate::sys::{self, c};
 
 /// Hook kind names, as in config.json and `runrs features`.
 pub const KINDS: [&str; 6] = [
@@ -173,7 +173,7 @@ pub fn run_all(kind: &'static str, hooks: &[Hook], state: &OciState) -> Vec<Hook
     let mut failed = Vec::new();
     for (i, h) in hooks.iter().enumerate() {
         if let Err(e) = run_one(kind, i, h, &json) {
-            tracing::warn!("{}", crate::error::chain(&e));
+            tracing::warn!("{}", crate::fault::chain(&e));
             failed.push(e);
         }
     }
@@ -211,15 +211,8 @@ fn run_one(kind: &'static str, index: usize, h: &Hook, state: &[u8]) -> Result<(
     // The hook gets its three pipes and nothing else of the runtime's (as with runc,
     // whose Go exec passes only what it is given): not a shim's ttrpc listener or
     // fifos, not init's sync socket, not what the runtime's own caller leaked to it.
-    // SAFETY: the closure runs between fork and exec; it makes one raw syscall
-    // (async-signal-safe) and does not allocate. A kernel without close_range (< 5.11)
-    // leaves the descriptors as they are.
-    unsafe {
-        cmd.pre_exec(|| {
-            let _ = crate::sys::close_range_cloexec(3);
-            Ok(())
-        });
-    }
+    // A kernel without close_range (< 5.11) leaves the descriptors as they are.
+    crate::sys::cloexec_from_on_exec(&mut cmd, 3);
     // Opened before the hook starts: its exit is kept even if it comes before the wait.
     let window = reap::ExitWindow::open();
     let child = cmd.spawn().map_err(|source| HookError::Spawn {
@@ -346,9 +339,9 @@ impl Running {
                 }
                 None => -1,
             };
-            let mut fds = vec![pollfd(pidfd.as_fd(), libc::POLLIN)];
+            let mut fds = vec![sys::PollFd::new(pidfd.as_fd(), c::POLLIN)];
             let stdin_at = stdin.as_ref().map(|s| {
-                fds.push(pollfd(s.as_fd(), libc::POLLOUT));
+                fds.push(sys::PollFd::new(s.as_fd(), c::POLLOUT));
                 fds.len() - 1
             });
             // Output is read as it comes: a hook that writes more than a pipe holds
@@ -360,18 +353,14 @@ impl Running {
             .into_iter()
             .flatten()
             {
-                fds.push(pollfd(r, libc::POLLIN));
+                fds.push(sys::PollFd::new(r, c::POLLIN));
             }
-            // SAFETY: `fds` is a valid array of pollfd of the given length.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                return Err(self.wait_err(e));
+            if let Err(e) = sys::poll(&mut fds, timeout_ms, "hook pidfd and pipes") {
+                return Err(self.wait_err(e.source));
             }
-            if stdin.is_some() && stdin_at.is_some_and(|i| fds[i].revents != 0) {
+            let revents: Vec<i16> = fds.iter().map(|p| p.revents()).collect();
+            drop(fds);
+            if stdin.is_some() && stdin_at.is_some_and(|i| revents[i] != 0) {
                 let s = stdin.as_mut().expect("checked above");
                 match s.write(&state[written..]) {
                     Ok(n) => written += n,
@@ -385,7 +374,7 @@ impl Running {
             }
             drain(&mut stdout, &mut out);
             drain(&mut stderr, &mut err);
-            if fds[0].revents != 0 {
+            if revents[0] != 0 {
                 break;
             }
         }
@@ -397,8 +386,8 @@ impl Running {
 
     fn kill(&mut self) {
         let pgid = self.child.id() as i32;
-        // SAFETY: kill takes plain integers; the group is the hook's own (process_group(0)).
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        // The group is the hook's own (process_group(0)), its leader not yet reaped.
+        let _ = sys::kill(-pgid, c::SIGKILL);
         let _ = self.window.wait(pgid);
         self.reaped = true;
     }
@@ -413,27 +402,15 @@ impl Drop for Running {
     }
 }
 
-fn pollfd(fd: BorrowedFd<'_>, events: i16) -> libc::pollfd {
-    libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events,
-        revents: 0,
-    }
-}
-
 fn set_nonblock(fd: BorrowedFd<'_>) {
-    // SAFETY: fcntl on an open descriptor we own; only changes its status flags.
-    unsafe {
-        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
+    sys::set_nonblock(fd);
 }
 
 const KEEP: usize = 64 * 1024;
 
 fn drain<R: Read + AsFd>(r: &mut Option<R>, buf: &mut Vec<u8>) {
     let Some(rd) = r.as_mut() else { return };
-    if sys::poll_one(rd.as_fd(), libc::POLLIN, 0).unwrap_or(0) == 0 {
+    if sys::poll_one(rd.as_fd(), c::POLLIN, 0).unwrap_or(0) == 0 {
         return;
     }
     let mut chunk = [0u8; 4096];
@@ -451,7 +428,7 @@ fn drain<R: Read + AsFd>(r: &mut Option<R>, buf: &mut Vec<u8>) {
 /// does not make us wait.
 fn drain_all<R: Read + AsFd>(r: &mut Option<R>, buf: &mut Vec<u8>) {
     while let Some(rd) = r.as_ref() {
-        if sys::poll_one(rd.as_fd(), libc::POLLIN, 0).unwrap_or(0) == 0 {
+        if sys::poll_one(rd.as_fd(), c::POLLIN, 0).unwrap_or(0) == 0 {
             return;
         }
         drain(r, buf);
@@ -459,188 +436,4 @@ fn drain_all<R: Read + AsFd>(r: &mut Option<R>, buf: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::Status;
-
-    fn hook(v: serde_json::Value) -> Hook {
-        serde_json::from_value(v).expect("hook")
-    }
-
-    fn state() -> OciState {
-        OciState {
-            oci_version: "1.2.0".into(),
-            id: "runrs-ops-unit".into(),
-            pid: 42,
-            status: Status::Creating,
-            bundle: "/b".into(),
-            rootfs: "/b/rootfs".into(),
-            created: "2026-01-01T00:00:00Z".into(),
-            owner: String::new(),
-            annotations: Default::default(),
-        }
-    }
-
-    #[test]
-    fn state_on_stdin_args_and_env() {
-        let dir = tempfile::Builder::new()
-            .prefix("runrs-ops-")
-            .tempdir()
-            .expect("tmp");
-        let out = dir.path().join("out");
-        let h = hook(serde_json::json!({
-            "path": "/bin/sh",
-            "args": ["sh", "-c", format!("{{ cat; echo; echo \"$0 $1 $FOO\"; }} > {}", out.display()), "arg0", "one"],
-            "env": ["FOO=bar"]
-        }));
-        run("prestart", &[h], &state()).expect("hook runs");
-        let text = std::fs::read_to_string(&out).expect("out");
-        let (json, rest) = text.split_once('\n').unwrap_or((&text, ""));
-        let got: OciState = serde_json::from_str(json.trim()).expect("state json");
-        assert_eq!(got, state());
-        assert_eq!(rest.trim(), "arg0 one bar");
-    }
-
-    #[test]
-    fn env_inherited_only_without_env() {
-        let Ok(home) = std::env::var("HOME") else {
-            return;
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("runrs-ops-")
-            .tempdir()
-            .expect("tmp");
-        let out = dir.path().join("out");
-        let script = format!("echo \"[$HOME]\" >> {}", out.display());
-        let inherit = hook(serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", script]}));
-        let empty =
-            hook(serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", script], "env": []}));
-        run("prestart", &[inherit, empty], &state()).expect("hooks run");
-        assert_eq!(
-            std::fs::read_to_string(&out).expect("out"),
-            format!("[{home}]\n[]\n")
-        );
-    }
-
-    #[test]
-    fn failure_names_kind_index_status_and_output() {
-        let ok = hook(serde_json::json!({"path": "/bin/true"}));
-        let bad = hook(serde_json::json!({
-            "path": "/bin/sh", "args": ["sh", "-c", "echo broken >&2; exit 3"]
-        }));
-        let e = run("createRuntime", &[ok, bad], &state())
-            .expect_err("fails")
-            .to_string();
-        assert_eq!(
-            e, "createRuntime hook #1 /bin/sh exited with status 3: broken",
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn timeout_kills_the_whole_group() {
-        let dir = tempfile::Builder::new()
-            .prefix("runrs-ops-")
-            .tempdir()
-            .expect("tmp");
-        let pidfile = dir.path().join("pid");
-        // The hook starts a background child that would outlive a plain kill.
-        let h = hook(serde_json::json!({
-            "path": "/bin/sh",
-            "args": ["sh", "-c", format!("sleep 100 & echo $! > {}; wait", pidfile.display())],
-            "timeout": 1
-        }));
-        let e = run("prestart", &[h], &state()).expect_err("times out");
-        assert!(matches!(e, HookError::Timeout { secs: 1, .. }), "{e}");
-        assert!(e.to_string().contains("timed out after 1 s"), "{e}");
-        let pid: i32 = std::fs::read_to_string(&pidfile)
-            .expect("pid")
-            .trim()
-            .parse()
-            .expect("int");
-        // The orphaned sleep was killed with the group (it may linger as a zombie
-        // until init reaps it, but it no longer runs).
-        assert!(
-            crate::container::wait_gone(pid, Duration::from_secs(5))
-                || crate::state::proc_stat(pid).is_some_and(|s| s.state == 'Z'),
-            "background child of the hook survived"
-        );
-    }
-
-    #[test]
-    fn run_all_keeps_going() {
-        let dir = tempfile::Builder::new()
-            .prefix("runrs-ops-")
-            .tempdir()
-            .expect("tmp");
-        let mark = dir.path().join("second");
-        let bad = hook(serde_json::json!({"path": "/bin/false"}));
-        let good = hook(serde_json::json!({
-            "path": "/bin/sh", "args": ["sh", "-c", format!("touch {}", mark.display())]
-        }));
-        let failed = run_all("poststop", &[bad, good], &state());
-        assert_eq!(failed.len(), 1);
-        assert!(mark.exists(), "the hook after the failing one did not run");
-    }
-
-    /// Issue 15: the pump polled only the pidfd and stdin, so a hook writing more than
-    /// a pipe's worth of output blocked until its timeout.
-    #[test]
-    fn a_hook_writing_more_than_a_pipe_holds_finishes() {
-        let h = hook(serde_json::json!({
-            "path": "/bin/sh",
-            "args": ["sh", "-c", "head -c 1048576 /dev/zero; head -c 200000 /dev/zero >&2; exit 0"],
-            "timeout": 20
-        }));
-        // Without reading as it comes, the hook blocks and this is a Timeout error.
-        run("prestart", &[h], &state()).expect("the hook finishes");
-        let loud = hook(serde_json::json!({
-            "path": "/bin/sh", "args": ["sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x; exit 4"]
-        }));
-        let e = run("prestart", &[loud], &state())
-            .expect_err("fails")
-            .to_string();
-        assert!(
-            e.contains("exited with status 4"),
-            "{}",
-            &e[..e.len().min(200)]
-        );
-    }
-
-    #[test]
-    fn big_state_does_not_block_a_hook_that_ignores_stdin() {
-        let mut st = state();
-        st.annotations.insert("big".into(), "x".repeat(1024 * 1024));
-        let h = hook(serde_json::json!({"path": "/bin/true"}));
-        run("prestart", &[h], &st).expect("runs");
-    }
-
-    #[test]
-    fn validation() {
-        let spec = |hooks: serde_json::Value| -> Spec {
-            serde_json::from_value(serde_json::json!({
-                "ociVersion": "1.0.2", "root": {"path": "r"}, "hooks": hooks
-            }))
-            .expect("spec")
-        };
-        let e = validate(&spec(
-            serde_json::json!({"poststop": [{"path": "rel/hook"}]}),
-        ))
-        .expect_err("relative")
-        .to_string();
-        assert!(
-            e.contains("hooks.poststop[0].path") && e.contains("rel/hook"),
-            "{e}"
-        );
-        let e = validate(&spec(
-            serde_json::json!({"createRuntime": [{"path": "/bin/true"}, {"path": "/bin/true", "timeout": 0}]}),
-        ))
-        .expect_err("zero timeout")
-        .to_string();
-        assert!(e.contains("hooks.createRuntime[1].timeout"), "{e}");
-        validate(&spec(
-            serde_json::json!({"prestart": [{"path": "/bin/true", "timeout": 5}]}),
-        ))
-        .expect("valid");
-    }
-}
+mod tests;

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{Process, Spec};
 
+use crate::sys::c;
 use crate::sys::{self, resolve, SysError};
 
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
@@ -97,7 +98,7 @@ pub fn apparmor_enabled() -> bool {
 /// Whether SELinux is enabled: selinuxfs is mounted and processes carry labels.
 pub fn selinux_enabled() -> bool {
     let fs = ["/sys/fs/selinux", "/selinux"].into_iter().any(|p| {
-        sys::open(Path::new(p), libc::O_PATH | libc::O_DIRECTORY, 0)
+        sys::open(Path::new(p), c::O_PATH | c::O_DIRECTORY, 0)
             .and_then(|fd| sys::fstatfs_type(fd.as_fd()))
             .is_ok_and(|m| m == SELINUX_MAGIC)
     });
@@ -153,7 +154,7 @@ fn write_attr(proc: BorrowedFd<'_>, rel: &Path, value: &str) -> Result<(), SysEr
     let fd = sys::openat2(
         proc,
         rel,
-        libc::O_WRONLY,
+        c::O_WRONLY,
         0,
         resolve::BENEATH | resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS | resolve::NO_XDEV,
     )?;
@@ -161,7 +162,7 @@ fn write_attr(proc: BorrowedFd<'_>, rel: &Path, value: &str) -> Result<(), SysEr
         return Err(SysError::new(
             "verify procfs",
             rel.display().to_string(),
-            std::io::Error::from_raw_os_error(libc::EXDEV),
+            std::io::Error::from_raw_os_error(c::EXDEV),
         ));
     }
     sys::write_all(fd.as_fd(), value.as_bytes(), &rel.display().to_string())
@@ -179,7 +180,7 @@ pub fn apply_exec_labels(
         // The LSM-specific file (Linux 5.8+) first, the shared one on older kernels.
         let cmd = format!("exec {profile}");
         let r = match write_attr(proc, &attr.join("apparmor/exec"), &cmd) {
-            Err(e) if e.errno() == Some(libc::ENOENT) => write_attr(proc, &attr.join("exec"), &cmd),
+            Err(e) if e.errno() == Some(c::ENOENT) => write_attr(proc, &attr.join("exec"), &cmd),
             r => r,
         };
         r.map_err(|source| LsmError::Apply {
@@ -254,16 +255,17 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods, reason = "test scratch directory")]
     fn attr_writes_stay_in_procfs() {
         // A fake "procfs" (a temp dir) is refused even where the file exists.
         let tmp = tempfile::tempdir().expect("tmp");
         let attr = tmp.path().join("1/task/1/attr");
         std::fs::create_dir_all(&attr).expect("mkdir");
         std::fs::write(attr.join("exec"), "").expect("write");
-        let dir = sys::open(tmp.path(), libc::O_PATH | libc::O_DIRECTORY, 0).expect("open");
+        let dir = sys::open(tmp.path(), c::O_PATH | c::O_DIRECTORY, 0).expect("open");
         let e =
             write_attr(dir.as_fd(), Path::new("1/task/1/attr/exec"), "x").expect_err("not procfs");
-        assert_eq!(e.errno(), Some(libc::EXDEV));
+        assert_eq!(e.errno(), Some(c::EXDEV));
         assert_eq!(
             std::fs::read_to_string(attr.join("exec")).expect("read"),
             "",
@@ -272,6 +274,6 @@ mod tests {
         // A symlink on the way is refused.
         std::os::unix::fs::symlink("1", tmp.path().join("2")).expect("symlink");
         let e = write_attr(dir.as_fd(), Path::new("2/task/1/attr/exec"), "x").expect_err("symlink");
-        assert_eq!(e.errno(), Some(libc::ELOOP));
+        assert_eq!(e.errno(), Some(c::ELOOP));
     }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde::{Deserialize, Serialize};
 
+use crate::sys::c;
 use crate::sys::{self, SysError};
 
 /// A namespace type, in runrs' own (serialisable) form.
@@ -48,14 +49,14 @@ impl Kind {
     /// The CLONE_NEW* flag.
     pub fn flag(self) -> i32 {
         match self {
-            Kind::User => libc::CLONE_NEWUSER,
-            Kind::Mount => libc::CLONE_NEWNS,
-            Kind::Uts => libc::CLONE_NEWUTS,
-            Kind::Ipc => libc::CLONE_NEWIPC,
-            Kind::Network => libc::CLONE_NEWNET,
-            Kind::Cgroup => libc::CLONE_NEWCGROUP,
-            Kind::Time => 0x80, // CLONE_NEWTIME
-            Kind::Pid => libc::CLONE_NEWPID,
+            Kind::User => c::CLONE_NEWUSER,
+            Kind::Mount => c::CLONE_NEWNS,
+            Kind::Uts => c::CLONE_NEWUTS,
+            Kind::Ipc => c::CLONE_NEWIPC,
+            Kind::Network => c::CLONE_NEWNET,
+            Kind::Cgroup => c::CLONE_NEWCGROUP,
+            Kind::Time => crate::sys::CLONE_NEWTIME,
+            Kind::Pid => c::CLONE_NEWPID,
         }
     }
 
@@ -117,29 +118,6 @@ pub fn from_spec(spec: &Spec) -> Vec<Namespace> {
     v
 }
 
-/// Render CLONE_* flags for error messages.
-pub fn describe_flags(flags: i32) -> String {
-    let names: Vec<&str> = Kind::ORDER
-        .iter()
-        .filter(|k| flags & k.flag() != 0)
-        .map(|k| match k {
-            Kind::User => "CLONE_NEWUSER",
-            Kind::Mount => "CLONE_NEWNS",
-            Kind::Uts => "CLONE_NEWUTS",
-            Kind::Ipc => "CLONE_NEWIPC",
-            Kind::Network => "CLONE_NEWNET",
-            Kind::Cgroup => "CLONE_NEWCGROUP",
-            Kind::Time => "CLONE_NEWTIME",
-            Kind::Pid => "CLONE_NEWPID",
-        })
-        .collect();
-    if names.is_empty() {
-        format!("{flags:#x}")
-    } else {
-        names.join("|")
-    }
-}
-
 /// Namespaces to join, opened before any of them is entered (once in another mount
 /// namespace, the paths may no longer resolve).
 pub struct Joins {
@@ -151,7 +129,7 @@ pub fn open_joins(list: &[Namespace]) -> Result<Joins, SysError> {
     let mut fds = Vec::new();
     for ns in list {
         if let Some(p) = &ns.path {
-            let fd = sys::open(p, libc::O_RDONLY, 0)?;
+            let fd = sys::open(p, c::O_RDONLY, 0)?;
             fds.push((ns.kind, p.clone(), fd));
         }
     }
@@ -200,32 +178,7 @@ pub fn has(list: &[Namespace], kind: Kind) -> bool {
 
 /// Set the loopback interface of the current network namespace up (SIOCSIFFLAGS).
 pub fn loopback_up() -> Result<(), SysError> {
-    // SAFETY: socket takes plain integers.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(SysError::last("socket", "AF_INET"));
-    }
-    // SAFETY: socket returned a new descriptor that nothing else owns.
-    let sock = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    // SAFETY: an all-zero ifreq is valid; the name is set below.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *d = *s as libc::c_char;
-    }
-    let raw = std::os::fd::AsRawFd::as_raw_fd(&sock);
-    // SAFETY: SIOCGIFFLAGS fills the flags of the valid ifreq we pass.
-    if unsafe { libc::ioctl(raw, libc::SIOCGIFFLAGS, &mut req) } < 0 {
-        return Err(SysError::last("ioctl(SIOCGIFFLAGS)", "lo"));
-    }
-    // SAFETY: the union member for SIOCGIFFLAGS/SIOCSIFFLAGS is ifru_flags.
-    unsafe {
-        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-    }
-    // SAFETY: SIOCSIFFLAGS reads the valid ifreq we pass.
-    if unsafe { libc::ioctl(raw, libc::SIOCSIFFLAGS, &req) } < 0 {
-        return Err(SysError::last("ioctl(SIOCSIFFLAGS)", "lo up"));
-    }
-    Ok(())
+    crate::sys::net::loopback_up()
 }
 
 /// Path of a process' namespace file.
@@ -250,9 +203,9 @@ mod tests {
         let ns = from_spec(&spec);
         assert_eq!(ns[0].kind, Kind::User);
         assert_eq!(ns[2].kind, Kind::Pid);
-        assert_eq!(new_flags_except_user(&ns), libc::CLONE_NEWPID);
+        assert_eq!(new_flags_except_user(&ns), c::CLONE_NEWPID);
         assert_eq!(
-            describe_flags(libc::CLONE_NEWPID | libc::CLONE_NEWNS),
+            crate::sys::describe_clone_flags(c::CLONE_NEWPID | c::CLONE_NEWNS),
             "CLONE_NEWNS|CLONE_NEWPID"
         );
     }

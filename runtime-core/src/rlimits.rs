@@ -3,6 +3,7 @@
 //! CAP_SYS_RESOURCE; without it the error says so instead of a bare EPERM.
 //! See getrlimit(2).
 
+use crate::sys::c;
 use oci_spec::runtime::{PosixRlimit, PosixRlimitType};
 
 /// rlimit failures.
@@ -26,24 +27,24 @@ pub enum RlimitError {
 }
 
 /// The resource number and name of a limit type.
-pub fn resource(t: PosixRlimitType) -> (libc::__rlimit_resource_t, &'static str) {
+pub fn resource(t: PosixRlimitType) -> (u32, &'static str) {
     match t {
-        PosixRlimitType::RlimitCpu => (libc::RLIMIT_CPU, "RLIMIT_CPU"),
-        PosixRlimitType::RlimitFsize => (libc::RLIMIT_FSIZE, "RLIMIT_FSIZE"),
-        PosixRlimitType::RlimitData => (libc::RLIMIT_DATA, "RLIMIT_DATA"),
-        PosixRlimitType::RlimitStack => (libc::RLIMIT_STACK, "RLIMIT_STACK"),
-        PosixRlimitType::RlimitCore => (libc::RLIMIT_CORE, "RLIMIT_CORE"),
-        PosixRlimitType::RlimitRss => (libc::RLIMIT_RSS, "RLIMIT_RSS"),
-        PosixRlimitType::RlimitNproc => (libc::RLIMIT_NPROC, "RLIMIT_NPROC"),
-        PosixRlimitType::RlimitNofile => (libc::RLIMIT_NOFILE, "RLIMIT_NOFILE"),
-        PosixRlimitType::RlimitMemlock => (libc::RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK"),
-        PosixRlimitType::RlimitAs => (libc::RLIMIT_AS, "RLIMIT_AS"),
-        PosixRlimitType::RlimitLocks => (libc::RLIMIT_LOCKS, "RLIMIT_LOCKS"),
-        PosixRlimitType::RlimitSigpending => (libc::RLIMIT_SIGPENDING, "RLIMIT_SIGPENDING"),
-        PosixRlimitType::RlimitMsgqueue => (libc::RLIMIT_MSGQUEUE, "RLIMIT_MSGQUEUE"),
-        PosixRlimitType::RlimitNice => (libc::RLIMIT_NICE, "RLIMIT_NICE"),
-        PosixRlimitType::RlimitRtprio => (libc::RLIMIT_RTPRIO, "RLIMIT_RTPRIO"),
-        PosixRlimitType::RlimitRttime => (libc::RLIMIT_RTTIME, "RLIMIT_RTTIME"),
+        PosixRlimitType::RlimitCpu => (c::RLIMIT_CPU, "RLIMIT_CPU"),
+        PosixRlimitType::RlimitFsize => (c::RLIMIT_FSIZE, "RLIMIT_FSIZE"),
+        PosixRlimitType::RlimitData => (c::RLIMIT_DATA, "RLIMIT_DATA"),
+        PosixRlimitType::RlimitStack => (c::RLIMIT_STACK, "RLIMIT_STACK"),
+        PosixRlimitType::RlimitCore => (c::RLIMIT_CORE, "RLIMIT_CORE"),
+        PosixRlimitType::RlimitRss => (c::RLIMIT_RSS, "RLIMIT_RSS"),
+        PosixRlimitType::RlimitNproc => (c::RLIMIT_NPROC, "RLIMIT_NPROC"),
+        PosixRlimitType::RlimitNofile => (c::RLIMIT_NOFILE, "RLIMIT_NOFILE"),
+        PosixRlimitType::RlimitMemlock => (c::RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK"),
+        PosixRlimitType::RlimitAs => (c::RLIMIT_AS, "RLIMIT_AS"),
+        PosixRlimitType::RlimitLocks => (c::RLIMIT_LOCKS, "RLIMIT_LOCKS"),
+        PosixRlimitType::RlimitSigpending => (c::RLIMIT_SIGPENDING, "RLIMIT_SIGPENDING"),
+        PosixRlimitType::RlimitMsgqueue => (c::RLIMIT_MSGQUEUE, "RLIMIT_MSGQUEUE"),
+        PosixRlimitType::RlimitNice => (c::RLIMIT_NICE, "RLIMIT_NICE"),
+        PosixRlimitType::RlimitRtprio => (c::RLIMIT_RTPRIO, "RLIMIT_RTPRIO"),
+        PosixRlimitType::RlimitRttime => (c::RLIMIT_RTTIME, "RLIMIT_RTTIME"),
     }
 }
 
@@ -51,14 +52,8 @@ pub fn resource(t: PosixRlimitType) -> (libc::__rlimit_resource_t, &'static str)
 pub fn apply(limits: &[PosixRlimit]) -> Result<(), RlimitError> {
     for l in limits {
         let (res, name) = resource(l.typ());
-        let rl = libc::rlimit {
-            rlim_cur: l.soft(),
-            rlim_max: l.hard(),
-        };
-        // SAFETY: `rl` is a valid rlimit struct for the duration of the call.
-        if unsafe { libc::setrlimit(res, &rl) } < 0 {
-            let source = std::io::Error::last_os_error();
-            let hint = if source.raw_os_error() == Some(libc::EPERM) {
+        if let Err(source) = crate::sys::setrlimit(res, l.soft(), l.hard()) {
+            let hint = if source.raw_os_error() == Some(c::EPERM) {
                 " (raising a hard limit needs CAP_SYS_RESOURCE, which the runtime does not have)"
             } else if l.soft() > l.hard() {
                 " (the soft limit exceeds the hard limit)"

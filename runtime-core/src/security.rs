@@ -12,8 +12,7 @@ use crate::spec::SpecError;
 /// Check the spec's security settings; returns the compiled seccomp program, if any.
 pub fn preflight(spec: &Spec) -> Result<Option<Program>, Error> {
     crate::lsm::check(spec, None)?;
-    // SAFETY: geteuid/getegid have no preconditions.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (uid, gid) = crate::sys::effective_ids();
     check_id_maps(spec, uid, gid)?;
     compile_seccomp(spec)
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::spec::{has_namespace, SpecError};
+use crate::sys::c;
 use crate::sys::{self, resolve, SysError};
 
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
@@ -104,7 +105,7 @@ pub fn apply(spec: &Spec, proc: BorrowedFd<'_>) -> Result<(), SysctlError> {
         let fd = sys::openat2(
             proc,
             &proc_path(key),
-            libc::O_WRONLY | libc::O_TRUNC,
+            c::O_WRONLY | c::O_TRUNC,
             0,
             resolve::BENEATH | resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS | resolve::NO_XDEV,
         )
@@ -113,7 +114,7 @@ pub fn apply(spec: &Spec, proc: BorrowedFd<'_>) -> Result<(), SysctlError> {
             return Err(err(SysError::new(
                 "verify procfs",
                 key.clone(),
-                std::io::Error::from_raw_os_error(libc::EXDEV),
+                std::io::Error::from_raw_os_error(c::EXDEV),
             )));
         }
         sys::write_all(fd.as_fd(), value.as_bytes(), key).map_err(err)?;

@@ -25,6 +25,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::sys::c;
 use serde::{Deserialize, Serialize};
 
 /// Where the cgroup filesystems are normally mounted.
@@ -118,10 +119,7 @@ impl CgroupError {
         match self {
             CgroupError::Resource { .. } | CgroupError::BadPath(..) => true,
             CgroupError::Limit { source, .. } => {
-                matches!(
-                    source.raw_os_error(),
-                    Some(libc::EINVAL) | Some(libc::ERANGE)
-                )
+                matches!(source.raw_os_error(), Some(c::EINVAL) | Some(c::ERANGE))
             }
             _ => false,
         }
@@ -259,7 +257,7 @@ pub fn freeze(cg: &CgroupPaths, frozen: bool) -> Result<(), CgroupError> {
         return Err(CgroupError::Write {
             path: file,
             value: want.into(),
-            source: std::io::Error::from_raw_os_error(libc::EBUSY),
+            source: std::io::Error::from_raw_os_error(c::EBUSY),
         });
     }
     let Some(d) = cg.dirs.get(UNIFIED) else {
@@ -279,7 +277,7 @@ pub fn freeze(cg: &CgroupPaths, frozen: bool) -> Result<(), CgroupError> {
     Err(CgroupError::Write {
         path: d.join("cgroup.freeze"),
         value: want.into(),
-        source: std::io::Error::from_raw_os_error(libc::EBUSY),
+        source: std::io::Error::from_raw_os_error(c::EBUSY),
     })
 }
 
@@ -305,6 +303,10 @@ pub fn systemd_driver_unavailable(run: &Path) -> Option<String> {
 }
 
 /// Write a value to a cgroup file.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "cgroupfs, not a container rootfs"
+)]
 pub fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     std::fs::write(path, value).map_err(|source| CgroupError::Write {
         path: path.to_path_buf(),
@@ -328,11 +330,11 @@ pub fn write_field(field: &str, path: &Path, value: &str) -> Result<(), CgroupEr
             path: path.to_path_buf(),
             value: value.to_string(),
             hint: match source.raw_os_error() {
-                Some(libc::ENOENT) => {
+                Some(c::ENOENT) => {
                     " (no such file: this kernel or this cgroup does not offer the setting)"
                 }
-                Some(libc::EINVAL) | Some(libc::ERANGE) => " (the kernel rejected the value)",
-                Some(libc::EACCES) | Some(libc::EPERM) => " (permission denied by the kernel)",
+                Some(c::EINVAL) | Some(c::ERANGE) => " (the kernel rejected the value)",
+                Some(c::EACCES) | Some(c::EPERM) => " (permission denied by the kernel)",
                 _ => "",
             },
             source,
@@ -366,6 +368,10 @@ fn create_cpuset(mount: &Path, dir: &Path) -> Result<(), CgroupError> {
 }
 
 /// Enable in every ancestor of `dir` (below `mount`) the controllers its parent offers.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "cgroupfs, not a container rootfs"
+)]
 fn enable_controllers(mount: &Path, dir: &Path) {
     let Ok(rel) = dir.strip_prefix(mount) else {
         return;
@@ -403,7 +409,7 @@ fn remove_dir(dir: &Path) -> Result<(), CgroupError> {
         match std::fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 7 => {
+            Err(e) if e.raw_os_error() == Some(c::EBUSY) && attempt < 7 => {
                 std::thread::sleep(delay);
                 delay *= 2;
             }

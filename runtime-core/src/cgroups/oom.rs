@@ -18,10 +18,11 @@
 //! the counter is updated by the kernel before the killed task exits.
 //! See cgroup-v1/memory.rst ("OOM Control") and cgroup-v2.rst ("memory.events").
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::{stats, CgroupError, CgroupPaths, Mode, UNIFIED};
+use crate::sys::c;
 use crate::sys::{self, SysError};
 
 /// What the watcher saw.
@@ -89,6 +90,10 @@ fn oom_err(what: &Path, e: SysError) -> CgroupError {
 
 impl OomWatcher {
     /// Start watching. Fails when the container has no memory cgroup.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "cgroupfs, not a container rootfs"
+    )]
     pub fn new(cg: &CgroupPaths) -> Result<Self, CgroupError> {
         let Some(dir) = memory_dir(cg) else {
             return Err(CgroupError::Resource {
@@ -98,24 +103,11 @@ impl OomWatcher {
         };
         let kills = stats::oom_kills_in(dir);
         let kind = if cg.mode == Mode::Unified {
-            // SAFETY: inotify_init1 takes flags only.
-            let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-            if fd < 0 {
-                return Err(oom_err(dir, SysError::last("inotify_init1", "")));
-            }
-            // SAFETY: a new descriptor nobody else owns.
-            let inotify = unsafe { OwnedFd::from_raw_fd(fd) };
+            let inotify = sys::inotify().map_err(|e| oom_err(dir, e))?;
             for f in ["memory.events", "cgroup.events"] {
                 let p = dir.join(f);
-                let c = sys::cstr(&p).map_err(|e| oom_err(&p, e))?;
-                // SAFETY: valid descriptor and NUL-terminated path.
-                let w = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_MODIFY) };
-                if w < 0 {
-                    return Err(oom_err(
-                        &p,
-                        SysError::last("inotify_add_watch", p.display().to_string()),
-                    ));
-                }
+                sys::inotify_add_watch(inotify.as_fd(), &p, sys::c::IN_MODIFY)
+                    .map_err(|e| oom_err(&p, e))?;
             }
             Kind::V2 {
                 inotify,
@@ -123,15 +115,9 @@ impl OomWatcher {
             }
         } else {
             let control_path = dir.join("memory.oom_control");
-            let control = sys::open(&control_path, libc::O_RDONLY | libc::O_CLOEXEC, 0)
+            let control = sys::open(&control_path, c::O_RDONLY | c::O_CLOEXEC, 0)
                 .map_err(|e| oom_err(&control_path, e))?;
-            // SAFETY: eventfd takes integers only.
-            let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-            if fd < 0 {
-                return Err(oom_err(dir, SysError::last("eventfd", "")));
-            }
-            // SAFETY: a new descriptor nobody else owns.
-            let event = unsafe { OwnedFd::from_raw_fd(fd) };
+            let event = sys::eventfd().map_err(|e| oom_err(dir, e))?;
             let event_control = dir.join("cgroup.event_control");
             let line = format!("{} {}", event.as_raw_fd(), control.as_raw_fd());
             std::fs::write(&event_control, &line).map_err(|e| {
@@ -173,7 +159,7 @@ impl OomWatcher {
                 let mut buf = [0u8; 8];
                 let n = match sys::read(event.as_fd(), &mut buf, "OOM eventfd") {
                     Ok(n) => n,
-                    Err(e) if e.errno() == Some(libc::EAGAIN) => return Ok(None),
+                    Err(e) if e.errno() == Some(c::EAGAIN) => return Ok(None),
                     Err(e) => return Err(oom_err(event_control, e)),
                 };
                 if n != 8 {
@@ -211,11 +197,11 @@ impl OomWatcher {
                                     buf[off + 14],
                                     buf[off + 15],
                                 ]) as usize;
-                                removed |= mask & libc::IN_IGNORED != 0;
+                                removed |= mask & c::IN_IGNORED != 0;
                                 off += 16 + len;
                             }
                         }
-                        Err(e) if e.errno() == Some(libc::EAGAIN) => break,
+                        Err(e) if e.errno() == Some(c::EAGAIN) => break,
                         Err(e) => return Err(oom_err(dir, e)),
                     }
                 }
@@ -242,7 +228,7 @@ impl OomWatcher {
             if let Some(e) = self.read()? {
                 return Ok(e);
             }
-            sys::poll_one(self.as_fd(), libc::POLLIN, -1).map_err(|e| {
+            sys::poll_one(self.as_fd(), c::POLLIN, -1).map_err(|e| {
                 let what = match &self.kind {
                     Kind::V1 { event_control, .. } => event_control.clone(),
                     Kind::V2 { dir, .. } => dir.clone(),

@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{CgroupError, CgroupPaths, Mode, UNIFIED};
+use crate::sys::c;
 
 /// Everything `Container::stats` reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -173,7 +174,7 @@ pub fn read(cg: &CgroupPaths) -> Result<Stats, CgroupError> {
     if !probe.is_dir() {
         return Err(CgroupError::Read(
             probe.clone(),
-            std::io::Error::from_raw_os_error(libc::ENOENT),
+            std::io::Error::from_raw_os_error(c::ENOENT),
         ));
     }
     let mut s = Stats {
@@ -255,13 +256,7 @@ fn v1_cpuacct(d: &Path, c: &mut CpuStats) {
 }
 
 fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as u64
-    } else {
-        100
-    }
+    crate::sys::clock_ticks().unwrap_or(100)
 }
 
 fn v2_cpu(d: &Path, c: &mut CpuStats) {

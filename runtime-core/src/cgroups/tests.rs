@@ -98,6 +98,7 @@ fn path_cannot_escape() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods, reason = "test scratch directory")]
 fn create_add_remove_on_fake_tree() {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path();

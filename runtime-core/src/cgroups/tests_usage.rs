@@ -8,6 +8,7 @@ use super::oom::{OomEvent, OomWatcher};
 use super::stats::{self, parse_blkio, parse_list};
 use super::*;
 
+#[allow(clippy::disallowed_methods, reason = "test scratch directory")]
 fn write(dir: &Path, name: &str, content: &str) {
     std::fs::write(dir.join(name), content).expect("write fake file");
 }

@@ -25,6 +25,7 @@ use crate::error::Error;
 use crate::namespaces::{self, Kind};
 use crate::state::{self, Status};
 use crate::sys;
+use crate::sys::c;
 
 impl Container {
     /// Checkpoint the container into `opts.image_path`. See [`CheckpointOptions`].
@@ -127,7 +128,7 @@ impl Container {
         if let Some(p) = &netns_path {
             // A network namespace joined by path (a pod's) is not the container's to
             // dump: criu records it as external (runc does the same).
-            let fd = sys::open(p, libc::O_RDONLY, 0)?;
+            let fd = sys::open(p, c::O_RDONLY, 0)?;
             let ino = image::ns_inode(fd.as_fd())?;
             o.external.push(format!("net[{ino}]:{EXT_NETNS_KEY}"));
         }

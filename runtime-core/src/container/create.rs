@@ -3,7 +3,6 @@
 //! everything made so far is undone: no process, cgroup, mount or state dir remains.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,7 +18,8 @@ use crate::process::init::InitConfig;
 use crate::process::spawn::{self, InitFds, InitStdio, Reap};
 use crate::rdt;
 use crate::state::{self, ContainerState, OciState, Status, OCI_VERSION};
-use crate::sys::{self, SysError};
+use crate::sys::c;
+use crate::sys::{self};
 
 /// Where the pty master of a terminal container goes.
 #[derive(Debug)]
@@ -170,7 +170,7 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
 
     let fifo_path = dir.join(state::EXEC_FIFO);
     mkfifo(&fifo_path, root_ids(&spec))?;
-    let fifo = sys::open(&fifo_path, libc::O_PATH, 0)?;
+    let fifo = sys::open(&fifo_path, c::O_PATH, 0)?;
     let console = match opts.console_socket {
         Some(ConsoleSocket::Path(p)) => Some(OwnedFd::from(
             std::os::unix::net::UnixStream::connect(&p)
@@ -340,8 +340,8 @@ pub(crate) fn systemd_place(
 }
 
 fn kill_init(pid: i32) {
-    // SAFETY: kill takes plain integers; the pid is the container init we just made.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    // The container init we just made.
+    let _ = crate::sys::kill(pid, crate::sys::c::SIGKILL);
     super::wait_gone(pid, Duration::from_secs(5));
 }
 
@@ -377,23 +377,20 @@ fn root_ids(spec: &Spec) -> (u32, u32) {
 }
 
 fn mkfifo(path: &Path, (uid, gid): (u32, u32)) -> Result<(), Error> {
-    let c = crate::sys::c_string("mkfifo", path.as_os_str().as_bytes())?;
-    // SAFETY: `c` is a valid C string; umask-independent mode is fixed below.
-    if unsafe { libc::mkfifo(c.as_ptr(), 0o622) } < 0 {
-        return Err(SysError::last("mkfifo", path.display().to_string()).into());
-    }
-    // SAFETY: as above.
-    if unsafe { libc::chmod(c.as_ptr(), 0o622) } < 0 {
-        return Err(SysError::last("chmod", path.display().to_string()).into());
-    }
-    // SAFETY: as above.
-    if (uid, gid) != (0, 0) && unsafe { libc::chown(c.as_ptr(), uid, gid) } < 0 {
-        return Err(SysError::last("chown", path.display().to_string()).into());
+    // The umask filters mkfifo's mode: chmod fixes it.
+    crate::sys::mkfifo(path, 0o622)?;
+    crate::sys::chmod(path, 0o622)?;
+    if (uid, gid) != (0, 0) {
+        crate::sys::chown(path, uid, gid)?;
     }
     Ok(())
 }
 
 /// Write the pid file atomically, as runc does.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the pid file is a host path the caller chose, not under a rootfs"
+)]
 pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(

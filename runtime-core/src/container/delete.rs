@@ -15,6 +15,7 @@ use super::{drain_cgroup, wait_gone, Container};
 use crate::error::Error;
 use crate::state::Status;
 use crate::sys;
+use crate::sys::c;
 
 impl Container {
     /// Delete the container.
@@ -43,9 +44,9 @@ impl Container {
     fn check_state_removable(&self) -> Result<(), Error> {
         let dir = self.dir();
         match sys::statvfs_flags(&dir.to_string_lossy()) {
-            Ok(flags) if flags & libc::ST_RDONLY != 0 => Err(Error::StateDir(
+            Ok(flags) if flags & c::ST_RDONLY != 0 => Err(Error::StateDir(
                 dir,
-                std::io::Error::from_raw_os_error(libc::EROFS),
+                std::io::Error::from_raw_os_error(c::EROFS),
             )),
             // Unknown: let the removal itself report what is wrong.
             _ => Ok(()),
@@ -53,8 +54,8 @@ impl Container {
     }
 
     fn kill_and_wait(&self) {
-        let _ = self.signal_all(libc::SIGKILL);
-        let _ = super::kill::signal_pid(self.pid(), libc::SIGKILL);
+        let _ = self.signal_all(c::SIGKILL);
+        let _ = super::kill::signal_pid(self.pid(), c::SIGKILL);
         wait_gone(self.pid(), Duration::from_secs(10));
     }
 

@@ -2,12 +2,13 @@
 //! its cgroup (frozen first for SIGKILL so nothing forks away, as runc does).
 //! Signals go through a pidfd, so a recycled pid is never hit. See pidfd_send_signal(2).
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::Container;
 use crate::error::Error;
 use crate::state::Status;
 use crate::sys;
+use crate::sys::c;
 
 /// Parse a signal given as a number, `KILL` or `SIGKILL` (case-insensitive). Number 0
 /// is accepted as kill(2) and runc take it: no signal, only the check that the process
@@ -22,39 +23,39 @@ pub fn parse_signal(s: &str) -> Result<i32, Error> {
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
     let n = match name {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "ILL" => libc::SIGILL,
-        "TRAP" => libc::SIGTRAP,
-        "ABRT" | "IOT" => libc::SIGABRT,
-        "BUS" => libc::SIGBUS,
-        "FPE" => libc::SIGFPE,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "SEGV" => libc::SIGSEGV,
-        "USR2" => libc::SIGUSR2,
-        "PIPE" => libc::SIGPIPE,
-        "ALRM" => libc::SIGALRM,
-        "TERM" => libc::SIGTERM,
-        "STKFLT" => libc::SIGSTKFLT,
-        "CHLD" | "CLD" => libc::SIGCHLD,
-        "CONT" => libc::SIGCONT,
-        "STOP" => libc::SIGSTOP,
-        "TSTP" => libc::SIGTSTP,
-        "TTIN" => libc::SIGTTIN,
-        "TTOU" => libc::SIGTTOU,
-        "URG" => libc::SIGURG,
-        "XCPU" => libc::SIGXCPU,
-        "XFSZ" => libc::SIGXFSZ,
-        "VTALRM" => libc::SIGVTALRM,
-        "PROF" => libc::SIGPROF,
-        "WINCH" => libc::SIGWINCH,
-        "IO" | "POLL" => libc::SIGIO,
-        "PWR" => libc::SIGPWR,
-        "SYS" => libc::SIGSYS,
+        "HUP" => c::SIGHUP,
+        "INT" => c::SIGINT,
+        "QUIT" => c::SIGQUIT,
+        "ILL" => c::SIGILL,
+        "TRAP" => c::SIGTRAP,
+        "ABRT" | "IOT" => c::SIGABRT,
+        "BUS" => c::SIGBUS,
+        "FPE" => c::SIGFPE,
+        "KILL" => c::SIGKILL,
+        "USR1" => c::SIGUSR1,
+        "SEGV" => c::SIGSEGV,
+        "USR2" => c::SIGUSR2,
+        "PIPE" => c::SIGPIPE,
+        "ALRM" => c::SIGALRM,
+        "TERM" => c::SIGTERM,
+        "STKFLT" => c::SIGSTKFLT,
+        "CHLD" | "CLD" => c::SIGCHLD,
+        "CONT" => c::SIGCONT,
+        "STOP" => c::SIGSTOP,
+        "TSTP" => c::SIGTSTP,
+        "TTIN" => c::SIGTTIN,
+        "TTOU" => c::SIGTTOU,
+        "URG" => c::SIGURG,
+        "XCPU" => c::SIGXCPU,
+        "XFSZ" => c::SIGXFSZ,
+        "VTALRM" => c::SIGVTALRM,
+        "PROF" => c::SIGPROF,
+        "WINCH" => c::SIGWINCH,
+        "IO" | "POLL" => c::SIGIO,
+        "PWR" => c::SIGPWR,
+        "SYS" => c::SIGSYS,
         _ => {
-            let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+            let (min, max) = (crate::sys::sigrtmin(), crate::sys::sigrtmax());
             let n = if let Some(rest) = name.strip_prefix("RTMIN") {
                 rt_offset(rest, '+').map(|off| min + off)
             } else if let Some(rest) = name.strip_prefix("RTMAX") {
@@ -84,7 +85,7 @@ fn rt_offset(rest: &str, sign: char) -> Option<i32> {
     digits
         .parse::<i32>()
         .ok()
-        .filter(|&n| n <= libc::SIGRTMAX() - libc::SIGRTMIN())
+        .filter(|&n| n <= sys::sigrtmax() - sys::sigrtmin())
 }
 
 /// Signal one process by pid through a pidfd (pidfd_send_signal(2)), so a pid that
@@ -104,24 +105,7 @@ pub fn process_handle(pid: i32) -> Option<OwnedFd> {
 /// Signal the process `pidfd` refers to (`pid` only names it in the error); ESRCH once
 /// it has exited and been reaped, whoever has its pid now.
 pub fn signal_pidfd(pidfd: BorrowedFd<'_>, sig: i32, pid: i32) -> Result<(), sys::SysError> {
-    let fd = pidfd;
-    // SAFETY: the pidfd is open; a null siginfo means a plain kill-like signal.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if r < 0 {
-        return Err(sys::SysError::last(
-            "pidfd_send_signal",
-            format!("pid {pid} signal {sig}"),
-        ));
-    }
-    Ok(())
+    sys::pidfd_send_signal(pidfd, sig, pid)
 }
 
 impl Container {
@@ -135,13 +119,13 @@ impl Container {
             return Err(Error::NotRunning(self.id().to_string()));
         }
         match signal_pid(self.pid(), sig) {
-            Err(e) if e.errno() == Some(libc::ESRCH) => {
+            Err(e) if e.errno() == Some(c::ESRCH) => {
                 return Err(Error::NotRunning(self.id().to_string()))
             }
             r => r?,
         }
         // A frozen process does not die until it is thawed: thaw for SIGKILL (as runc).
-        if sig == libc::SIGKILL && status == Status::Paused {
+        if sig == c::SIGKILL && status == Status::Paused {
             crate::cgroups::freeze(&self.state.cgroup, false)?;
         }
         Ok(())
@@ -150,15 +134,15 @@ impl Container {
     /// Signal every process in the container's cgroup.
     pub fn signal_all(&self, sig: i32) -> Result<(), Error> {
         let cg = &self.state.cgroup;
-        let freeze = sig == libc::SIGKILL && !self.frozen();
+        let freeze = sig == c::SIGKILL && !self.frozen();
         if freeze {
             let _ = crate::cgroups::freeze(cg, true);
         }
         for pid in cg.pids()? {
-            // SAFETY: kill takes plain integers; these are processes of the container.
-            unsafe { libc::kill(pid, sig) };
+            // Processes of the container (ESRCH when one exited meanwhile).
+            let _ = sys::kill(pid, sig);
         }
-        if freeze || (sig == libc::SIGKILL && self.frozen()) {
+        if freeze || (sig == c::SIGKILL && self.frozen()) {
             let _ = crate::cgroups::freeze(cg, false);
         }
         Ok(())
@@ -174,14 +158,20 @@ mod tests {
         assert_eq!(parse_signal("9").expect("n"), 9);
         assert_eq!(parse_signal("KILL").expect("n"), 9);
         assert_eq!(parse_signal("sigterm").expect("n"), 15);
-        assert_eq!(parse_signal("SIGRTMIN+1").expect("n"), libc::SIGRTMIN() + 1);
+        assert_eq!(
+            parse_signal("SIGRTMIN+1").expect("n"),
+            crate::sys::sigrtmin() + 1
+        );
         assert!(parse_signal("FOO").is_err());
         // Issue 16: 0 is the liveness check (kill(2), runc), not an invalid number.
         assert_eq!(parse_signal("0").expect("n"), 0);
         assert!(parse_signal("65").is_err());
         assert!(parse_signal("-1").is_err());
-        assert_eq!(parse_signal("RTMAX-2").expect("n"), libc::SIGRTMAX() - 2);
-        assert_eq!(parse_signal("sigrtmin").expect("n"), libc::SIGRTMIN());
+        assert_eq!(
+            parse_signal("RTMAX-2").expect("n"),
+            crate::sys::sigrtmax() - 2
+        );
+        assert_eq!(parse_signal("sigrtmin").expect("n"), crate::sys::sigrtmin());
     }
 
     // Found by fuzz_signal: offsets past the real-time range were taken ("RTMIN65" as
@@ -201,7 +191,10 @@ mod tests {
         ] {
             assert!(parse_signal(s).is_err(), "{s}");
         }
-        assert_eq!(parse_signal("RTMIN+30").ok(), Some(libc::SIGRTMIN() + 30));
+        assert_eq!(
+            parse_signal("RTMIN+30").ok(),
+            Some(crate::sys::sigrtmin() + 30)
+        );
     }
 
     // Seen while fixing the above: the offset was added unchecked, so

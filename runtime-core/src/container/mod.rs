@@ -21,7 +21,6 @@ pub use kill::{parse_signal, process_handle, signal_pid, signal_pidfd};
 pub use restore::{restore, RestoreOptions};
 pub use start::{StartOptions, Started};
 
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -120,11 +119,7 @@ pub fn list(root: &Path) -> Result<Vec<Container>, Error> {
 /// Wait until `pid` has exited (or `timeout` passed). Works for non-children through a
 /// pidfd. Returns whether it is gone.
 pub fn wait_gone(pid: i32, timeout: Duration) -> bool {
-    let Ok(fd) = sys::pidfd_open(pid) else {
-        return true; // ESRCH: already gone
-    };
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    matches!(sys::poll_one(fd.as_fd(), libc::POLLIN, ms), Ok(r) if r != 0)
+    sys::wait_gone(pid, timeout)
 }
 
 /// Wait until the cgroup has no processes left, signalling stragglers with SIGKILL.
@@ -136,8 +131,8 @@ pub(crate) fn drain_cgroup(cg: &crate::cgroups::CgroupPaths, timeout: Duration) 
             return;
         }
         for p in &pids {
-            // SAFETY: kill takes plain integers; these are processes of the container.
-            unsafe { libc::kill(*p, libc::SIGKILL) };
+            // Processes of the container (ESRCH when one exited meanwhile).
+            let _ = sys::kill(*p, sys::c::SIGKILL);
         }
         std::thread::sleep(Duration::from_millis(2));
     }

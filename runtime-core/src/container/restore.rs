@@ -31,6 +31,7 @@ use crate::namespaces::{self, Kind};
 use crate::process::spawn::InitStdio;
 use crate::state::{self, ContainerState, Status};
 use crate::sys;
+use crate::sys::c;
 
 /// Options of [`restore`]: runc's `restore` flags (the shim fills them from
 /// CreateTaskRequest.checkpoint and its stdio, like CreateOptions).
@@ -246,7 +247,7 @@ pub fn restore(opts: RestoreOptions) -> Result<Container, Error> {
         None => None,
     };
     let netns_fd = match &netns {
-        Some(p) => Some(sys::open(p, libc::O_RDONLY, 0)?),
+        Some(p) => Some(sys::open(p, c::O_RDONLY, 0)?),
         None => None,
     };
     let pass: Vec<BorrowedFd<'_>> = netns_fd.iter().map(|f| f.as_fd()).collect();
@@ -418,7 +419,7 @@ impl Undo {
 impl Drop for Undo {
     fn drop(&mut self) {
         if let Some(pid) = self.init.take() {
-            let _ = super::kill::signal_pid(pid, libc::SIGKILL);
+            let _ = super::kill::signal_pid(pid, c::SIGKILL);
             super::wait_gone(pid, Duration::from_secs(5));
         }
         if let Some(cg) = self.cgroup.take() {

@@ -4,7 +4,7 @@
 //! container was created with sd_notify support, start waits for its READY=1 (see
 //! [`crate::notify`]). A pidfd on init turns "init died" into an error, not a hang.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::notify::{self, HostSocket, Ready};
 use crate::state::Status;
 use crate::sys;
+use crate::sys::c;
 
 /// Options of [`Container::start_with`].
 #[derive(Debug, Clone)]
@@ -98,31 +99,16 @@ impl Container {
 /// Open the fifo for reading (which lets init's blocked open return) and read init's
 /// answer: "0" once the startContainer hooks passed, "1<error>" if one failed.
 fn release(fifo_path: &Path, pidfd: &OwnedFd, id: &str) -> Result<(), Error> {
-    let fifo = sys::open(fifo_path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+    let fifo = sys::open(fifo_path, c::O_RDONLY | c::O_NONBLOCK, 0)?;
     let mut answer = Vec::new();
     loop {
         let mut fds = [
-            libc::pollfd {
-                fd: fifo.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            sys::PollFd::new(fifo.as_fd(), c::POLLIN),
+            sys::PollFd::new(pidfd.as_fd(), c::POLLIN),
         ];
-        // SAFETY: `fds` is a valid array of two pollfd structs.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(sys::SysError::new("poll", fifo_path.display().to_string(), e).into());
-        }
-        if fds[0].revents & (libc::POLLIN | libc::POLLHUP) != 0 {
+        sys::poll(&mut fds, -1, &fifo_path.display().to_string())?;
+        let revents = [fds[0].revents(), fds[1].revents()];
+        if revents[0] & (c::POLLIN | c::POLLHUP) != 0 {
             let mut b = [0u8; 4096];
             match sys::read(fifo.as_fd(), &mut b, "exec fifo") {
                 Ok(0) => {
@@ -130,7 +116,7 @@ fn release(fifo_path: &Path, pidfd: &OwnedFd, id: &str) -> Result<(), Error> {
                     if !answer.is_empty() {
                         break;
                     }
-                    if fds[0].revents & libc::POLLHUP != 0 {
+                    if revents[0] & c::POLLHUP != 0 {
                         return Err(Error::InitDied(id.to_string()));
                     }
                 }
@@ -141,11 +127,11 @@ fn release(fifo_path: &Path, pidfd: &OwnedFd, id: &str) -> Result<(), Error> {
                     }
                     continue;
                 }
-                Err(e) if e.errno() == Some(libc::EAGAIN) => {}
+                Err(e) if e.errno() == Some(c::EAGAIN) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        if fds[1].revents != 0 && fds[0].revents & libc::POLLIN == 0 {
+        if revents[1] != 0 && revents[0] & c::POLLIN == 0 {
             // Init is gone; whatever it wrote has been read above.
             if answer.is_empty() {
                 return Err(Error::InitDied(id.to_string()));
@@ -157,7 +143,7 @@ fn release(fifo_path: &Path, pidfd: &OwnedFd, id: &str) -> Result<(), Error> {
         Some((b'0', _)) => Ok(()),
         Some((b'1', msg)) => {
             // Init exits right after answering: report the container stopped.
-            let _ = sys::poll_one(pidfd.as_fd(), libc::POLLIN, 5000);
+            let _ = sys::poll_one(pidfd.as_fd(), c::POLLIN, 5000);
             Err(Error::StartHook {
                 id: id.to_string(),
                 message: String::from_utf8_lossy(msg).into_owned(),

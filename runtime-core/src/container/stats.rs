@@ -34,3 +34,13 @@ impl Container {
         oom::oom_kill_count(&self.state.cgroup)
     }
 }
+
+impl Container {
+    /// The container's RDT statistics; None without `linux.intelRdt`.
+    pub fn rdt_stats(&self) -> Result<Option<crate::rdt::Stats>, Error> {
+        match &self.state.rdt {
+            Some(r) => Ok(Some(crate::rdt::stats(r)?)),
+            None => Ok(None),
+        }
+    }
+}

@@ -18,7 +18,7 @@
 //! The helper's pid becomes criu's, a child of the runtime: with criu's `rst_sibling`,
 //! the restored container init is then a child of the runtime too, as after create.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
@@ -29,9 +29,10 @@ use serde::{Deserialize, Serialize};
 use super::mounts::Prepare;
 use super::rpc::{recv_packet, Swrk};
 use super::CriuError;
-use crate::process::reap;
 use crate::process::spawn::InitStdio;
+use crate::reap;
 use crate::rootfs::safe;
+use crate::sys::c;
 use crate::sys::{self, fd_path, SysError};
 
 /// Environment variable carrying the helper's socket descriptor number.
@@ -85,16 +86,7 @@ pub(crate) fn spawn(
     cmd.arg0("runrs-criu-helper")
         .env(HELPER_ENV, raw.to_string());
     stdio.apply(&mut cmd);
-    // SAFETY: the closure runs between fork and exec and only calls fcntl, which is
-    // async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::fcntl(raw, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    sys::keep_open_on_exec(&mut cmd, theirs.as_fd(), 0..0);
     // Opened before the helper starts: its exit is kept even if it comes before the wait.
     let window = reap::ExitWindow::open();
     let child = cmd
@@ -135,8 +127,8 @@ pub(crate) fn spawn(
 }
 
 /// If this process was started as the restore helper, run it; never returns then.
-/// Called from [`crate::process::init::maybe_run`], before any thread exists.
-pub fn maybe_run() {
+/// Called from [`crate::entry::maybe_run`], before any thread exists.
+pub(crate) fn run_if_helper() {
     let Some(v) = std::env::var_os(HELPER_ENV) else {
         return;
     };
@@ -146,10 +138,13 @@ pub fn maybe_run() {
         eprintln!("runrs criu helper: bad {HELPER_ENV}");
         std::process::exit(1);
     }
-    // SAFETY: the parent passed this descriptor to us for exactly this use; nothing
-    // else in this fresh process owns it.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    sys::set_cloexec_raw(fd);
+    let sock = match sys::adopt_inherited_fd(fd, HELPER_ENV, true) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("runrs criu helper: {e}");
+            std::process::exit(1);
+        }
+    };
     let err = match run(&sock) {
         Ok(e) => e,
         Err(e) => {
@@ -179,18 +174,12 @@ fn run(sock: &OwnedFd) -> Result<String, String> {
     let cfg: HelperConfig =
         serde_json::from_slice(&bytes).map_err(|e| format!("malformed config: {e}"))?;
     let s = |e: SysError| e.to_string() + ": " + &e.source.to_string();
-    sys::unshare(libc::CLONE_NEWNS).map_err(s)?;
-    sys::mount(None, "/", None, libc::MS_SLAVE | libc::MS_REC, None).map_err(s)?;
+    sys::unshare(c::CLONE_NEWNS).map_err(s)?;
+    sys::mount(None, "/", None, c::MS_SLAVE | c::MS_REC, None).map_err(s)?;
     let r = cfg.rootfs.to_string_lossy();
-    sys::mount(
-        Some(&r),
-        &r,
-        Some("bind"),
-        libc::MS_BIND | libc::MS_REC,
-        None,
-    )
-    .map_err(|e| format!("bind mount rootfs {r}: {}", s(e)))?;
-    let root = sys::open(&cfg.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(s)?;
+    sys::mount(Some(&r), &r, Some("bind"), c::MS_BIND | c::MS_REC, None)
+        .map_err(|e| format!("bind mount rootfs {r}: {}", s(e)))?;
+    let root = sys::open(&cfg.rootfs, c::O_PATH | c::O_DIRECTORY, 0).map_err(s)?;
     for p in &cfg.prepare {
         let target = safe::ensure(root.as_fd(), &p.dest, p.dir)
             .map_err(|e| format!("create mount point {}: {}", p.dest.display(), s(e)))?;
@@ -199,7 +188,7 @@ fn run(sock: &OwnedFd) -> Result<String, String> {
                 Some(&src.to_string_lossy()),
                 &fd_path(target.as_fd()),
                 None,
-                libc::MS_BIND | libc::MS_REC,
+                c::MS_BIND | c::MS_REC,
                 None,
             )
             .map_err(|e| {
@@ -221,7 +210,7 @@ fn run(sock: &OwnedFd) -> Result<String, String> {
         Ok(n)
     };
     let open_dir = |what: &str, p: &std::path::Path| {
-        sys::open(p, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+        sys::open(p, c::O_RDONLY | c::O_DIRECTORY, 0)
             .map_err(|e| format!("open {what} {}: {}", p.display(), s(e)))
     };
     let mut nums = CriuFds {

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::mounts::External;
 use super::CriuError;
 use crate::sys;
+use crate::sys::c;
 
 /// runc's file of the init's stdio.
 pub const DESCRIPTORS: &str = "descriptors.json";
@@ -80,18 +81,7 @@ impl ImageDir {
             .create(path)
             .map_err(err)?;
         let fd = open_dir(path).map_err(err)?;
-        let c = sys::cstr(Path::new("."))?;
-        // SAFETY: `c` is a valid C string and fd an open directory descriptor.
-        let r = unsafe {
-            libc::faccessat(
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                c.as_ptr(),
-                libc::W_OK,
-                libc::AT_EACCESS,
-            )
-        };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
+        if let Err(e) = sys::dir_writable(std::os::fd::AsFd::as_fd(&fd)) {
             return Err(err(std::io::Error::new(
                 e.kind(),
                 format!("is not writable: {e}"),
@@ -111,7 +101,7 @@ impl ImageDir {
             source,
         })?;
         for f in [INVENTORY, DESCRIPTORS] {
-            if let Err(e) = sys::openat(fd.as_fd(), Path::new(f), libc::O_PATH, 0) {
+            if let Err(e) = sys::openat(fd.as_fd(), Path::new(f), c::O_PATH, 0) {
                 return Err(CriuError::NotAnImage {
                     path: path.to_path_buf(),
                     reason: format!("{f}: {}", e.source),
@@ -157,7 +147,7 @@ impl ImageDir {
     fn read(&self, name: &str) -> Result<Option<Vec<u8>>, CriuError> {
         match sys::read_file_at(self.fd.as_fd(), Path::new(name)) {
             Ok(b) => Ok(Some(b)),
-            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
+            Err(e) if e.errno() == Some(c::ENOENT) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -166,7 +156,7 @@ impl ImageDir {
         let f = sys::openat(
             self.fd.as_fd(),
             Path::new(name),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW,
+            c::O_WRONLY | c::O_CREAT | c::O_TRUNC | c::O_NOFOLLOW,
             0o600,
         )?;
         sys::write_all(f.as_fd(), data, name)?;
@@ -175,7 +165,7 @@ impl ImageDir {
 }
 
 fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
-    sys::open(path, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(|e| e.source)
+    sys::open(path, c::O_RDONLY | c::O_DIRECTORY, 0).map_err(|e| e.source)
 }
 
 /// What descriptors 0, 1 and 2 of `pid` are (readlink of /proc/PID/fd/N; "" if closed).
@@ -224,6 +214,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods, reason = "test scratch directory")]
     fn image_dir_checks() {
         let tmp = tempfile::tempdir().expect("tmp");
         let p = tmp.path().join("a/b");

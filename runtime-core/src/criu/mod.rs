@@ -20,7 +20,7 @@ pub mod rpc;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use crate::error::Kind as ErrorKind;
+use crate::fault::Kind as ErrorKind;
 use crate::namespaces::Kind;
 
 pub use rpc::{Criu, Version};

@@ -6,19 +6,18 @@
 //! criu is a child of the caller and is reaped through [`crate::process::reap`], so a
 //! process with its own reaper (the shim) keeps working. See criu.org "RPC".
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use nix::sys::socket::{recv, recvmsg, sendmsg, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{recv, sendmsg, MsgFlags};
 use prost::Message;
 use runrs_proto::criu::{CriuFeatures, CriuReq, CriuReqType, CriuResp};
 
 use super::{CriuError, MIN_VERSION};
-use crate::process::reap;
-use crate::sys::{self, SysError};
+use crate::reap;
+use crate::sys::{self, c, SysError};
 
 /// A CRIU version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -184,16 +183,7 @@ impl Swrk {
                 Some(m)
             }
         };
-        // SAFETY: the closure runs between fork and exec and only calls fcntl, which
-        // is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::fcntl(raw, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        sys::keep_open_on_exec(&mut cmd, theirs.as_fd(), 0..0);
         // Opened before criu starts: its exit is kept even if it comes before the wait.
         let window = reap::ExitWindow::open();
         let child = cmd.spawn().map_err(|e| {
@@ -440,8 +430,8 @@ impl Drop for Swrk {
     fn drop(&mut self) {
         if !self.reaped {
             // Abandoned (an error on our side): criu must not outlive the request.
-            // SAFETY: kill takes plain integers; the pid is our child criu.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            // The pid is our child criu, not yet reaped: it cannot be reused.
+            let _ = sys::kill(self.pid, c::SIGKILL);
             let _ = self.window.wait(self.pid);
         }
     }
@@ -500,10 +490,10 @@ fn log_note(log: Option<&Path>) -> String {
 
 /// "exit status 1" / "killed by signal 9".
 pub(crate) fn describe_status(st: i32) -> String {
-    if libc::WIFEXITED(st) {
-        format!("exit status {}", libc::WEXITSTATUS(st))
-    } else if libc::WIFSIGNALED(st) {
-        format!("killed by signal {}", libc::WTERMSIG(st))
+    if let Some(code) = sys::exited(st) {
+        format!("exit status {code}")
+    } else if let Some(sig) = sys::signaled(st) {
+        format!("killed by signal {sig}")
     } else {
         format!("wait status {st:#x}")
     }
@@ -516,14 +506,7 @@ fn type_name(t: i32) -> &'static str {
 }
 
 fn memfd(name: &str) -> Result<OwnedFd, SysError> {
-    let c = sys::c_string("memfd_create", name.as_bytes())?;
-    // SAFETY: `c` is a valid C string; flags are plain integers.
-    let raw = unsafe { libc::memfd_create(c.as_ptr(), libc::MFD_CLOEXEC) };
-    if raw < 0 {
-        return Err(SysError::last("memfd_create", name));
-    }
-    // SAFETY: memfd_create returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    sys::memfd(name, false)
 }
 
 /// One packet and the descriptors that came with it.
@@ -548,102 +531,15 @@ pub(crate) fn recv_packet(sock: BorrowedFd<'_>) -> Result<Option<Packet>, nix::E
         return Ok(None);
     }
     let mut buf = vec![0u8; len];
-    let mut fds = Vec::new();
-    loop {
-        let mut cmsg = nix::cmsg_space!([RawFd; 4]);
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        match recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Ok(m) => {
-                for c in m.cmsgs()? {
-                    if let ControlMessageOwned::ScmRights(r) = c {
-                        // SAFETY: the kernel just installed these descriptors in this
-                        // process for us; nothing else owns them.
-                        fds.extend(r.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
-                    }
-                }
-                let n = m.bytes;
-                if n == 0 {
-                    return Ok(None);
-                }
-                buf.truncate(n);
-                return Ok(Some((buf, fds)));
-            }
-            Err(nix::Error::EINTR) => continue,
-            Err(nix::Error::ECONNRESET) => return Ok(None),
-            Err(e) => return Err(e),
+    match sys::recv_with_fds(sock, &mut buf) {
+        Ok((0, _)) | Err(nix::Error::ECONNRESET) => Ok(None),
+        Ok((n, fds)) => {
+            buf.truncate(n);
+            Ok(Some((buf, fds)))
         }
+        Err(e) => Err(e),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_compare_and_print() {
-        let v = |major, minor, sublevel| Version {
-            major,
-            minor,
-            sublevel,
-        };
-        assert!(v(4, 1, 1) > MIN_VERSION);
-        assert!(v(3, 15, 9) < MIN_VERSION);
-        assert_eq!(v(4, 1, 1).to_string(), "4.1.1");
-        assert_eq!(v(3, 16, 0).to_string(), "3.16");
-    }
-
-    #[test]
-    fn log_errors_skip_noise() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let log = dir.path().join("dump.log");
-        std::fs::write(
-            &log,
-            "(00.03) Error (criu/util.c:1533): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted\n\
-             (00.10) Info something\n\
-             Error (criu/util.c:641): execvp(\"iptables-save\", ...) failed: No such file or directory\n\
-             (00.18) Error (criu/sk-inet.c:199): inet: Connected TCP socket, consider using --tcp-established option.\n\
-             (00.19) Error (criu/cr-dump.c:1681): Dump files (pid: 7) failed with -1\n\
-             (00.20) Error (criu/cr-dump.c:2111): Dumping FAILED.\n",
-        )
-        .expect("write");
-        assert_eq!(
-            log_errors(&log),
-            vec![
-                "inet: Connected TCP socket, consider using --tcp-established option.".to_string(),
-                "Dump files (pid: 7) failed with -1".to_string()
-            ]
-        );
-        assert!(log_errors(&dir.path().join("none")).is_empty());
-    }
-
-    #[test]
-    fn missing_binary_is_named() {
-        let e = find_binary(Path::new("runrs-no-such-criu")).expect_err("missing");
-        assert!(e.to_string().contains("criu not found"), "{e}");
-        assert!(e.to_string().contains("not in PATH"), "{e}");
-        let e = find_binary(Path::new("/nonexistent/criu")).expect_err("missing");
-        assert!(e.to_string().contains("/nonexistent/criu"), "{e}");
-    }
-
-    #[test]
-    fn packets_roundtrip_with_size_peek() {
-        let (a, b) = sys::seqpacket_pair().expect("pair");
-        let req = CriuReq {
-            r#type: CriuReqType::Dump as i32,
-            notify_success: Some(true),
-            ..Default::default()
-        };
-        let bytes = req.encode_to_vec();
-        nix::sys::socket::send(a.as_raw_fd(), &bytes, MsgFlags::empty()).expect("send");
-        let (got, fds) = recv_packet(b.as_fd()).expect("recv").expect("packet");
-        assert!(fds.is_empty());
-        assert_eq!(CriuReq::decode(got.as_slice()).expect("decode"), req);
-        drop(a);
-        assert!(recv_packet(b.as_fd()).expect("recv").is_none());
-    }
-}
+mod tests;

@@ -71,7 +71,7 @@ fn check(data: &[u8]) -> u64 {
     }
     for m in spec.mounts().iter().flatten() {
         let o = crate::rootfs::flags::parse(m.options().as_deref().unwrap_or_default());
-        let _ = crate::rootfs::flags::describe(o.flags);
+        let _ = crate::sys::describe_mount_flags(o.flags);
     }
     sig(&(8u8, namespaces.len()))
 }

@@ -35,7 +35,7 @@ fn check_options(line: &str) -> u64 {
             assert!(o.propagation.contains(&p), "{x}: propagation lost");
         }
     }
-    let described = flags::describe(o.flags);
+    let described = crate::sys::describe_mount_flags(o.flags);
     assert!(!described.is_empty());
     let data = o.data_string().unwrap_or_default();
     let compacted = compact_lowerdirs(&data).map(|(dir, short)| {

@@ -12,10 +12,10 @@
 //! Documentation/filesystems/overlayfs.rst.
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use crate::sys::SysError;
+use crate::sys::{self, c, SysError};
 
 /// A descriptor of the running binary for init to exec, through a read-only overlay
 /// when possible (`scratch`: an existing directory that is neither inside nor above
@@ -58,13 +58,8 @@ pub fn overlay_view(scratch: &Path) -> std::io::Result<OwnedFd> {
             | MountAttrFlags::MOUNT_ATTR_NODEV
             | MountAttrFlags::MOUNT_ATTR_NOSUID,
     )?;
-    let file = crate::sys::openat(
-        mnt.as_fd(),
-        Path::new(name),
-        libc::O_PATH | libc::O_NOFOLLOW,
-        0,
-    )
-    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let file = crate::sys::openat(mnt.as_fd(), Path::new(name), c::O_PATH | c::O_NOFOLLOW, 0)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let via = crate::sys::fstat(file.as_fd()).map_err(|e| std::io::Error::other(e.to_string()))?;
     let running = std::fs::metadata("/proc/self/exe")?;
     use std::os::unix::fs::MetadataExt;
@@ -72,7 +67,7 @@ pub fn overlay_view(scratch: &Path) -> std::io::Result<OwnedFd> {
         && via.st_size as u64 == running.size()
         && (via.st_mtime, via.st_mtime_nsec) == (running.mtime(), running.mtime_nsec())
         && (via.st_ctime, via.st_ctime_nsec) == (running.ctime(), running.ctime_nsec())
-        && via.st_mode & libc::S_IFMT == libc::S_IFREG;
+        && via.st_mode & c::S_IFMT == c::S_IFREG;
     if !same {
         return Err(std::io::Error::other(format!(
             "{} is no longer the running binary",
@@ -99,44 +94,10 @@ pub fn sealed_copy() -> Result<OwnedFd, SysError> {
         .metadata()
         .map_err(|e| SysError::new("stat", "/proc/self/exe", e))?
         .len();
-    let name = c"runrs";
-    // SAFETY: `name` is a valid C string; flags are plain integers.
-    let raw =
-        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if raw < 0 {
-        return Err(SysError::last("memfd_create", "runrs"));
-    }
-    // SAFETY: memfd_create returned a new descriptor that nothing else owns.
-    let mem = unsafe { OwnedFd::from_raw_fd(raw) };
-    let mut left = len;
-    while left > 0 {
-        // SAFETY: both descriptors are open; a null offset uses and advances the
-        // source's file position.
-        let n = unsafe {
-            libc::sendfile(
-                mem.as_raw_fd(),
-                src.as_raw_fd(),
-                std::ptr::null_mut(),
-                left.min(1 << 30) as usize,
-            )
-        };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(SysError::new("sendfile", "/proc/self/exe to memfd", e));
-        }
-        if n == 0 {
-            break;
-        }
-        left -= n as u64;
-    }
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: F_ADD_SEALS takes an int of seal flags.
-    if unsafe { libc::fcntl(mem.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
-        return Err(SysError::last("fcntl(F_ADD_SEALS)", "runrs memfd"));
-    }
+    let mem = sys::memfd_c(c"runrs", true)?;
+    sys::sendfile_all(mem.as_fd(), src.as_fd(), len, "/proc/self/exe to memfd")?;
+    let seals = c::F_SEAL_SEAL | c::F_SEAL_SHRINK | c::F_SEAL_GROW | c::F_SEAL_WRITE;
+    sys::add_seals(mem.as_fd(), seals, "runrs memfd")?;
     Ok(mem)
 }
 
@@ -164,7 +125,7 @@ mod tests {
         let w = std::fs::OpenOptions::new().write(true).open(&p);
         assert_eq!(
             w.expect_err("writable").raw_os_error(),
-            Some(libc::EROFS),
+            Some(crate::sys::c::EROFS),
             "the overlay must refuse writes"
         );
         let len = std::fs::metadata(&p).expect("stat").len();
@@ -172,6 +133,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods, reason = "test scratch directory")]
     fn the_binary_layer_is_on_top_of_scratch() {
         // A file named like the binary in `scratch` must never shadow the binary.
         let scratch = tempfile::tempdir().expect("tempdir");

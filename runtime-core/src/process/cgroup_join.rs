@@ -16,11 +16,11 @@
 //! (before 5.7), init writes `0` to cgroup2's `cgroup.procs` itself before forking:
 //! the old cost, still correct. See cgroups(7), clone(2).
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 use crate::cgroups::{CgroupPaths, UNIFIED};
-use crate::sys::{self, SysError};
+use crate::sys::{self, c, SysError};
 
 /// Where init's next fork must land.
 #[derive(Debug)]
@@ -51,16 +51,13 @@ pub fn enter(cg: &CgroupPaths, unified_now: bool) -> Result<Placement, SysError>
             write_zero(&dir.join("cgroup.procs"))?;
             None
         }
-        Some(dir) => Some((
-            sys::open(dir, libc::O_PATH | libc::O_DIRECTORY, 0)?,
-            dir.clone(),
-        )),
+        Some(dir) => Some((sys::open(dir, c::O_PATH | c::O_DIRECTORY, 0)?, dir.clone())),
     };
     Ok(Placement { unified })
 }
 
 fn write_zero(path: &std::path::Path) -> Result<(), SysError> {
-    let fd = sys::open(path, libc::O_WRONLY, 0)?;
+    let fd = sys::open(path, c::O_WRONLY, 0)?;
     sys::write_all(
         std::os::fd::AsFd::as_fd(&fd),
         b"0",
@@ -68,74 +65,22 @@ fn write_zero(path: &std::path::Path) -> Result<(), SysError> {
     )
 }
 
-/// clone3 flag (linux/sched.h; libc's constant is an overflowing c_int).
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
-/// The kernel's `struct clone_args` (linux/sched.h), up to `cgroup` (CLONE_ARGS_SIZE_VER2).
-#[repr(C, align(8))]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
-
 /// fork(2), with the child placed in the cgroup2 directory of `p` if there is one.
-/// Returns 0 in the child and the child's pid in the parent, like fork.
-///
-/// # Safety
-/// The caller must be single-threaded: the child runs arbitrary code after the fork.
-pub unsafe fn fork(p: &Placement) -> Result<i32, SysError> {
+/// Returns 0 in the child and the child's pid in the parent, like fork. The process
+/// must be single-threaded (the child runs arbitrary code after the fork): the
+/// [`sys::fork`] wrappers refuse otherwise.
+pub fn fork(p: &Placement) -> Result<i32, SysError> {
     if let Some((fd, dir)) = &p.unified {
-        let args = CloneArgs {
-            flags: CLONE_INTO_CGROUP,
-            exit_signal: libc::SIGCHLD as u64,
-            cgroup: fd.as_raw_fd() as u64,
-            ..Default::default()
-        };
-        // SAFETY: `args` is a valid clone_args of the size passed; without CLONE_VM
-        // or a stack the child gets a copy of this (single-threaded, per the caller's
-        // contract) process and returns here like fork's child. glibc's cached tid
-        // in the child is stale, which only matters to pthread_kill of itself
-        // (raise), which the kernel then refuses (the tid is in another process).
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &args as *const CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            )
-        };
-        if r >= 0 {
-            return Ok(r as i32);
-        }
-        let e = std::io::Error::last_os_error();
-        match e.raw_os_error() {
+        match sys::clone3_into_cgroup(fd.as_fd(), dir) {
+            Ok(pid) => return Ok(pid),
             // No clone3 (< 5.3) or no CLONE_INTO_CGROUP (< 5.7): join, then fork.
-            Some(libc::ENOSYS) | Some(libc::E2BIG) | Some(libc::EINVAL) => {
+            Err(e) if matches!(e.errno(), Some(c::ENOSYS | c::E2BIG | c::EINVAL)) => {
                 write_zero(&dir.join("cgroup.procs"))?;
             }
-            _ => {
-                return Err(SysError::new(
-                    "clone3(CLONE_INTO_CGROUP)",
-                    dir.display().to_string(),
-                    e,
-                ))
-            }
+            Err(e) => return Err(e),
         }
     }
-    // SAFETY: the caller guarantees this process is single-threaded.
-    match unsafe { libc::fork() } {
-        -1 => Err(SysError::last("fork", "")),
-        pid => Ok(pid),
-    }
+    sys::fork()
 }
 
 #[cfg(test)]
@@ -145,7 +90,7 @@ mod tests {
     #[test]
     fn clone_args_has_the_kernel_layout() {
         // CLONE_ARGS_SIZE_VER2: through the `cgroup` field.
-        assert_eq!(std::mem::size_of::<CloneArgs>(), 88);
+        assert_eq!(std::mem::size_of::<sys::process::CloneArgs>(), 88);
     }
 
     #[test]

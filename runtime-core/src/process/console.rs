@@ -5,13 +5,13 @@
 //! refused if it is a symlink (CVE-2025-52565). See pty(7), ioctl_tty(2).
 
 use std::io::IoSlice;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
 use crate::rootfs::safe;
-use crate::sys::{self, fd_path, SysError};
+use crate::sys::{self, c, fd_path, term, SysError};
 
 const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
 
@@ -45,12 +45,12 @@ pub fn open_pty(root: BorrowedFd<'_>) -> Result<Pty, ConsoleError> {
     let master = sys::openat2(
         root,
         Path::new("dev/pts/ptmx"),
-        libc::O_RDWR | libc::O_NOCTTY,
+        c::O_RDWR | c::O_NOCTTY,
         0,
         sys::resolve::IN_ROOT | sys::resolve::NO_SYMLINKS,
     )
     .map_err(|e| {
-        if e.errno() == Some(libc::ENOENT) {
+        if e.errno() == Some(c::ENOENT) {
             ConsoleError::NoDevpts
         } else {
             ConsoleError::Sys("open /dev/pts/ptmx", e)
@@ -61,49 +61,15 @@ pub fn open_pty(root: BorrowedFd<'_>) -> Result<Pty, ConsoleError> {
     if magic != DEVPTS_SUPER_MAGIC {
         return Err(ConsoleError::NoDevpts);
     }
-    let unlock: libc::c_int = 0;
-    // SAFETY: TIOCSPTLCK reads one int from the valid pointer we pass.
-    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
-        return Err(ConsoleError::Sys(
-            "unlock pty",
-            SysError::last("ioctl(TIOCSPTLCK)", "ptmx"),
-        ));
-    }
-    // SAFETY: TIOCGPTPEER takes open flags by value and returns a new descriptor.
-    let peer = unsafe {
-        libc::ioctl(
-            master.as_raw_fd(),
-            libc::TIOCGPTPEER,
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    };
-    if peer < 0 {
-        return Err(ConsoleError::Sys(
-            "open pty peer",
-            SysError::last("ioctl(TIOCGPTPEER)", "ptmx"),
-        ));
-    }
-    // SAFETY: the ioctl returned a new descriptor that nothing else owns.
-    let slave = unsafe { OwnedFd::from_raw_fd(peer) };
+    term::unlock_pty(master.as_fd()).map_err(|e| ConsoleError::Sys("unlock pty", e))?;
+    let slave = term::pty_peer(master.as_fd(), c::O_RDWR | c::O_NOCTTY)
+        .map_err(|e| ConsoleError::Sys("open pty peer", e))?;
     Ok(Pty { master, slave })
 }
 
 /// Set the window size of a terminal.
 pub fn resize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<(), ConsoleError> {
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads a winsize from the valid pointer we pass.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) } < 0 {
-        return Err(ConsoleError::Sys(
-            "resize pty",
-            SysError::last("ioctl(TIOCSWINSZ)", "pty"),
-        ));
-    }
-    Ok(())
+    term::set_winsize(fd, rows, cols).map_err(|e| ConsoleError::Sys("resize pty", e))
 }
 
 /// Bind-mount the pty peer over /dev/console inside `root`.
@@ -113,34 +79,34 @@ pub fn mount_console(root: BorrowedFd<'_>, slave: BorrowedFd<'_>) -> Result<(), 
     match sys::openat(
         dev.as_fd(),
         Path::new("console"),
-        libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+        c::O_CREAT | c::O_EXCL | c::O_WRONLY | c::O_NOFOLLOW,
         0o600,
     ) {
         Ok(_) => {}
-        Err(e) if e.errno() == Some(libc::EEXIST) => {}
+        Err(e) if e.errno() == Some(c::EEXIST) => {}
         Err(e) => return Err(ConsoleError::Sys("create /dev/console", e)),
     }
     let target = sys::openat2(
         dev.as_fd(),
         Path::new("console"),
-        libc::O_PATH,
+        c::O_PATH,
         0,
         sys::resolve::NO_SYMLINKS | sys::resolve::BENEATH,
     )
     .map_err(|e| match e.errno() {
-        Some(libc::ELOOP) => ConsoleError::BadConsole,
+        Some(c::ELOOP) => ConsoleError::BadConsole,
         _ => ConsoleError::Sys("open /dev/console", e),
     })?;
     let st = sys::fstat(target.as_fd()).map_err(|e| ConsoleError::Sys("stat /dev/console", e))?;
-    let fmt = st.st_mode & libc::S_IFMT;
-    if fmt != libc::S_IFREG && fmt != libc::S_IFCHR {
+    let fmt = st.st_mode & c::S_IFMT;
+    if fmt != c::S_IFREG && fmt != c::S_IFCHR {
         return Err(ConsoleError::BadConsole);
     }
     sys::mount(
         Some(&fd_path(slave)),
         &fd_path(target.as_fd()),
         None,
-        libc::MS_BIND,
+        c::MS_BIND,
         None,
     )
     .map_err(|e| ConsoleError::Sys("mount /dev/console", e))
@@ -161,44 +127,19 @@ pub fn send_master(sock: BorrowedFd<'_>, master: BorrowedFd<'_>) -> Result<(), C
 /// Make `slave` the process' stdin/stdout/stderr and controlling terminal.
 pub fn become_stdio(slave: BorrowedFd<'_>) -> Result<(), ConsoleError> {
     for target in 0..3 {
-        // SAFETY: dup2 onto 0..2 replaces the process' stdio, which is the point.
-        if unsafe { libc::dup2(slave.as_raw_fd(), target) } < 0 {
-            return Err(ConsoleError::Sys(
-                "dup2 pty",
-                SysError::last("dup2", target.to_string()),
-            ));
-        }
+        sys::dup2(slave, target).map_err(|e| ConsoleError::Sys("dup2 pty", e))?;
     }
-    // SAFETY: TIOCSCTTY takes an int argument by value.
-    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
-        return Err(ConsoleError::Sys(
-            "set controlling terminal",
-            SysError::last("ioctl(TIOCSCTTY)", "0"),
-        ));
-    }
-    Ok(())
+    // The slave is now also fd 0: make it the controlling terminal through its own
+    // descriptor (the same terminal).
+    term::set_controlling_terminal(slave)
+        .map_err(|e| ConsoleError::Sys("set controlling terminal", e))
 }
 
 /// Receive a pty master sent with [`send_master`] (the receiving side of a console socket).
 pub fn recv_master(sock: BorrowedFd<'_>) -> Result<OwnedFd, ConsoleError> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned};
     let mut buf = [0u8; 4096];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(ConsoleError::Send)?;
-    for c in msg.cmsgs().map_err(ConsoleError::Send)? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(&f) = fds.first() {
-                // SAFETY: the kernel installed this descriptor for us just now.
-                return Ok(unsafe { OwnedFd::from_raw_fd(f) });
-            }
-        }
-    }
-    Err(ConsoleError::Send(nix::Error::EBADMSG))
+    let (_, fds) = sys::recv_with_fds(sock, &mut buf).map_err(ConsoleError::Send)?;
+    fds.into_iter()
+        .next()
+        .ok_or(ConsoleError::Send(nix::Error::EBADMSG))
 }

@@ -14,6 +14,7 @@ use super::sync::{self, Msg};
 use super::{console, execve};
 use crate::lsm;
 use crate::namespaces::{self, Kind};
+use crate::sys::c;
 use crate::sys::{self, SysError};
 
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
@@ -21,7 +22,7 @@ const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 /// The container's /proc, checked to be a procfs root (a mount the container put there
 /// instead is refused; writes below it refuse symlinks and mount crossings).
 fn container_proc() -> Result<OwnedFd, InitError> {
-    let fd = sys::open(Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0)
+    let fd = sys::open(Path::new("/proc"), c::O_PATH | c::O_DIRECTORY, 0)
         .map_err(|e| InitError::Sys("open the container's /proc", e))?;
     let magic = sys::fstatfs_type(fd.as_fd()).map_err(|e| InitError::Sys("statfs /proc", e))?;
     if magic != PROC_SUPER_MAGIC {
@@ -30,7 +31,7 @@ fn container_proc() -> Result<OwnedFd, InitError> {
             SysError::new(
                 "statfs",
                 "/proc",
-                std::io::Error::from_raw_os_error(libc::EXDEV),
+                std::io::Error::from_raw_os_error(c::EXDEV),
             ),
         ));
     }
@@ -52,12 +53,12 @@ pub(super) fn stage2(
     } else {
         None
     };
-    // SAFETY: setsid takes no arguments; a forked child is never a group leader.
-    unsafe { libc::setsid() };
+    // A forked child is never a group leader: setsid succeeds.
+    sys::setsid();
     if process.terminal() == Some(true) {
         // Joining the mount namespace made its root ours: the container's devpts is at
         // /dev/pts.
-        let root = sys::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)
+        let root = sys::open(Path::new("/"), c::O_PATH | c::O_DIRECTORY, 0)
             .map_err(|e| InitError::Sys("open container root", e))?;
         let pty = console::open_pty(root.as_fd())?;
         if let Some(b) = process.console_size() {
@@ -84,10 +85,8 @@ pub(super) fn stage2(
         sock: s,
         preserve_fds: cfg.preserve_fds,
         seccomp: cfg.seccomp.as_ref(),
-        // SAFETY: getpid has no preconditions; it is our pid in the container's procfs.
-        labels: proc
-            .as_ref()
-            .map(|p| (&labels, p.as_fd(), unsafe { libc::getpid() })),
+        // getpid: our pid in the container's procfs.
+        labels: proc.as_ref().map(|p| (&labels, p.as_fd(), sys::getpid())),
     })?;
     sync::send(s, &Msg::Ready, &[])?;
     execve::cloexec_from(3 + cfg.preserve_fds);

@@ -60,11 +60,7 @@ fn check_runnable(p: &Path) -> Result<(), String> {
         return Err("permission denied".into());
     }
     let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| "bad path".to_string())?;
-    // SAFETY: `c` is a valid C string.
-    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } < 0 {
-        return Err(go_errno(&std::io::Error::last_os_error()));
-    }
-    Ok(())
+    crate::sys::access_executable(&c).map_err(|e| go_errno(&e))
 }
 
 /// Resolve `prog` like execvp, with the container's PATH (in the current root).
@@ -89,29 +85,12 @@ pub fn lookup(prog: &str, env: &[String]) -> Result<PathBuf, ExecError> {
 /// Restore default signal dispositions and an empty mask (a Rust runtime ignores
 /// SIGPIPE, and callers may block signals; neither must leak into the container).
 pub fn reset_signals() {
-    for sig in 1..libc::SIGRTMAX() {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: resetting a disposition to SIG_DFL is always valid.
-        unsafe {
-            libc::signal(sig, libc::SIG_DFL);
-        }
-    }
-    // SAFETY: an empty sigset is a valid mask; the old mask is not needed.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
+    crate::sys::reset_signals();
 }
 
 /// Mark every descriptor from `first` upwards close-on-exec.
 pub fn cloexec_from(first: u32) {
-    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
-    // SAFETY: close_range only changes descriptor flags of this process.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
-    if r < 0 {
+    if crate::sys::close_range_cloexec(first).is_err() {
         // Older kernels: walk /proc/self/fd.
         if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
             for e in rd.flatten() {
@@ -129,10 +108,7 @@ pub fn cloexec_from(first: u32) {
 /// prefixes "(unreachable)" to a directory outside it (e.g. one entered through a
 /// leaked descriptor, CVE-2024-21626).
 pub fn cwd_is_reachable() -> bool {
-    let mut buf = [0u8; libc::PATH_MAX as usize];
-    // SAFETY: the kernel writes at most buf.len() bytes into `buf`.
-    let r = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
-    r > 0 && buf[0] == b'/'
+    crate::sys::cwd_is_reachable()
 }
 
 /// execve(2); returns only on failure.
@@ -156,19 +132,8 @@ pub fn exec(path: &Path, args: &[String], env: &[String]) -> ExecError {
             reason: "an argument or environment variable contains a NUL byte".into(),
         };
     };
-    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
-    argv_p.push(std::ptr::null());
-    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
-    envp_p.push(std::ptr::null());
-    // SAFETY: all pointers are valid NUL-terminated strings, and both arrays are
-    // NULL-terminated; they outlive the call (which only returns on failure).
-    unsafe {
-        libc::execve(cpath.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr());
-    }
-    ExecError::Exec(
-        path.into(),
-        SysError::last("execve", path.display().to_string()),
-    )
+    let e = crate::sys::execve(&cpath, &argv, &envp, &path.display().to_string());
+    ExecError::Exec(path.into(), e)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! and execs the user's program. Every failure before Ready travels to the parent as a
 //! structured [`Msg::Error`]. See DESIGN.md "Process model".
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
@@ -17,10 +17,11 @@ use serde::{Deserialize, Serialize};
 use super::sync::{self, Msg};
 use super::{cgroup_join, console, execve, user};
 use crate::cgroups::CgroupPaths;
-use crate::error::Kind as ErrorKind;
+use crate::fault::Kind as ErrorKind;
 use crate::namespaces::{self, Kind, Namespace};
 use crate::rootfs::{self, mounts::MountContext};
 use crate::state::{OciState, Status, OCI_VERSION};
+use crate::sys::c;
 use crate::sys::{self, SysError};
 use crate::{capabilities, hooks, lsm, rlimits, seccomp, sysctl};
 
@@ -68,9 +69,9 @@ pub struct InitConfig {
 }
 
 /// If this process was started as runrs' init, run it; never returns then.
-/// Every runrs binary calls this first in `main`, before any thread exists.
-pub fn maybe_run() {
-    crate::criu::helper::maybe_run();
+/// Called from [`crate::entry::maybe_run`] (the only entry point: a binary that called
+/// this alone would not dispatch the criu helper), before any thread exists.
+pub(crate) fn run_if_init() {
     let Some(v) = std::env::var_os(INIT_ENV) else {
         return;
     };
@@ -80,10 +81,13 @@ pub fn maybe_run() {
         std::process::exit(1);
     }
     std::env::remove_var(INIT_ENV);
-    // SAFETY: the parent passed this descriptor to us for exactly this use; nothing
-    // else in this fresh process owns it.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    sys::set_cloexec_raw(fd);
+    let sock = match sys::adopt_inherited_fd(fd, INIT_ENV, true) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("runrs init: {e}");
+            std::process::exit(1);
+        }
+    };
     stage1(sock)
 }
 
@@ -101,104 +105,11 @@ fn fail(sock: BorrowedFd<'_>, err: &InitError) -> ! {
     std::process::exit(1)
 }
 
-/// Failures inside init, one variant per step.
-#[derive(Debug, thiserror::Error)]
-pub enum InitError {
-    /// Talking to the parent.
-    #[error("sync with runtime")]
-    Sync(#[from] sync::SyncError),
-    /// The parent sent something unexpected.
-    #[error("protocol error: expected {0}")]
-    Protocol(&'static str),
-    /// A namespace step.
-    #[error("namespaces")]
-    Namespace(#[source] SysError),
-    /// A process attribute step.
-    #[error("{0}")]
-    Sys(&'static str, #[source] SysError),
-    /// The rootfs.
-    #[error("rootfs")]
-    Rootfs(#[from] rootfs::RootfsError),
-    /// The console.
-    #[error("console")]
-    Console(#[from] console::ConsoleError),
-    /// A sysctl.
-    #[error(transparent)]
-    Sysctl(#[from] sysctl::SysctlError),
-    /// A hook run by init.
-    #[error(transparent)]
-    Hook(#[from] hooks::HookError),
-    /// Joining the Intel RDT groups.
-    #[error(transparent)]
-    Rdt(#[from] crate::rdt::RdtError),
-    /// rlimits.
-    #[error(transparent)]
-    Rlimit(#[from] rlimits::RlimitError),
-    /// Capabilities.
-    #[error("capabilities")]
-    Caps(#[from] capabilities::CapsError),
-    /// The program cannot be run.
-    #[error(transparent)]
-    Exec(#[from] execve::ExecError),
-    /// process.cwd resolves outside the container.
-    #[error("process.cwd {0:?} resolves outside the container's root (through a magic link such as /proc/self/fd/N); refusing it")]
-    CwdEscape(PathBuf),
-    /// Seccomp.
-    #[error(transparent)]
-    Seccomp(#[from] seccomp::SeccompError),
-    /// AppArmor/SELinux labels.
-    #[error(transparent)]
-    Lsm(#[from] lsm::LsmError),
-    /// oom_score_adj.
-    #[error("set oom_score_adj to {value}{hint}")]
-    OomScore {
-        /// The requested value.
-        value: i32,
-        /// Explanation for EACCES.
-        hint: &'static str,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl InitError {
-    /// Whose fault it is: what only init can check of the configuration (a mount
-    /// source that is missing, a destination or cwd that is not a directory, a program
-    /// that is missing or not executable, a refused path, an invalid seccomp profile)
-    /// is the caller's (InvalidArgument); a missing kernel feature is a precondition;
-    /// the rest is ours (Internal).
-    pub fn kind(&self) -> ErrorKind {
-        let bad_path = |e: &SysError| {
-            matches!(
-                e.errno(),
-                Some(libc::ENOENT | libc::ENOTDIR | libc::EISDIR | libc::ELOOP)
-            )
-        };
-        match self {
-            InitError::Exec(_) | InitError::CwdEscape(_) => ErrorKind::InvalidArgument,
-            InitError::Rootfs(rootfs::RootfsError::Forbidden { .. }) => ErrorKind::InvalidArgument,
-            InitError::Rootfs(rootfs::RootfsError::Mount { source, .. }) if bad_path(source) => {
-                ErrorKind::InvalidArgument
-            }
-            InitError::Sys("create process.cwd" | "enter process.cwd", e)
-                if bad_path(e) || e.errno() == Some(libc::EEXIST) =>
-            {
-                ErrorKind::InvalidArgument
-            }
-            InitError::Seccomp(seccomp::SeccompError::Invalid { .. }) => ErrorKind::InvalidArgument,
-            InitError::Seccomp(seccomp::SeccompError::FlagUnsupported { .. })
-            | InitError::Lsm(lsm::LsmError::Unsupported { .. }) => ErrorKind::FailedPrecondition,
-            _ => ErrorKind::Internal,
-        }
-    }
-}
-
 fn stage1(sock: OwnedFd) -> ! {
     let s = sock.as_fd();
     // Non-dumpable until execve: the container cannot open /proc/<init>/exe or fds
     // (CVE-2019-5736).
-    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, "PR_SET_DUMPABLE");
+    let _ = sys::prctl(c::PR_SET_DUMPABLE, 0, 0, "PR_SET_DUMPABLE");
     let (cfg, fds) = match sync::recv(s) {
         Ok((Msg::Config(c), fds)) => (c, fds),
         Ok(_) => fail(s, &InitError::Protocol("config")),
@@ -229,6 +140,10 @@ fn stage1(sock: OwnedFd) -> ! {
 
 /// Returns the child's pid in the parent branch, 0 in the child, and the end of the
 /// handoff pipe each keeps (the parent's write end, the child's read end).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the process' own procfs file, not under the rootfs"
+)]
 fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), InitError> {
     let process = match cfg.exec.as_deref() {
         Some(p) => p,
@@ -257,7 +172,7 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), I
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|source| {
             InitError::OomScore {
                 value: adj,
-                hint: if matches!(source.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) {
+                hint: if matches!(source.raw_os_error(), Some(c::EACCES) | Some(c::EPERM)) {
                     " (lowering oom_score_adj needs CAP_SYS_RESOURCE, which the runtime does not have)"
                 } else {
                     ""
@@ -269,7 +184,7 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), I
     let joins = namespaces::open_joins(&cfg.namespaces).map_err(InitError::Namespace)?;
     let mut in_userns = joins.join_user().map_err(InitError::Namespace)?;
     if !in_userns && namespaces::creates(&cfg.namespaces, Kind::User) {
-        sys::unshare(libc::CLONE_NEWUSER).map_err(InitError::Namespace)?;
+        sys::unshare(c::CLONE_NEWUSER).map_err(InitError::Namespace)?;
         sync::send(s, &Msg::MapRequest, &[])?;
         match sync::recv(s)?.0 {
             Msg::MapDone => {}
@@ -290,22 +205,20 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), I
     if flags & Kind::Time.flag() != 0 {
         write_time_offsets(&cfg.spec)?;
     }
-    let mut p = [0; 2];
-    // SAFETY: `p` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(InitError::Sys("handoff pipe", SysError::last("pipe2", "")));
-    }
-    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
-    // SAFETY: init is single-threaded (a fresh exec that never spawned a thread), so
-    // the child may run arbitrary code after fork.
-    match unsafe { cgroup_join::fork(&placement) } {
+    let (r, w) = sys::pipe("init handoff").map_err(|e| InitError::Sys("handoff pipe", e))?;
+    // Init is single-threaded (a fresh exec that never spawned a thread), so the child
+    // may run arbitrary code after fork.
+    match cgroup_join::fork(&placement) {
         Err(e) => Err(InitError::Sys("fork container init", e)),
         Ok(0) => Ok((0, r)),
         Ok(pid) => Ok((pid, w)),
     }
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the process' own procfs file, not under the rootfs"
+)]
 fn write_time_offsets(spec: &Spec) -> Result<(), InitError> {
     let Some(offsets) = spec
         .linux()
@@ -349,7 +262,7 @@ fn stage2(cfg: Box<InitConfig>, sock: OwnedFd, fds: Vec<OwnedFd>) -> ! {
     // more, the container's stderr is the only place left.
     eprintln!("runrs: {err}");
     std::process::exit(match err {
-        execve::ExecError::Exec(_, ref e) if e.errno() == Some(libc::ENOENT) => 127,
+        execve::ExecError::Exec(_, ref e) if e.errno() == Some(c::ENOENT) => 127,
         _ => 126,
     })
 }
@@ -397,20 +310,19 @@ fn stage2_inner(
     } else {
         None
     };
-    // SAFETY: setsid takes no arguments; a forked child is never a group leader.
-    unsafe { libc::setsid() };
+    // A forked child is never a group leader: setsid succeeds.
+    sys::setsid();
 
     // Handles on the host's /proc and /dev/null, taken before the container's mounts
     // can shadow anything.
-    let host_proc = sys::open(Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0)
+    let host_proc = sys::open(Path::new("/proc"), c::O_PATH | c::O_DIRECTORY, 0)
         .map_err(|e| InitError::Sys("open host /proc", e))?;
-    let devnull = sys::open(Path::new("/dev/null"), libc::O_PATH, 0)
+    let devnull = sys::open(Path::new("/dev/null"), c::O_PATH, 0)
         .map_err(|e| InitError::Sys("open host /dev/null", e))?;
     let host_pid = std::fs::read_link(format!("{}/self", sys::fd_path(host_proc.as_fd())))
         .ok()
         .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
-        // SAFETY: getpid has no preconditions.
-        .unwrap_or_else(|| unsafe { libc::getpid() });
+        .unwrap_or_else(sys::getpid);
     // Hooks run in the container's namespaces see the pid as the container sees it
     // (runtime.md "State"; runc passes getpid() too).
     let own_pid = std::process::id() as i32;
@@ -421,7 +333,6 @@ fn stage2_inner(
     let userns = namespaces::has(&cfg.namespaces, Kind::User);
     let root = rootfs::enter(spec, &cfg.rootfs)?;
     let ctx = MountContext {
-        rootfs: &cfg.rootfs,
         root: root.as_fd(),
         cgroup: &cfg.cgroup,
         cgroup_mounts: &cfg.cgroup_mounts,
@@ -435,7 +346,7 @@ fn stage2_inner(
     rootfs::setup_dev(spec, root.as_fd(), userns)?;
     // runc creates a missing cwd inside the rootfs. Magic links are refused (EXDEV).
     rootfs::safe::mkdir_all(root.as_fd(), process.cwd(), 0o755).map_err(|e| match e.errno() {
-        Some(libc::EXDEV) => InitError::CwdEscape(process.cwd().clone()),
+        Some(c::EXDEV) => InitError::CwdEscape(process.cwd().clone()),
         _ => InitError::Sys("create process.cwd", e),
     })?;
 
@@ -515,7 +426,7 @@ fn stage2_inner(
     let wfd = sys::openat(
         host_proc.as_fd(),
         Path::new(&format!("thread-self/fd/{}", fifo.as_raw_fd())),
-        libc::O_WRONLY,
+        c::O_WRONLY,
         0,
     )
     .map_err(|e| InitError::Sys("open exec fifo", e))?;
@@ -532,7 +443,7 @@ fn stage2_inner(
     );
     let reply = match &hooked {
         Ok(()) => b"0".to_vec(),
-        Err(e) => format!("1{}", crate::error::chain(e)).into_bytes(),
+        Err(e) => format!("1{}", crate::fault::chain(e)).into_bytes(),
     };
     sys::write_all(wfd.as_fd(), &reply, "exec fifo")
         .map_err(|e| InitError::Sys("write exec fifo", e))?;
@@ -563,155 +474,14 @@ fn setgroups_allowed() -> bool {
 }
 
 fn set_domainname(d: &str) -> Result<(), InitError> {
-    // SAFETY: `d` points to d.len() valid bytes.
-    if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } < 0 {
-        return Err(InitError::Sys(
-            "set domainname",
-            SysError::last("setdomainname", d),
-        ));
-    }
-    Ok(())
+    sys::setdomainname(d).map_err(|e| InitError::Sys("set domainname", e))
 }
 
-/// What [`finalize`] needs: the process spec and the namespace facts it depends on.
-pub(crate) struct Finalize<'a> {
-    /// The process to run (the container's, or an exec's).
-    pub process: &'a oci_spec::runtime::Process,
-    /// The process is in a user namespace.
-    pub userns: bool,
-    /// The sync socket, for warnings and the seccomp listener.
-    pub sock: BorrowedFd<'a>,
-    /// Descriptors 3..3+N stay inheritable.
-    pub preserve_fds: u32,
-    /// The seccomp filter to load.
-    pub seccomp: Option<&'a crate::seccomp::Program>,
-    /// Exec labels to set, with the procfs to write them through and our pid there.
-    pub labels: Option<(&'a lsm::ExecLabels, BorrowedFd<'a>, i32)>,
-}
+mod error;
+mod finalize;
 
-/// The program to exec, resolved.
-pub(crate) struct Prepared {
-    /// Resolved path of args[0].
-    pub path: PathBuf,
-    /// argv.
-    pub args: Vec<String>,
-    /// envp (HOME added when missing).
-    pub env: Vec<String>,
-}
-
-/// The steps shared by a container's init and an exec'd process, from the umask to the
-/// program lookup: cwd (checked to be inside the root), rlimits, LSM exec labels,
-/// no_new_privs, seccomp (where runc loads it), stdio ownership, capabilities and the
-/// user switch. Everything here can fail before Ready.
-pub(crate) fn finalize(f: &Finalize<'_>) -> Result<Prepared, InitError> {
-    let process = f.process;
-    let s = f.sock;
-    let u = process.user();
-    // SAFETY: umask only swaps the process' file mode mask.
-    unsafe { libc::umask(u.umask().unwrap_or(0o022)) };
-    sys::chdir(process.cwd()).map_err(|e| InitError::Sys("enter process.cwd", e))?;
-    // A cwd reached through a leaked descriptor would lie outside our root, where
-    // getcwd reports "(unreachable)" (CVE-2024-21626).
-    if !execve::cwd_is_reachable() {
-        return Err(InitError::CwdEscape(process.cwd().clone()));
-    }
-
-    if let Some(l) = process.rlimits() {
-        rlimits::apply(l)?;
-    }
-    if let Some((labels, proc, pid)) = f.labels.filter(|l| !l.0.is_empty()) {
-        lsm::apply_exec_labels(labels, proc, pid)?;
-    }
-    let nnp = process.no_new_privileges() == Some(true);
-    if nnp {
-        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, "PR_SET_NO_NEW_PRIVS")
-            .map_err(|e| InitError::Sys("set no_new_privs", e))?;
-    }
-    // Like runc: without no_new_privs loading a filter needs CAP_SYS_ADMIN, so it
-    // happens before capabilities are dropped; with it, as late as possible.
-    if let Some(p) = f.seccomp.filter(|_| !nnp) {
-        execve::cloexec_from(3 + f.preserve_fds);
-        seccomp::kernel::install(p, s)?;
-    }
-    user::fix_stdio_owner(u.uid(), u.gid());
-    let groups: Vec<u32> = u.additional_gids().clone().unwrap_or_default();
-    let allow_setgroups = !f.userns || setgroups_allowed();
-    if let Some(c) = process.capabilities() {
-        let (sets, unknown) = capabilities::resolve(c);
-        for n in unknown {
-            send_log(
-                s,
-                "warn",
-                &format!("capability {n} is not known to this kernel; ignored"),
-            );
-        }
-        capabilities::apply_bounding(sets.bounding)?;
-        sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0, "PR_SET_KEEPCAPS")
-            .map_err(|e| InitError::Sys("keep capabilities", e))?;
-        user::switch(u.uid(), u.gid(), &groups, allow_setgroups)
-            .map_err(|e| InitError::Sys("set user", e))?;
-        sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0, "PR_SET_KEEPCAPS")
-            .map_err(|e| InitError::Sys("keep capabilities", e))?;
-        for name in capabilities::apply(&sets)? {
-            send_log(s, "debug", &format!("can't raise ambient capability {name}: it is not both permitted and inheritable"));
-        }
-    } else {
-        user::switch(u.uid(), u.gid(), &groups, allow_setgroups)
-            .map_err(|e| InitError::Sys("set user", e))?;
-    }
-
-    let args = process.args().clone().unwrap_or_default();
-    let mut env = process.env().clone().unwrap_or_default();
-    if execve::env_get(&env, "HOME").is_none() {
-        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-        env.push(format!("HOME={}", user::home_of(&passwd, u.uid())));
-    }
-    let path = execve::lookup(&args[0], &env)?;
-    // Nothing we hold may reach startContainer hooks or the program.
-    execve::cloexec_from(3 + f.preserve_fds);
-    if let Some(p) = f.seccomp.filter(|_| nnp) {
-        seccomp::kernel::install(p, s)?;
-    }
-    Ok(Prepared { path, args, env })
-}
+pub use error::InitError;
+pub(crate) use finalize::{finalize, Finalize, Prepared};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sys(errno: i32) -> SysError {
-        SysError::new("mount", "x", std::io::Error::from_raw_os_error(errno))
-    }
-
-    /// Issue 15: init's errors travelled as a flat string, so a configuration error
-    /// only init can detect reached containerd as INTERNAL.
-    #[test]
-    fn init_errors_say_whose_fault_they_are() {
-        let missing_source = InitError::Rootfs(rootfs::RootfsError::Mount {
-            dest: "/data".into(),
-            typ: "bind".into(),
-            source: sys(libc::ENOENT),
-        });
-        assert_eq!(missing_source.kind(), ErrorKind::InvalidArgument);
-        let busy = InitError::Rootfs(rootfs::RootfsError::Mount {
-            dest: "/data".into(),
-            typ: "bind".into(),
-            source: sys(libc::EBUSY),
-        });
-        assert_eq!(busy.kind(), ErrorKind::Internal);
-        let cwd_is_a_file = InitError::Sys("enter process.cwd", sys(libc::ENOTDIR));
-        assert_eq!(cwd_is_a_file.kind(), ErrorKind::InvalidArgument);
-        let no_program = InitError::Exec(execve::ExecError::NotFound("nope".into()));
-        assert_eq!(no_program.kind(), ErrorKind::InvalidArgument);
-        assert_eq!(
-            InitError::Sys("set user", sys(libc::EPERM)).kind(),
-            ErrorKind::Internal
-        );
-        // The kind survives the trip to the runtime and decides the error's kind there.
-        let e = crate::Error::Spawn(super::super::spawn::SpawnError::Init {
-            message: missing_source.to_string(),
-            kind: missing_source.kind(),
-        });
-        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-    }
-}
+mod tests;

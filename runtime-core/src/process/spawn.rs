@@ -85,7 +85,7 @@ pub enum SpawnError {
         /// What failed, with its causes.
         message: String,
         /// Whose fault, as init classified it.
-        kind: crate::error::Kind,
+        kind: crate::fault::Kind,
     },
     /// Init died without saying why.
     #[error("init exited before the container was created{0}")]
@@ -141,8 +141,7 @@ pub fn spawn(
     let child_raw = child.as_raw_fd();
     let preserved = 3..3 + cfg.preserve_fds as i32;
     for fd in preserved.clone() {
-        // SAFETY: F_GETFD only reads the descriptor's flags.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        if !crate::sys::fd_is_open(fd) {
             return Err(SpawnError::Preserved(fd, cfg.preserve_fds));
         }
     }
@@ -152,20 +151,9 @@ pub fn spawn(
         .env_clear()
         .env(INIT_ENV, child_raw.to_string());
     stdio.apply(&mut cmd);
-    // SAFETY: the closure runs between fork and exec and only calls fcntl, which is
-    // async-signal-safe; it touches no memory shared with other threads.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::fcntl(child_raw, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // Preserved descriptors (--preserve-fds, LISTEN_FDS) reach init open.
-            for fd in preserved.clone() {
-                libc::fcntl(fd, libc::F_SETFD, 0);
-            }
-            Ok(())
-        });
-    }
+    // The sync socket and the preserved descriptors (--preserve-fds, LISTEN_FDS)
+    // reach init open.
+    crate::sys::keep_open_on_exec(&mut cmd, child.as_fd(), preserved);
     let mut proc = cmd.spawn().map_err(SpawnError::Start)?;
     drop(child);
     drop(exe);
@@ -186,7 +174,7 @@ pub fn spawn(
     // socket closes on exec) so its failure is reported to the caller.
     let wait_exec = cfg.exec.is_some();
     let mut extra: Vec<BorrowedFd<'_>> = fds.exec_fifo.into_iter().collect();
-    let listener = crate::seccomp::listener::Listener::from_config(&cfg);
+    let listener = listener_of(&cfg);
     extra.extend(fds.console_socket);
     sync::send(parent.as_fd(), &Msg::Config(Box::new(cfg)), &extra).map_err(SpawnError::Sync)?;
 
@@ -254,6 +242,30 @@ pub fn spawn(
     }
 }
 
+/// The seccomp listener of the container or exec `cfg` describes, if its spec names one.
+fn listener_of(cfg: &InitConfig) -> Option<crate::seccomp::listener::Listener> {
+    let l = crate::seccomp::listener::Listener::from_spec(&cfg.id, &cfg.bundle, &cfg.spec)?;
+    if cfg.exec.is_none() {
+        return Some(l);
+    }
+    // An exec joins the init's namespaces by /proc/<pid>/ns/<type> paths.
+    let init_pid = cfg
+        .namespaces
+        .iter()
+        .filter_map(|n| n.path.as_ref())
+        .find_map(|p| {
+            p.strip_prefix("/proc")
+                .ok()?
+                .iter()
+                .next()?
+                .to_str()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    Some(l.for_exec(init_pid))
+}
+
 /// Kills init on early return.
 struct Guard<'a> {
     stage1: i32,
@@ -294,9 +306,9 @@ impl Guard<'_> {
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         if let Some(c) = self.child {
-            // SAFETY: kill takes plain integers; the pid is the container init we made.
-            unsafe { libc::kill(c, libc::SIGKILL) };
-            crate::container::wait_gone(c, std::time::Duration::from_secs(5));
+            // The container init we made.
+            let _ = crate::sys::kill(c, crate::sys::c::SIGKILL);
+            crate::sys::wait_gone(c, std::time::Duration::from_secs(5));
         }
         if self.stage1 > 0 {
             if let Some(p) = self.proc.take() {
@@ -332,9 +344,12 @@ impl IdMaps {
         }
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "host procfs files of the child, not under a rootfs"
+    )]
     fn write(&self, pid: i32) -> Result<(), SpawnError> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        if crate::sys::effective_ids().0 != 0 {
             // An unprivileged writer must give up setgroups before it may write gid_map
             // (user_namespaces(7)); the maps were checked by security::preflight.
             std::fs::write(format!("/proc/{pid}/setgroups"), "deny").map_err(|source| {

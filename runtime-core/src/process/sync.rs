@@ -3,10 +3,10 @@
 //! profile) are split into packets, each prefixed by one byte: 1 = last, 0 = more.
 //! See unix(7), cmsg(3).
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use serde::{Deserialize, Serialize};
 
 use super::init::InitConfig;
@@ -44,7 +44,7 @@ pub enum Msg {
         /// Whose fault: a configuration only init can check (a missing mount source,
         /// a cwd that is a file, a program that is not there) is the caller's.
         #[serde(default)]
-        kind: crate::error::Kind,
+        kind: crate::fault::Kind,
     },
     /// Init → parent: a log line.
     Log {
@@ -105,30 +105,13 @@ pub fn recv(sock: BorrowedFd<'_>) -> Result<(Msg, Vec<OwnedFd>), SyncError> {
     let mut fds = Vec::new();
     let mut buf = vec![0u8; PACKET + 1];
     loop {
-        let mut cmsg_buf = nix::cmsg_space!([RawFd; 8]);
-        let (n, last) = loop {
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            match recvmsg::<()>(
-                sock.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg_buf),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Ok(m) => {
-                    for c in m.cmsgs().map_err(|e| SyncError::Socket("recvmsg", e))? {
-                        if let ControlMessageOwned::ScmRights(r) = c {
-                            // SAFETY: the kernel just installed these descriptors in
-                            // this process for us; nothing else owns them.
-                            fds.extend(r.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
-                        }
-                    }
-                    let n = m.bytes;
-                    break (n, n > 0 && buf[0] == 1);
-                }
-                Err(nix::Error::EINTR) => continue,
-                Err(nix::Error::ECONNRESET) => return Err(SyncError::Closed),
-                Err(e) => return Err(SyncError::Socket("recv", e)),
+        let (n, last) = match crate::sys::recv_with_fds(sock, &mut buf) {
+            Ok((n, received)) => {
+                fds.extend(received);
+                (n, n > 0 && buf[0] == 1)
             }
+            Err(nix::Error::ECONNRESET) => return Err(SyncError::Closed),
+            Err(e) => return Err(SyncError::Socket("recv", e)),
         };
         if n == 0 {
             return Err(SyncError::Closed);
@@ -153,7 +136,7 @@ mod tests {
         let big = "x".repeat(100_000);
         let devnull = std::fs::File::open("/dev/null").expect("open");
         let t = std::thread::spawn(move || {
-            let kind = crate::error::Kind::InvalidArgument;
+            let kind = crate::fault::Kind::InvalidArgument;
             send(
                 a.as_fd(),
                 &Msg::Error { message: big, kind },
@@ -166,7 +149,7 @@ mod tests {
         match m {
             Msg::Error { message, kind } => {
                 assert_eq!(message.len(), 100_000);
-                assert_eq!(kind, crate::error::Kind::InvalidArgument);
+                assert_eq!(kind, crate::fault::Kind::InvalidArgument);
             }
             m => panic!("unexpected {m:?}"),
         }

@@ -2,28 +2,16 @@
 //! setresgid(2), setresuid(2)), HOME from the container's /etc/passwd, and stdio
 //! ownership so a non-root process can use its terminal.
 
-use std::os::fd::BorrowedFd;
-
-use crate::sys::SysError;
+use crate::sys::{self, SysError};
 
 /// Set supplementary groups, then gid, then uid. `allow_setgroups` is false in a user
 /// namespace whose setgroups file says "deny".
 pub fn switch(uid: u32, gid: u32, groups: &[u32], allow_setgroups: bool) -> Result<(), SysError> {
     if allow_setgroups {
-        // SAFETY: `groups` is a valid slice of gid_t of the given length.
-        if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } < 0 {
-            return Err(SysError::last("setgroups", format!("{groups:?}")));
-        }
+        sys::setgroups(groups)?;
     }
-    // SAFETY: setresgid takes ids by value.
-    if unsafe { libc::setresgid(gid, gid, gid) } < 0 {
-        return Err(SysError::last("setresgid", gid.to_string()));
-    }
-    // SAFETY: setresuid takes ids by value.
-    if unsafe { libc::setresuid(uid, uid, uid) } < 0 {
-        return Err(SysError::last("setresuid", uid.to_string()));
-    }
-    Ok(())
+    sys::setresgid(gid)?;
+    sys::setresuid(uid)
 }
 
 /// The home directory of `uid` in an /etc/passwd text, `/` if absent.
@@ -43,21 +31,19 @@ pub fn home_of(passwd: &str, uid: u32) -> String {
 /// null device is left alone, and errors from ids the kernel cannot map are ignored.
 pub fn fix_stdio_owner(uid: u32, gid: u32) {
     for fd in 0..3 {
-        // SAFETY: fds 0..2 are the process' stdio; borrowing them for fstat/fchown only.
-        let b = unsafe { BorrowedFd::borrow_raw(fd) };
-        let Ok(st) = crate::sys::fstat(b) else {
+        let Some(b) = sys::stdio(fd) else {
             continue;
         };
-        if st.st_mode & libc::S_IFMT == libc::S_IFCHR
-            && libc::major(st.st_rdev) == 1
-            && libc::minor(st.st_rdev) == 3
-        {
+        let Ok(st) = sys::fstat(b) else {
+            continue;
+        };
+        if sys::is_null_device(&st) {
             continue;
         }
         if st.st_uid == uid && st.st_gid == gid {
             continue;
         }
-        let _ = crate::sys::fchown(b, uid, gid);
+        let _ = sys::fchown(b, uid, gid);
     }
 }
 

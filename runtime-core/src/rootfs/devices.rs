@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use super::{safe, RootfsError};
+use crate::sys::c;
 use crate::sys::{self, fd_path};
 
 /// A device node to create.
@@ -44,7 +45,7 @@ pub fn defaults() -> Vec<Device> {
     .into_iter()
     .map(|(p, major, minor)| Device {
         path: p.into(),
-        kind: libc::S_IFCHR,
+        kind: c::S_IFCHR,
         major,
         minor,
         mode: 0o666,
@@ -59,9 +60,9 @@ pub fn from_spec(spec_devices: &[LinuxDevice]) -> Vec<Device> {
     let mut all = defaults();
     for d in spec_devices {
         let kind = match d.typ() {
-            LinuxDeviceType::B => libc::S_IFBLK,
-            LinuxDeviceType::P => libc::S_IFIFO,
-            _ => libc::S_IFCHR,
+            LinuxDeviceType::B => c::S_IFBLK,
+            LinuxDeviceType::P => c::S_IFIFO,
+            _ => c::S_IFCHR,
         };
         let dev = Device {
             path: d.path().clone(),
@@ -85,11 +86,9 @@ pub fn create(
     devices: &[Device],
     bind: bool,
 ) -> Result<(), RootfsError> {
-    // SAFETY: umask only swaps the process' file mode mask.
-    let old = unsafe { libc::umask(0) };
+    let old = sys::umask(0);
     let r = devices.iter().try_for_each(|d| create_one(root, d, bind));
-    // SAFETY: as above, restoring the previous mask.
-    unsafe { libc::umask(old) };
+    sys::umask(old);
     r
 }
 
@@ -111,11 +110,11 @@ fn create_one(
         match sys::openat(
             parent.as_fd(),
             &name,
-            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+            c::O_CREAT | c::O_EXCL | c::O_WRONLY | c::O_NOFOLLOW,
             0o644,
         ) {
             Ok(_) => {}
-            Err(e) if e.errno() == Some(libc::EEXIST) => {}
+            Err(e) if e.errno() == Some(c::EEXIST) => {}
             Err(e) => return Err(err(e)),
         }
         let target = safe::open_in_root_nofollow(root, &d.path).map_err(err)?;
@@ -123,22 +122,22 @@ fn create_one(
             Some(&d.path.to_string_lossy()),
             &fd_path(target.as_fd()),
             None,
-            libc::MS_BIND,
+            c::MS_BIND,
             None,
         )
         .map_err(err);
     }
-    let dev = libc::makedev(d.major as u32, d.minor as u32);
+    let dev = sys::makedev(d.major as u32, d.minor as u32);
     match sys::mknodat(parent.as_fd(), &name, d.kind | d.mode, dev) {
         Ok(()) => {}
         // runc leaves an existing node alone.
-        Err(e) if e.errno() == Some(libc::EEXIST) => return Ok(()),
+        Err(e) if e.errno() == Some(c::EEXIST) => return Ok(()),
         Err(e) => return Err(err(e)),
     }
     let node = sys::openat2(
         parent.as_fd(),
         &name,
-        libc::O_PATH,
+        c::O_PATH,
         0,
         sys::resolve::NO_SYMLINKS,
     )
@@ -148,12 +147,7 @@ fn create_one(
 }
 
 fn chown_path(path: &str, uid: u32, gid: u32) -> Result<(), sys::SysError> {
-    let c = sys::c_string("chown", path.as_bytes())?;
-    // SAFETY: `c` is a valid C string.
-    if unsafe { libc::chown(c.as_ptr(), uid, gid) } < 0 {
-        return Err(sys::SysError::last("chown", path.to_string()));
-    }
-    Ok(())
+    sys::chown(Path::new(path), uid, gid)
 }
 
 /// /dev/fd, /dev/std{in,out,err} (and /dev/core where the host has /proc/kcore).
@@ -174,7 +168,7 @@ pub fn symlinks(root: std::os::fd::BorrowedFd<'_>) -> Result<(), RootfsError> {
     for (target, name) in links {
         match sys::symlinkat(Path::new(target), dev.as_fd(), Path::new(name)) {
             Ok(()) => {}
-            Err(e) if e.errno() == Some(libc::EEXIST) => {}
+            Err(e) if e.errno() == Some(c::EEXIST) => {}
             Err(e) => {
                 return Err(RootfsError::Device {
                     path: Path::new("/dev").join(name),
@@ -195,7 +189,7 @@ pub fn ptmx(root: std::os::fd::BorrowedFd<'_>) -> Result<(), RootfsError> {
     let dev = safe::mkdir_all(root, Path::new("/dev"), 0o755).map_err(err)?;
     match sys::unlinkat(dev.as_fd(), Path::new("ptmx"), 0) {
         Ok(()) => {}
-        Err(e) if e.errno() == Some(libc::ENOENT) => {}
+        Err(e) if e.errno() == Some(c::ENOENT) => {}
         Err(e) => return Err(err(e)),
     }
     sys::symlinkat(Path::new("pts/ptmx"), dev.as_fd(), Path::new("ptmx")).map_err(err)
@@ -212,29 +206,23 @@ pub fn reopen_devnull() -> Result<(), RootfsError> {
         path: "/dev/null".into(),
         source: e,
     };
-    let null = match sys::open(Path::new("/dev/null"), libc::O_RDWR | libc::O_NOFOLLOW, 0) {
+    let null = match sys::open(Path::new("/dev/null"), c::O_RDWR | c::O_NOFOLLOW, 0) {
         Ok(fd) => fd,
-        Err(e) if matches!(e.errno(), Some(libc::ENOENT | libc::ELOOP)) => return Ok(()),
+        Err(e) if matches!(e.errno(), Some(c::ENOENT | c::ELOOP)) => return Ok(()),
         Err(e) => return Err(err(e)),
     };
     let ns = sys::fstat(null.as_fd()).map_err(err)?;
-    if ns.st_mode & libc::S_IFMT != libc::S_IFCHR {
+    if ns.st_mode & c::S_IFMT != c::S_IFCHR {
         return Ok(());
     }
     for fd in 0..3 {
-        // SAFETY: 0, 1 and 2 stay open for the duration of this loop (only dup3 below
-        // replaces them, atomically); fstat failing means the slot is closed.
-        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        // 0, 1 and 2 stay open (dup2 below replaces them atomically).
+        let Some(b) = sys::stdio(fd) else { continue };
         let Ok(st) = sys::fstat(b) else { continue };
         let same_file = st.st_dev == ns.st_dev && st.st_ino == ns.st_ino;
-        if st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == ns.st_rdev && !same_file {
-            // SAFETY: both descriptors are open; dup3 replaces `fd` atomically.
-            if unsafe { libc::dup3(std::os::fd::AsRawFd::as_raw_fd(&null), fd, 0) } < 0 {
-                return Err(err(sys::SysError::last(
-                    "dup3",
-                    format!("/dev/null onto fd {fd}"),
-                )));
-            }
+        if st.st_mode & c::S_IFMT == c::S_IFCHR && st.st_rdev == ns.st_rdev && !same_file {
+            // `null` is a fresh descriptor, never `fd` itself: dup2 is dup3 here.
+            sys::dup2(null.as_fd(), fd).map_err(err)?;
         }
     }
     Ok(())

@@ -2,6 +2,8 @@
 //! turned into mount(2) flags, propagation flags, recursive mount_setattr(2) attributes
 //! and the filesystem-specific data string, with the same table runc uses.
 
+use crate::sys::c;
+
 /// Parsed mount options of one OCI mount.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MountOptions {
@@ -24,7 +26,7 @@ pub struct MountOptions {
 impl MountOptions {
     /// Whether the mount is a bind mount.
     pub fn is_bind(&self) -> bool {
-        self.flags & libc::MS_BIND != 0
+        self.flags & c::MS_BIND != 0
     }
 
     /// The data string for mount(2).
@@ -49,39 +51,39 @@ const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 
 /// (name, clear?, flag)
 const FLAGS: &[(&str, bool, u64)] = &[
-    ("async", true, libc::MS_SYNCHRONOUS),
-    ("atime", true, libc::MS_NOATIME),
-    ("bind", false, libc::MS_BIND),
+    ("async", true, c::MS_SYNCHRONOUS),
+    ("atime", true, c::MS_NOATIME),
+    ("bind", false, c::MS_BIND),
     ("defaults", false, 0),
-    ("dev", true, libc::MS_NODEV),
-    ("diratime", true, libc::MS_NODIRATIME),
-    ("dirsync", false, libc::MS_DIRSYNC),
-    ("exec", true, libc::MS_NOEXEC),
-    ("iversion", false, libc::MS_I_VERSION),
-    ("lazytime", false, libc::MS_LAZYTIME),
-    ("loud", true, libc::MS_SILENT),
-    ("mand", false, libc::MS_MANDLOCK),
-    ("noatime", false, libc::MS_NOATIME),
-    ("nodev", false, libc::MS_NODEV),
-    ("nodiratime", false, libc::MS_NODIRATIME),
-    ("noexec", false, libc::MS_NOEXEC),
-    ("noiversion", true, libc::MS_I_VERSION),
-    ("nolazytime", true, libc::MS_LAZYTIME),
-    ("nomand", true, libc::MS_MANDLOCK),
-    ("norelatime", true, libc::MS_RELATIME),
-    ("nostrictatime", true, libc::MS_STRICTATIME),
-    ("nosuid", false, libc::MS_NOSUID),
-    ("nosymfollow", false, libc::MS_NOSYMFOLLOW),
-    ("rbind", false, libc::MS_BIND | libc::MS_REC),
-    ("relatime", false, libc::MS_RELATIME),
-    ("remount", false, libc::MS_REMOUNT),
-    ("ro", false, libc::MS_RDONLY),
-    ("rw", true, libc::MS_RDONLY),
-    ("silent", false, libc::MS_SILENT),
-    ("strictatime", false, libc::MS_STRICTATIME),
-    ("suid", true, libc::MS_NOSUID),
-    ("sync", false, libc::MS_SYNCHRONOUS),
-    ("symfollow", true, libc::MS_NOSYMFOLLOW),
+    ("dev", true, c::MS_NODEV),
+    ("diratime", true, c::MS_NODIRATIME),
+    ("dirsync", false, c::MS_DIRSYNC),
+    ("exec", true, c::MS_NOEXEC),
+    ("iversion", false, c::MS_I_VERSION),
+    ("lazytime", false, c::MS_LAZYTIME),
+    ("loud", true, c::MS_SILENT),
+    ("mand", false, c::MS_MANDLOCK),
+    ("noatime", false, c::MS_NOATIME),
+    ("nodev", false, c::MS_NODEV),
+    ("nodiratime", false, c::MS_NODIRATIME),
+    ("noexec", false, c::MS_NOEXEC),
+    ("noiversion", true, c::MS_I_VERSION),
+    ("nolazytime", true, c::MS_LAZYTIME),
+    ("nomand", true, c::MS_MANDLOCK),
+    ("norelatime", true, c::MS_RELATIME),
+    ("nostrictatime", true, c::MS_STRICTATIME),
+    ("nosuid", false, c::MS_NOSUID),
+    ("nosymfollow", false, c::MS_NOSYMFOLLOW),
+    ("rbind", false, c::MS_BIND | c::MS_REC),
+    ("relatime", false, c::MS_RELATIME),
+    ("remount", false, c::MS_REMOUNT),
+    ("ro", false, c::MS_RDONLY),
+    ("rw", true, c::MS_RDONLY),
+    ("silent", false, c::MS_SILENT),
+    ("strictatime", false, c::MS_STRICTATIME),
+    ("suid", true, c::MS_NOSUID),
+    ("sync", false, c::MS_SYNCHRONOUS),
+    ("symfollow", true, c::MS_NOSYMFOLLOW),
 ];
 
 /// (name, clear?, MOUNT_ATTR_*)
@@ -109,14 +111,14 @@ const REC_ATTRS: &[(&str, bool, u64)] = &[
 /// Propagation flags of a propagation keyword (`rslave` …), None if not one.
 pub fn propagation(name: &str) -> Option<u64> {
     Some(match name {
-        "private" => libc::MS_PRIVATE,
-        "shared" => libc::MS_SHARED,
-        "slave" => libc::MS_SLAVE,
-        "unbindable" => libc::MS_UNBINDABLE,
-        "rprivate" => libc::MS_PRIVATE | libc::MS_REC,
-        "rshared" => libc::MS_SHARED | libc::MS_REC,
-        "rslave" => libc::MS_SLAVE | libc::MS_REC,
-        "runbindable" => libc::MS_UNBINDABLE | libc::MS_REC,
+        "private" => c::MS_PRIVATE,
+        "shared" => c::MS_SHARED,
+        "slave" => c::MS_SLAVE,
+        "unbindable" => c::MS_UNBINDABLE,
+        "rprivate" => c::MS_PRIVATE | c::MS_REC,
+        "rshared" => c::MS_SHARED | c::MS_REC,
+        "rslave" => c::MS_SLAVE | c::MS_REC,
+        "runbindable" => c::MS_UNBINDABLE | c::MS_REC,
         _ => return None,
     })
 }
@@ -180,65 +182,17 @@ pub fn parse(options: &[String]) -> MountOptions {
     m
 }
 
-/// Render MS_* flags by name, for error messages.
-pub fn describe(flags: u64) -> String {
-    let mut names: Vec<&str> = Vec::new();
-    let table: &[(&str, u64)] = &[
-        ("MS_RDONLY", libc::MS_RDONLY),
-        ("MS_NOSUID", libc::MS_NOSUID),
-        ("MS_NODEV", libc::MS_NODEV),
-        ("MS_NOEXEC", libc::MS_NOEXEC),
-        ("MS_SYNCHRONOUS", libc::MS_SYNCHRONOUS),
-        ("MS_REMOUNT", libc::MS_REMOUNT),
-        ("MS_MANDLOCK", libc::MS_MANDLOCK),
-        ("MS_DIRSYNC", libc::MS_DIRSYNC),
-        ("MS_NOSYMFOLLOW", libc::MS_NOSYMFOLLOW),
-        ("MS_NOATIME", libc::MS_NOATIME),
-        ("MS_NODIRATIME", libc::MS_NODIRATIME),
-        ("MS_BIND", libc::MS_BIND),
-        ("MS_MOVE", libc::MS_MOVE),
-        ("MS_REC", libc::MS_REC),
-        ("MS_SILENT", libc::MS_SILENT),
-        ("MS_UNBINDABLE", libc::MS_UNBINDABLE),
-        ("MS_PRIVATE", libc::MS_PRIVATE),
-        ("MS_SLAVE", libc::MS_SLAVE),
-        ("MS_SHARED", libc::MS_SHARED),
-        ("MS_RELATIME", libc::MS_RELATIME),
-        ("MS_I_VERSION", libc::MS_I_VERSION),
-        ("MS_STRICTATIME", libc::MS_STRICTATIME),
-        ("MS_LAZYTIME", libc::MS_LAZYTIME),
-    ];
-    let mut rest = flags;
-    for (n, f) in table {
-        if flags & f != 0 {
-            names.push(n);
-            rest &= !f;
-        }
-    }
-    if names.is_empty() && rest == 0 {
-        return "0".into();
-    }
-    let mut s = names.join("|");
-    if rest != 0 {
-        if !s.is_empty() {
-            s.push('|');
-        }
-        s.push_str(&format!("{rest:#x}"));
-    }
-    s
-}
-
 /// Translate statvfs ST_* flags to the MS_* flags a bind remount must keep.
 pub fn locked_from_statvfs(st_flags: u64) -> u64 {
     let mut f = 0;
     for (st, ms) in [
-        (libc::ST_RDONLY, libc::MS_RDONLY),
-        (libc::ST_NOSUID, libc::MS_NOSUID),
-        (libc::ST_NODEV, libc::MS_NODEV),
-        (libc::ST_NOEXEC, libc::MS_NOEXEC),
-        (libc::ST_NOATIME, libc::MS_NOATIME),
-        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-        (libc::ST_RELATIME, libc::MS_RELATIME),
+        (c::ST_RDONLY, c::MS_RDONLY),
+        (c::ST_NOSUID, c::MS_NOSUID),
+        (c::ST_NODEV, c::MS_NODEV),
+        (c::ST_NOEXEC, c::MS_NOEXEC),
+        (c::ST_NOATIME, c::MS_NOATIME),
+        (c::ST_NODIRATIME, c::MS_NODIRATIME),
+        (c::ST_RELATIME, c::MS_RELATIME),
     ] {
         if st_flags & st != 0 {
             f |= ms;
@@ -258,14 +212,14 @@ mod tests {
     #[test]
     fn runc_table() {
         let m = opts(&["nosuid", "strictatime", "mode=755", "size=65536k"]);
-        assert_eq!(m.flags, libc::MS_NOSUID | libc::MS_STRICTATIME);
+        assert_eq!(m.flags, c::MS_NOSUID | c::MS_STRICTATIME);
         assert_eq!(m.data_string().as_deref(), Some("mode=755,size=65536k"));
         let m = opts(&["rbind", "ro", "rslave"]);
         assert!(m.is_bind());
-        assert_eq!(m.flags & libc::MS_REC, libc::MS_REC);
-        assert_eq!(m.propagation, vec![libc::MS_SLAVE | libc::MS_REC]);
+        assert_eq!(m.flags & c::MS_REC, c::MS_REC);
+        assert_eq!(m.propagation, vec![c::MS_SLAVE | c::MS_REC]);
         let m = opts(&["ro", "rw"]);
-        assert_eq!(m.flags & libc::MS_RDONLY, 0);
+        assert_eq!(m.flags & c::MS_RDONLY, 0);
         let m = opts(&["rro", "tmpcopyup"]);
         assert_eq!(m.rec_set, MOUNT_ATTR_RDONLY);
         assert!(m.tmpcopyup);
@@ -274,7 +228,10 @@ mod tests {
 
     #[test]
     fn describes_flags() {
-        assert_eq!(describe(libc::MS_BIND | libc::MS_REC), "MS_BIND|MS_REC");
-        assert_eq!(describe(0), "0");
+        assert_eq!(
+            crate::sys::describe_mount_flags(c::MS_BIND | c::MS_REC),
+            "MS_BIND|MS_REC"
+        );
+        assert_eq!(crate::sys::describe_mount_flags(0), "0");
     }
 }

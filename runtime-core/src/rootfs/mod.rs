@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
+use crate::sys::c;
 use crate::sys::{self, SysError};
 
 /// Failures while preparing the rootfs.
@@ -107,20 +108,14 @@ pub fn enter(spec: &Spec, rootfs: &Path) -> Result<OwnedFd, RootfsError> {
         .as_ref()
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(flags::propagation)
-        .unwrap_or(libc::MS_SLAVE | libc::MS_REC);
-    sys::mount(None, "/", None, prop | libc::MS_REC, None)
+        .unwrap_or(c::MS_SLAVE | c::MS_REC);
+    sys::mount(None, "/", None, prop | c::MS_REC, None)
         .map_err(|e| RootfsError::Propagation("/".into(), e))?;
     parent_mount_private(rootfs)?;
     let r = rootfs.to_string_lossy();
-    sys::mount(
-        Some(&r),
-        &r,
-        Some("bind"),
-        libc::MS_BIND | libc::MS_REC,
-        None,
-    )
-    .map_err(|e| RootfsError::BindRoot(rootfs.to_path_buf(), e))?;
-    sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
+    sys::mount(Some(&r), &r, Some("bind"), c::MS_BIND | c::MS_REC, None)
+        .map_err(|e| RootfsError::BindRoot(rootfs.to_path_buf(), e))?;
+    sys::open(rootfs, c::O_PATH | c::O_DIRECTORY, 0)
         .map_err(|e| RootfsError::BindRoot(rootfs.to_path_buf(), e))
 }
 
@@ -133,9 +128,9 @@ pub fn enter(spec: &Spec, rootfs: &Path) -> Result<OwnedFd, RootfsError> {
 fn parent_mount_private(rootfs: &Path) -> Result<(), RootfsError> {
     let mut path = rootfs;
     loop {
-        match sys::mount(None, &path.to_string_lossy(), None, libc::MS_PRIVATE, None) {
+        match sys::mount(None, &path.to_string_lossy(), None, c::MS_PRIVATE, None) {
             Ok(()) => return Ok(()),
-            Err(e) if e.errno() == Some(libc::EINVAL) => match path.parent() {
+            Err(e) if e.errno() == Some(c::EINVAL) => match path.parent() {
                 Some(p) => path = p,
                 None => return Err(RootfsError::Propagation(path.display().to_string(), e)),
             },
@@ -189,7 +184,7 @@ pub fn readonly_root(rootfs: &Path) -> Result<(), RootfsError> {
         None,
         &r,
         None,
-        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep,
+        c::MS_BIND | c::MS_REMOUNT | c::MS_RDONLY | keep,
         None,
     )
     .map_err(RootfsError::ReadonlyRoot)
@@ -201,30 +196,18 @@ pub fn switch_root(rootfs: &Path, root: BorrowedFd<'_>, no_pivot: bool) -> Resul
     let err = |e| RootfsError::Pivot(rootfs.to_path_buf(), e);
     if no_pivot {
         sys::fchdir(root).map_err(err)?;
-        sys::mount(
-            Some(&rootfs.to_string_lossy()),
-            "/",
-            None,
-            libc::MS_MOVE,
-            None,
-        )
-        .map_err(err)?;
+        sys::mount(Some(&rootfs.to_string_lossy()), "/", None, c::MS_MOVE, None).map_err(err)?;
         sys::chroot(Path::new(".")).map_err(err)?;
         return sys::chdir(Path::new("/")).map_err(err);
     }
-    let old = sys::open(Path::new("/"), libc::O_DIRECTORY | libc::O_RDONLY, 0).map_err(err)?;
-    let new = sys::open(rootfs, libc::O_DIRECTORY | libc::O_RDONLY, 0).map_err(err)?;
+    let old = sys::open(Path::new("/"), c::O_DIRECTORY | c::O_RDONLY, 0).map_err(err)?;
+    let new = sys::open(rootfs, c::O_DIRECTORY | c::O_RDONLY, 0).map_err(err)?;
     sys::fchdir(new.as_fd()).map_err(err)?;
     sys::pivot_root(Path::new("."), Path::new(".")).map_err(err)?;
     sys::fchdir(old.as_fd()).map_err(err)?;
     // The old root is now stacked on "."; make sure unmounting it does not propagate
     // to the host, then detach it.
-    sys::mount(None, ".", None, libc::MS_SLAVE | libc::MS_REC, None).map_err(err)?;
-    sys::umount2(Path::new("."), libc::MNT_DETACH).map_err(err)?;
+    sys::mount(None, ".", None, c::MS_SLAVE | c::MS_REC, None).map_err(err)?;
+    sys::umount2(Path::new("."), c::MNT_DETACH).map_err(err)?;
     sys::chdir(Path::new("/")).map_err(err)
-}
-
-/// Descriptor helpers used by init around the rootfs.
-pub fn as_fd(fd: &OwnedFd) -> BorrowedFd<'_> {
-    fd.as_fd()
 }

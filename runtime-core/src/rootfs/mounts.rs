@@ -14,12 +14,11 @@ use oci_spec::runtime::Mount;
 use super::flags::{self, MountOptions};
 use super::{safe, RootfsError};
 use crate::cgroups::{CgroupPaths, Mode, UNIFIED};
+use crate::sys::c;
 use crate::sys::{self, fd_path};
 
 /// What the mount code needs to know about the container.
 pub struct MountContext<'a> {
-    /// Host path of the (bind-mounted) rootfs.
-    pub rootfs: &'a Path,
     /// O_PATH descriptor of the rootfs.
     pub root: BorrowedFd<'a>,
     /// The container's cgroups, for cgroup mounts.
@@ -69,7 +68,7 @@ pub fn mount(ctx: &MountContext<'_>, m: &Mount) -> Result<(), RootfsError> {
     }
     if matches!(typ, "proc" | "sysfs") {
         check_plain_dir(ctx.root, &dest).map_err(|e| match e.errno() {
-            Some(libc::ELOOP) | Some(libc::EXDEV) | Some(libc::ENOTDIR) => RootfsError::Forbidden {
+            Some(c::ELOOP) | Some(c::EXDEV) | Some(c::ENOTDIR) => RootfsError::Forbidden {
                 dest: dest.clone(),
                 reason: "proc and sysfs must be mounted on an ordinary directory, not through a symlink",
             },
@@ -83,9 +82,9 @@ pub fn mount(ctx: &MountContext<'_>, m: &Mount) -> Result<(), RootfsError> {
             match r {
                 // In a user namespace without its own network namespace sysfs cannot be
                 // mounted; runc falls back to a recursive bind of the host's /sys.
-                Err(e) if ctx.userns && e.errno() == Some(libc::EPERM) => {
+                Err(e) if ctx.userns && e.errno() == Some(c::EPERM) => {
                     let mut o = opts.clone();
-                    o.flags |= libc::MS_BIND | libc::MS_REC;
+                    o.flags |= c::MS_BIND | c::MS_REC;
                     bind(ctx, Path::new("/sys"), &dest, &o).map_err(err)
                 }
                 r => r.map_err(err),
@@ -104,9 +103,9 @@ fn check_plain_dir(root: BorrowedFd<'_>, dest: &Path) -> Result<(), sys::SysErro
         Ok(_) => Err(sys::SysError::new(
             "check mount destination",
             dest.display().to_string(),
-            std::io::Error::from_raw_os_error(libc::ENOTDIR),
+            std::io::Error::from_raw_os_error(c::ENOTDIR),
         )),
-        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(()),
+        Err(e) if e.errno() == Some(c::ENOENT) => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -146,11 +145,11 @@ pub fn bind(
         Some(&src),
         &fd_path(target.as_fd()),
         None,
-        libc::MS_BIND | (opts.flags & libc::MS_REC),
+        c::MS_BIND | (opts.flags & c::MS_REC),
         None,
     )?;
     let mounted = safe::open_in_root(ctx.root, dest)?;
-    let extra = opts.flags & !(libc::MS_REC | libc::MS_REMOUNT | libc::MS_BIND);
+    let extra = opts.flags & !(c::MS_REC | c::MS_REMOUNT | c::MS_BIND);
     if extra != 0 {
         remount_bind(mounted.as_fd(), extra, opts.cleared)?;
     }
@@ -161,11 +160,11 @@ pub fn bind(
 /// user namespace cannot drop nosuid/nodev/noexec/ro of its source).
 pub fn remount_bind(target: BorrowedFd<'_>, flags: u64, cleared: u64) -> Result<(), sys::SysError> {
     let path = fd_path(target);
-    let base = libc::MS_BIND | libc::MS_REMOUNT;
+    let base = c::MS_BIND | c::MS_REMOUNT;
     match sys::mount(None, &path, None, base | flags, None) {
-        Err(e) if e.errno() == Some(libc::EPERM) => {
+        Err(e) if e.errno() == Some(c::EPERM) => {
             let locked = flags::locked_from_statvfs(sys::statvfs_flags(&path)?)
-                & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY)
+                & (c::MS_NOSUID | c::MS_NODEV | c::MS_NOEXEC | c::MS_RDONLY)
                 & !cleared;
             sys::mount(None, &path, None, base | flags | locked, None)
         }
@@ -185,48 +184,14 @@ fn finish(mounted: BorrowedFd<'_>, opts: &MountOptions) -> Result<(), sys::SysEr
     Ok(())
 }
 
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
 fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> Result<(), sys::SysError> {
-    const AT_RECURSIVE: u32 = 0x8000;
     const MOUNT_ATTR_ATIME_MASK: u64 = 0x70;
     let mut clr = clear;
     // Changing the atime mode needs the whole atime field cleared first.
     if set & MOUNT_ATTR_ATIME_MASK != 0 || clear & MOUNT_ATTR_ATIME_MASK != 0 {
         clr |= MOUNT_ATTR_ATIME_MASK;
     }
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clr,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let empty = c"";
-    // SAFETY: `empty` is a valid C string, `attr` a correctly laid out `struct mount_attr`
-    // that outlives the call, and the size passed matches it.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH as u32 | AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r < 0 {
-        return Err(sys::SysError::last(
-            "mount_setattr",
-            format!("{} set={set:#x} clear={clear:#x}", fd_path(fd)),
-        ));
-    }
-    Ok(())
+    sys::mount_setattr_recursive(fd, set, clr)
 }
 
 fn with_label(data: Option<String>, typ: &str, label: Option<&str>) -> Option<String> {
@@ -261,7 +226,7 @@ fn plain(
         Some(sys::openat2(
             target.as_fd(),
             Path::new("."),
-            libc::O_RDONLY | libc::O_DIRECTORY,
+            c::O_RDONLY | c::O_DIRECTORY,
             0,
             0,
         )?)
@@ -275,9 +240,9 @@ fn plain(
         .unwrap_or_else(|| typ.to_string());
     let mut flags = opts.flags;
     // tmpcopyup writes into the new tmpfs: mount it writable, remount read-only after.
-    let ro_later = lower.is_some() && flags & libc::MS_RDONLY != 0;
+    let ro_later = lower.is_some() && flags & c::MS_RDONLY != 0;
     if ro_later {
-        flags &= !libc::MS_RDONLY;
+        flags &= !c::MS_RDONLY;
     }
     let data = with_label(opts.data_string(), typ, ctx.mount_label);
     sys::mount(
@@ -295,7 +260,7 @@ fn plain(
                 None,
                 &fd_path(mounted.as_fd()),
                 None,
-                libc::MS_REMOUNT | flags | libc::MS_RDONLY,
+                c::MS_REMOUNT | flags | c::MS_RDONLY,
                 data.as_deref(),
             )?;
         }
@@ -354,7 +319,7 @@ fn cgroup(
     let v2 = typ == "cgroup2" || ctx.cgroup.mode == Mode::Unified;
     if v2 {
         let target = safe::ensure(ctx.root, dest, true)?;
-        let flags = opts.flags & !libc::MS_BIND;
+        let flags = opts.flags & !c::MS_BIND;
         if ctx.cgroupns {
             match sys::mount(
                 Some("cgroup2"),
@@ -367,9 +332,7 @@ fn cgroup(
                     let mounted = safe::open_in_root(ctx.root, dest)?;
                     return finish(mounted.as_fd(), opts);
                 }
-                Err(e) if !matches!(e.errno(), Some(libc::EPERM) | Some(libc::EBUSY)) => {
-                    return Err(e)
-                }
+                Err(e) if !matches!(e.errno(), Some(c::EPERM) | Some(c::EBUSY)) => return Err(e),
                 Err(_) => {}
             }
         }
@@ -386,17 +349,17 @@ fn cgroup(
             ));
         };
         let mut o = opts.clone();
-        o.flags |= libc::MS_BIND | libc::MS_REC;
+        o.flags |= c::MS_BIND | c::MS_REC;
         drop(target);
         return bind(ctx, dir, dest, &o);
     }
 
     // cgroup v1: a tmpfs holding one mount per hierarchy.
     let target = safe::ensure(ctx.root, dest, true)?;
-    let tmpfs_flags = (opts.flags & !libc::MS_RDONLY & !libc::MS_BIND & !libc::MS_REC)
-        | libc::MS_NOSUID
-        | libc::MS_NODEV
-        | libc::MS_NOEXEC;
+    let tmpfs_flags = (opts.flags & !c::MS_RDONLY & !c::MS_BIND & !c::MS_REC)
+        | c::MS_NOSUID
+        | c::MS_NODEV
+        | c::MS_NOEXEC;
     sys::mount(
         Some("tmpfs"),
         &fd_path(target.as_fd()),
@@ -408,10 +371,8 @@ fn cgroup(
     for (name, controllers) in ctx.cgroup_mounts {
         let sub = base.join(name);
         let sub_fd = safe::ensure(ctx.root, &sub, true)?;
-        let sub_flags = (opts.flags & !libc::MS_BIND & !libc::MS_REC)
-            | libc::MS_NOSUID
-            | libc::MS_NODEV
-            | libc::MS_NOEXEC;
+        let sub_flags =
+            (opts.flags & !c::MS_BIND & !c::MS_REC) | c::MS_NOSUID | c::MS_NODEV | c::MS_NOEXEC;
         if ctx.cgroupns {
             let data = controllers
                 .iter()
@@ -437,7 +398,7 @@ fn cgroup(
             };
             drop(sub_fd);
             let mut o = MountOptions {
-                flags: libc::MS_BIND | libc::MS_REC | sub_flags,
+                flags: c::MS_BIND | c::MS_REC | sub_flags,
                 ..Default::default()
             };
             o.cleared = opts.cleared;
@@ -449,14 +410,14 @@ fn cgroup(
             let dir = sys::openat2(
                 dir.as_fd(),
                 Path::new("."),
-                libc::O_PATH | libc::O_DIRECTORY,
+                c::O_PATH | c::O_DIRECTORY,
                 0,
                 0,
             )?;
             for c in controllers {
                 if c != name && !c.starts_with("name=") {
                     match sys::symlinkat(Path::new(name), dir.as_fd(), Path::new(c)) {
-                        Err(e) if e.errno() != Some(libc::EEXIST) => return Err(e),
+                        Err(e) if e.errno() != Some(c::EEXIST) => return Err(e),
                         _ => {}
                     }
                 }

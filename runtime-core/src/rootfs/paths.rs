@@ -10,6 +10,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use super::{flags, safe, RootfsError};
+use crate::sys::c;
 use crate::sys::{self, fd_path};
 
 /// Check that `fd` is the real null device (character device 1:3).
@@ -18,10 +19,7 @@ pub fn verify_devnull(fd: BorrowedFd<'_>) -> Result<(), RootfsError> {
         path: "/dev/null".into(),
         source: e,
     })?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFCHR
-        || libc::major(st.st_rdev) != 1
-        || libc::minor(st.st_rdev) != 3
-    {
+    if !sys::is_null_device(&st) {
         return Err(RootfsError::Forbidden {
             dest: "/dev/null".into(),
             reason: "is not the null device (1:3); refusing to use it for masking",
@@ -43,8 +41,8 @@ pub fn mask(
         };
         let target = match safe::open_in_root_nofollow(root, Path::new(p)) {
             Ok(fd) => fd,
-            Err(e) if e.errno() == Some(libc::ENOENT) => continue,
-            Err(e) if e.errno() == Some(libc::ELOOP) || e.errno() == Some(libc::EXDEV) => {
+            Err(e) if e.errno() == Some(c::ENOENT) => continue,
+            Err(e) if e.errno() == Some(c::ELOOP) || e.errno() == Some(c::EXDEV) => {
                 return Err(RootfsError::Forbidden {
                     dest: p.into(),
                     reason: "is a symlink (or crosses one); refusing to mask it",
@@ -57,7 +55,7 @@ pub fn mask(
                 Some("tmpfs"),
                 &fd_path(target.as_fd()),
                 Some("tmpfs"),
-                libc::MS_RDONLY,
+                c::MS_RDONLY,
                 Some("size=0k"),
             )
             .map_err(err)?;
@@ -66,7 +64,7 @@ pub fn mask(
                 Some(&fd_path(devnull)),
                 &fd_path(target.as_fd()),
                 None,
-                libc::MS_BIND,
+                c::MS_BIND,
                 None,
             )
             .map_err(err)?;
@@ -84,8 +82,8 @@ pub fn readonly(root: BorrowedFd<'_>, paths: &[String]) -> Result<(), RootfsErro
         };
         let target = match safe::open_in_root_nofollow(root, Path::new(p)) {
             Ok(fd) => fd,
-            Err(e) if e.errno() == Some(libc::ENOENT) => continue,
-            Err(e) if e.errno() == Some(libc::ELOOP) || e.errno() == Some(libc::EXDEV) => {
+            Err(e) if e.errno() == Some(c::ENOENT) => continue,
+            Err(e) if e.errno() == Some(c::ELOOP) || e.errno() == Some(c::EXDEV) => {
                 return Err(RootfsError::Forbidden {
                     dest: p.into(),
                     reason: "is a symlink (or crosses one); refusing to make it read-only",
@@ -94,7 +92,7 @@ pub fn readonly(root: BorrowedFd<'_>, paths: &[String]) -> Result<(), RootfsErro
             Err(e) => return Err(err(e)),
         };
         let path = fd_path(target.as_fd());
-        sys::mount(Some(&path), &path, None, libc::MS_BIND | libc::MS_REC, None).map_err(err)?;
+        sys::mount(Some(&path), &path, None, c::MS_BIND | c::MS_REC, None).map_err(err)?;
         let mounted = safe::open_in_root_nofollow(root, Path::new(p)).map_err(err)?;
         // Keep the mount's existing flags (relatime, nosuid, …), add read-only.
         let path = fd_path(mounted.as_fd());
@@ -103,7 +101,7 @@ pub fn readonly(root: BorrowedFd<'_>, paths: &[String]) -> Result<(), RootfsErro
             None,
             &path,
             None,
-            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep,
+            c::MS_BIND | c::MS_REMOUNT | c::MS_RDONLY | keep,
             None,
         )
         .map_err(err)?;

@@ -10,6 +10,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
+use crate::sys::c;
 use crate::sys::{self, resolve, SysError};
 
 /// The path relative to the rootfs (no leading `/`, no `.`/`..` games left to the kernel).
@@ -35,7 +36,7 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, SysErr
     } else {
         rel
     };
-    sys::openat2(root, &p, libc::O_PATH, 0, resolve::IN_ROOT)
+    sys::openat2(root, &p, c::O_PATH, 0, resolve::IN_ROOT)
 }
 
 /// Open `path` inside `root`, refusing any symlink on the way (for masked and
@@ -47,7 +48,7 @@ pub fn open_in_root_nofollow(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedF
     sys::openat2(
         root,
         &rel,
-        libc::O_PATH,
+        c::O_PATH,
         0,
         resolve::IN_ROOT | resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS,
     )
@@ -60,36 +61,24 @@ pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<OwnedFd
     let mut dir = sys::openat2(
         root,
         Path::new("."),
-        libc::O_PATH | libc::O_DIRECTORY,
+        c::O_PATH | c::O_DIRECTORY,
         0,
         resolve::IN_ROOT,
     )?;
     for c in rel.components() {
         cur.push(c);
-        match sys::openat2(
-            root,
-            &cur,
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-            resolve::IN_ROOT,
-        ) {
+        match sys::openat2(root, &cur, c::O_PATH | c::O_DIRECTORY, 0, resolve::IN_ROOT) {
             Ok(fd) => dir = fd,
-            Err(e) if e.errno() == Some(libc::ENOENT) => {
+            Err(e) if e.errno() == Some(c::ENOENT) => {
                 // Create the component relative to the verified parent, then open it
                 // again through RESOLVE_IN_ROOT (a racing symlink stays inside).
                 let name = Path::new(c.as_os_str());
                 match sys::mkdirat(dir.as_fd(), name, mode) {
                     Ok(()) => {}
-                    Err(e) if e.errno() == Some(libc::EEXIST) => {}
+                    Err(e) if e.errno() == Some(c::EEXIST) => {}
                     Err(e) => return Err(e),
                 }
-                dir = sys::openat2(
-                    root,
-                    &cur,
-                    libc::O_PATH | libc::O_DIRECTORY,
-                    0,
-                    resolve::IN_ROOT,
-                )?;
+                dir = sys::openat2(root, &cur, c::O_PATH | c::O_DIRECTORY, 0, resolve::IN_ROOT)?;
             }
             Err(e) => return Err(e),
         }
@@ -102,7 +91,7 @@ pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<OwnedFd
 pub fn ensure(root: BorrowedFd<'_>, path: &Path, dir: bool) -> Result<OwnedFd, SysError> {
     match open_in_root(root, path) {
         Ok(fd) => return Ok(fd),
-        Err(e) if e.errno() != Some(libc::ENOENT) => return Err(e),
+        Err(e) if e.errno() != Some(c::ENOENT) => return Err(e),
         Err(_) => {}
     }
     if dir {
@@ -115,11 +104,11 @@ pub fn ensure(root: BorrowedFd<'_>, path: &Path, dir: bool) -> Result<OwnedFd, S
     match sys::openat(
         pfd.as_fd(),
         &name,
-        libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+        c::O_CREAT | c::O_EXCL | c::O_WRONLY | c::O_NOFOLLOW,
         0o644,
     ) {
         Ok(_) => {}
-        Err(e) if e.errno() == Some(libc::EEXIST) => {}
+        Err(e) if e.errno() == Some(c::EEXIST) => {}
         Err(e) => return Err(e),
     }
     open_in_root(root, path)
@@ -127,7 +116,7 @@ pub fn ensure(root: BorrowedFd<'_>, path: &Path, dir: bool) -> Result<OwnedFd, S
 
 /// Whether the file behind `fd` is a directory.
 pub fn is_dir(fd: BorrowedFd<'_>) -> Result<bool, SysError> {
-    Ok(sys::fstat(fd)?.st_mode & libc::S_IFMT == libc::S_IFDIR)
+    Ok(sys::fstat(fd)?.st_mode & c::S_IFMT == c::S_IFDIR)
 }
 
 #[cfg(test)]
@@ -146,7 +135,7 @@ mod tests {
         symlink("/etc", root.join("abs")).expect("symlink");
         symlink("../../..", root.join("etc/up")).expect("symlink");
         symlink("../../outside", root.join("etc/dangling")).expect("symlink");
-        let rfd = sys::open(&root, libc::O_PATH | libc::O_DIRECTORY, 0).expect("open");
+        let rfd = sys::open(&root, c::O_PATH | c::O_DIRECTORY, 0).expect("open");
 
         let d = mkdir_all(rfd.as_fd(), Path::new("/abs/new"), 0o755).expect("mkdir_all");
         assert!(is_dir(d.as_fd()).expect("stat"));

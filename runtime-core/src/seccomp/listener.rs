@@ -15,7 +15,6 @@ use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use oci_spec::runtime::Spec;
 use serde::Serialize;
 
-use crate::process::init::InitConfig;
 use crate::state::OCI_VERSION;
 
 /// The name of the listener descriptor in `fds`.
@@ -78,28 +77,11 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// The listener of the container or exec `cfg` describes, if its spec names one.
-    pub fn from_config(cfg: &InitConfig) -> Option<Listener> {
-        let mut l = Listener::from_spec(&cfg.id, &cfg.bundle, &cfg.spec)?;
-        if cfg.exec.is_some() {
-            // An exec joins the init's namespaces by /proc/<pid>/ns/<type> paths.
-            l.init_pid = Some(
-                cfg.namespaces
-                    .iter()
-                    .filter_map(|n| n.path.as_ref())
-                    .find_map(|p| {
-                        p.strip_prefix("/proc")
-                            .ok()?
-                            .iter()
-                            .next()?
-                            .to_str()?
-                            .parse()
-                            .ok()
-                    })
-                    .unwrap_or(0),
-            );
-        }
-        Some(l)
+    /// The listener of an exec'd process: the state it sends names the container's
+    /// init pid (`init_pid`), not the exec'd process.
+    pub fn for_exec(mut self, init_pid: i32) -> Listener {
+        self.init_pid = Some(init_pid);
+        self
     }
 
     /// The listener of `spec`, if it names one.

@@ -14,7 +14,6 @@ pub mod kernel;
 pub mod listener;
 
 use std::io::{Read, Seek};
-use std::os::fd::{FromRawFd, OwnedFd};
 
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
@@ -24,6 +23,7 @@ use oci_spec::runtime::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::sys::c;
 use crate::sys::SysError;
 
 /// The most instructions the kernel accepts in one filter (BPF_MAXINSNS).
@@ -118,7 +118,7 @@ fn action(
     field: &str,
 ) -> Result<ScmpAction, SeccompError> {
     let ret = || {
-        let v = errno.unwrap_or(libc::EPERM as u32);
+        let v = errno.unwrap_or(c::EPERM as u32);
         u16::try_from(v).map_err(|_| {
             invalid(
                 field,
@@ -361,17 +361,8 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
 
 /// Export the filter's BPF through a memfd (libseccomp 2.5 has no in-memory export).
 fn export(ctx: &ScmpFilterContext) -> Result<Program, SeccompError> {
-    let name = c"runrs-seccomp";
-    // SAFETY: `name` is a valid C string; the flags are plain integers.
-    let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-    if raw < 0 {
-        return Err(SeccompError::Export(SysError::last(
-            "memfd_create",
-            "runrs-seccomp",
-        )));
-    }
-    // SAFETY: memfd_create returned a new descriptor that nothing else owns.
-    let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+    let mem = crate::sys::memfd_c(c"runrs-seccomp", false).map_err(SeccompError::Export)?;
+    let mut f = std::fs::File::from(mem);
     ctx.export_bpf(&f)
         .map_err(lib("export the seccomp filter as BPF"))?;
     let mut bytes = Vec::new();
@@ -385,7 +376,7 @@ fn export(ctx: &ScmpFilterContext) -> Result<Program, SeccompError> {
                 "{} bytes is not a whole number of instructions",
                 bytes.len()
             ),
-            std::io::Error::from_raw_os_error(libc::EINVAL),
+            std::io::Error::from_raw_os_error(c::EINVAL),
         )));
     }
     let instructions = bytes

@@ -1,54 +1,22 @@
-use std::os::fd::{AsFd, AsRawFd};
-
 use super::*;
-use crate::process::sync::{self, Msg};
+use crate::sys::{c, testing};
 
 fn profile(v: serde_json::Value) -> LinuxSeccomp {
     serde_json::from_value(v).expect("profile")
 }
 
 fn err(v: serde_json::Value) -> String {
-    crate::error::chain(&compile(&profile(v)).expect_err("must be refused"))
+    crate::fault::chain(&compile(&profile(v)).expect_err("must be refused"))
 }
 
 /// Run `f` in a forked child that loads `p` (with no_new_privs) first; returns the
 /// child's exit code. Only async-signal-safe calls happen in the child.
 fn in_child(p: &Program, f: fn() -> i32) -> i32 {
-    // SAFETY: the child only calls prctl, seccomp, the syscall under test and _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork");
-    if pid == 0 {
-        // SAFETY: prctl with integer arguments; _exit never returns.
-        unsafe {
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                libc::_exit(100);
-            }
-        }
-        let code = match kernel::load(p) {
-            Ok(_) => f(),
-            Err(_) => 101,
-        };
-        // SAFETY: _exit is async-signal-safe and never returns.
-        unsafe { libc::_exit(code) };
-    }
-    let mut st = 0;
-    // SAFETY: waiting for our own child.
-    unsafe { libc::waitpid(pid, &mut st, 0) };
-    assert!(
-        libc::WIFEXITED(st),
-        "child killed by signal {}",
-        libc::WTERMSIG(st)
-    );
-    libc::WEXITSTATUS(st)
-}
-
-fn errno_of(r: libc::c_long) -> i32 {
-    if r < 0 {
-        // SAFETY: reading errno of this thread.
-        unsafe { *libc::__errno_location() }
-    } else {
-        0
-    }
+    let st = testing::fork_child(testing::no_new_privs, &|| match kernel::load(p) {
+        Ok(_) => f(),
+        Err(_) => 101,
+    });
+    testing::exited(st).unwrap_or_else(|| panic!("child killed: status {st:#x}"))
 }
 
 #[test]
@@ -70,33 +38,28 @@ fn denied_syscall_returns_configured_errno_and_args_are_matched() {
     assert_eq!(c.ignored, vec!["no_such_syscall_xyz".to_string()]);
     assert!(!c.program.notifies());
     assert_eq!(
-        in_child(&c.program, || {
-            // SAFETY: raw syscalls with integer arguments.
-            errno_of(unsafe { libc::syscall(libc::SYS_getpriority, 0, 0) })
-        }),
+        in_child(&c.program, || { testing::getpriority_errno(0, 0) }),
         42
     );
     assert_eq!(
         in_child(&c.program, || {
-            // SAFETY: as above.
-            let q = errno_of(unsafe { libc::syscall(libc::SYS_personality, 0xffff_ffffu64) });
-            // SAFETY: as above; PER_LINUX (0) is what the process already has.
-            let set = errno_of(unsafe { libc::syscall(libc::SYS_personality, 0) });
+            let q = testing::personality_errno(0xffff_ffff);
+            // PER_LINUX (0) is what the process already has.
+            let set = testing::personality_errno(0);
             if set != 0 {
                 200
             } else {
                 q
             }
         }),
-        libc::EPERM
+        c::EPERM
     );
     assert_eq!(
         in_child(&c.program, || {
-            // SAFETY: raw syscalls with integer arguments; PRIO_USER (2) of uid 0 at 0.
-            let user = errno_of(unsafe { libc::syscall(libc::SYS_setpriority, 2, 65534, 0) });
+            // PRIO_USER (2) of uid 65534 at 0.
+            let user = testing::setpriority_errno(2, 65534, 0);
             // PRIO_PROCESS (0): not matched by the mask, reaches the kernel (ok or EACCES).
-            // SAFETY: as above.
-            let proc_ = errno_of(unsafe { libc::syscall(libc::SYS_setpriority, 0, 0, 0) });
+            let proc_ = testing::setpriority_errno(0, 0, 0);
             if proc_ == 7 {
                 201
             } else {
@@ -116,13 +79,7 @@ fn default_errno_and_flags() {
     })))
     .expect("compile");
     assert_eq!(c.program.flags, 0, "an explicit empty list sets nothing");
-    assert_eq!(
-        in_child(&c.program, || {
-            // SAFETY: raw syscall without arguments.
-            errno_of(unsafe { libc::syscall(libc::SYS_getppid) })
-        }),
-        38
-    );
+    assert_eq!(in_child(&c.program, || { testing::getppid_errno() }), 38);
     let d = compile(&profile(
         serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"}),
     ))
@@ -202,7 +159,7 @@ fn every_action_compiles_and_redundant_rules_are_dropped() {
                              {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
                              {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]}]
         })))
-        .unwrap_or_else(|e| panic!("{a}: {}", crate::error::chain(&e)));
+        .unwrap_or_else(|e| panic!("{a}: {}", crate::fault::chain(&e)));
         assert!(!c.program.instructions.is_empty(), "{a}");
     }
     let plain = compile(&profile(
@@ -218,60 +175,4 @@ fn every_action_compiles_and_redundant_rules_are_dropped() {
         plain.program, same.program,
         "a rule equal to the default is dropped"
     );
-}
-
-#[test]
-fn listener_message_matches_sync_framing() {
-    let m: Msg = serde_json::from_slice(&kernel::LISTENER_MSG[1..]).expect("decode");
-    assert!(matches!(m, Msg::SeccompFd));
-    assert_eq!(kernel::LISTENER_MSG[0], 1, "single last packet");
-}
-
-#[test]
-fn notify_listener_reaches_the_runtime_and_answers() {
-    use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
-    let c = compile(&profile(serde_json::json!({
-        "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/unused",
-        "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
-        "syscalls": [{"names": ["getpriority"], "action": "SCMP_ACT_NOTIFY"}]
-    })))
-    .expect("compile");
-    assert!(c.program.notifies());
-    assert_ne!(c.program.flags & kernel::FLAG_WAIT_KILLABLE_RECV, 0);
-    let (parent, child) = crate::sys::seqpacket_pair().expect("pair");
-    // SAFETY: the child only calls prctl, seccomp, sendmsg, close, getpriority, _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        // SAFETY: integer prctl; _exit never returns.
-        unsafe {
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                libc::_exit(100);
-            }
-        }
-        if kernel::install(&c.program, child.as_fd()).is_err() {
-            // SAFETY: as above.
-            unsafe { libc::_exit(101) };
-        }
-        // SAFETY: raw syscall; the agent answers it.
-        let r = errno_of(unsafe { libc::syscall(libc::SYS_getpriority, 0, 0) });
-        // SAFETY: as above.
-        unsafe { libc::_exit(r) };
-    }
-    drop(child);
-    let (m, fds) = sync::recv(parent.as_fd()).expect("recv");
-    assert!(matches!(m, Msg::SeccompFd), "{m:?}");
-    assert_eq!(fds.len(), 1);
-    let fd = fds[0].as_raw_fd();
-    let req = ScmpNotifReq::receive(fd).expect("notification");
-    assert_eq!(req.pid, pid as u32);
-    assert_eq!(req.data.syscall.get_name().expect("name"), "getpriority");
-    ScmpNotifResp::new_error(req.id, -libc::ENOMEDIUM, ScmpNotifRespFlags::empty())
-        .respond(fd)
-        .expect("respond");
-    let mut st = 0;
-    // SAFETY: waiting for our own child.
-    unsafe { libc::waitpid(pid, &mut st, 0) };
-    assert!(libc::WIFEXITED(st));
-    assert_eq!(libc::WEXITSTATUS(st), libc::ENOMEDIUM);
 }

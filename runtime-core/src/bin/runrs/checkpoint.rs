@@ -1,7 +1,7 @@
 //! `runrs checkpoint`: dump a running container with CRIU, with runc's flags. Unless
 //! `--leave-running` (or `--pre-dump`), the container is deleted afterwards, as runc does.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use runtime_core::container::Container;
@@ -66,13 +66,10 @@ pub fn default_image_path() -> PathBuf {
 
 /// Take ownership of a descriptor number given on the command line.
 pub fn inherited_fd(flag: &str, fd: i32) -> anyhow::Result<OwnedFd> {
-    // SAFETY: F_GETFD only reads the descriptor's flags.
-    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+    if !runtime_core::sys::fd_is_open(fd) {
         anyhow::bail!("{flag} {fd}: not an open descriptor");
     }
-    // SAFETY: the descriptor is open and was handed to this process for this use;
-    // nothing else in runrs owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(runtime_core::sys::adopt_inherited_fd(fd, flag, false)?)
 }
 
 /// Run `checkpoint`.

@@ -12,6 +12,7 @@ use runtime_core::cgroups::oom::{OomEvent, OomWatcher};
 use runtime_core::cgroups::stats::{BlkioEntry, MemoryEntry, Stats};
 use runtime_core::cgroups::Mode;
 use runtime_core::container::Container;
+use runtime_core::sys::c;
 use runtime_core::{sys, Status};
 use serde::Serialize;
 
@@ -52,7 +53,7 @@ pub fn run(root: &std::path::Path, a: Args) -> anyhow::Result<i32> {
         let ready = match &watcher {
             Some(w) => {
                 let ms = wait.as_millis().min(i32::MAX as u128) as i32;
-                sys::poll_one(w.as_fd(), libc::POLLIN, ms)? != 0
+                sys::poll_one(w.as_fd(), c::POLLIN, ms)? != 0
             }
             None => {
                 std::thread::sleep(wait);

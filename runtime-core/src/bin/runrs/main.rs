@@ -309,7 +309,7 @@ fn usage_error(raw: &[std::ffi::OsString], e: clap::Error) -> ! {
 }
 
 fn main() {
-    runtime_core::process::init::maybe_run();
+    runtime_core::entry::maybe_run();
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let mut cmd = argv::overriding(Cli::command());
     cmd.build();

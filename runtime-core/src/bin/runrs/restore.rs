@@ -102,8 +102,7 @@ pub fn restore(
     let terminal = terminal_of(&o.bundle);
     let fg = Foreground::prepare(terminal, &mut o.console_socket)?;
     if a.no_subreaper {
-        // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) };
+        runtime_core::sys::set_child_subreaper(false);
     }
     let mut c = container::restore(o)?;
     let code = match fg.wait(c.pid(), || Ok(())) {

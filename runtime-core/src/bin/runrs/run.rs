@@ -3,7 +3,7 @@
 //! The CLI is a child subreaper, so the container's init (a grandchild) is reaped here.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -12,6 +12,7 @@ use nix::sys::termios;
 use runtime_core::container::{self, ConsoleSocket, CreateExtras, CreateOptions};
 use runtime_core::process::console;
 use runtime_core::process::spawn::{InitStdio, Reap};
+use runtime_core::sys::{self, c};
 use runtime_core::StartOptions;
 
 /// Signals forwarded to the container (SIGCHLD is ours, SIGWINCH resizes the pty).
@@ -48,8 +49,7 @@ impl Foreground {
             *console_socket = Some(ConsoleSocket::Fd(OwnedFd::from(b)));
             ours = Some(a);
         }
-        // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        sys::set_child_subreaper(true);
         let mut set = SigSet::empty();
         for s in FORWARD {
             set.add(s);
@@ -81,17 +81,17 @@ impl Foreground {
                 continue;
             };
             let signo = info.ssi_signo as i32;
-            if signo == libc::SIGCHLD {
+            if signo == c::SIGCHLD {
                 if let Some(code) = reap_until(pid) {
                     break code;
                 }
-            } else if signo == libc::SIGWINCH {
+            } else if signo == c::SIGWINCH {
                 if let Some(m) = &master {
                     copy_winsize(m);
                 }
             } else {
-                // SAFETY: kill takes plain integers; pid is the process we run.
-                unsafe { libc::kill(pid, signo) };
+                // The process we run (our child: its pid is ours until we reap it).
+                let _ = sys::kill(pid, signo);
             }
         };
         if let Some(h) = copier {
@@ -145,21 +145,12 @@ pub fn run(
 /// Reap every exited child; return the exit code once `pid` is among them.
 fn reap_until(pid: i32) -> Option<i32> {
     let mut result = None;
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid writes into `status`, a valid int.
-        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if r <= 0 {
-            return result;
-        }
+    while let Some((r, status)) = sys::wait_any_nohang() {
         if r == pid {
-            result = Some(if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                128 + libc::WTERMSIG(status)
-            });
+            result = Some(sys::exit_code(status));
         }
     }
+    result
 }
 
 /// Copy stdin to the pty master (detached thread) and the master to stdout (joined).
@@ -199,15 +190,10 @@ fn relay(master: &OwnedFd) -> anyhow::Result<std::thread::JoinHandle<()>> {
 }
 
 fn copy_winsize(master: &OwnedFd) {
-    let mut ws: libc::winsize = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes a winsize into the valid pointer we pass.
-    if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_row > 0 {
-        let _ = console::resize(master.as_fd(), ws.ws_row, ws.ws_col);
+    if let Some((rows, cols)) = sys::term::winsize(std::io::stdin().as_fd()) {
+        if rows > 0 {
+            let _ = console::resize(master.as_fd(), rows, cols);
+        }
     }
 }
 
@@ -219,8 +205,7 @@ struct RawGuard {
 impl RawGuard {
     fn enter(_master: &OwnedFd) -> Option<RawGuard> {
         let stdin = std::io::stdin();
-        // SAFETY: isatty takes a descriptor number.
-        if unsafe { libc::isatty(stdin.as_raw_fd()) } != 1 {
+        if !sys::isatty(stdin.as_fd()) {
             return None;
         }
         let saved = termios::tcgetattr(stdin.as_fd()).ok()?;

@@ -23,11 +23,11 @@
 //! See bpf(2), include/uapi/linux/bpf.h (`struct bpf_cgroup_dev_ctx`) and
 //! Documentation/bpf/prog_cgroup_sysctl.rst for the attach semantics.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use super::{DevKind, Policy};
-use crate::sys::{SysError, SysResult};
+use crate::sys::{bpf, c, SysError, SysResult};
 
 /// One eBPF instruction (`struct bpf_insn`).
 #[repr(C)]
@@ -115,61 +115,22 @@ pub fn program(policy: &Policy) -> Vec<Insn> {
     p
 }
 
-// bpf(2) commands and constants.
-const BPF_PROG_LOAD: libc::c_int = 5;
-const BPF_PROG_ATTACH: libc::c_int = 8;
-const BPF_PROG_DETACH: libc::c_int = 9;
-const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
-const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
-const BPF_PROG_QUERY: libc::c_int = 16;
+// bpf(2) constants.
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 const BPF_F_ALLOW_MULTI: u32 = 2;
 
-/// `union bpf_attr`, as the byte buffer the kernel copies (unused tail must be zero).
-#[repr(C, align(8))]
-struct Attr([u8; 128]);
-
-impl Attr {
-    fn new() -> Self {
-        Attr([0; 128])
+/// The instructions in the kernel's `struct bpf_insn` layout (8 bytes each, native
+/// endianness; dst_reg in the low nibble of `regs`).
+fn insn_bytes(insns: &[Insn]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(insns.len() * 8);
+    for i in insns {
+        out.push(i.code);
+        out.push(i.regs);
+        out.extend_from_slice(&i.off.to_ne_bytes());
+        out.extend_from_slice(&i.imm.to_ne_bytes());
     }
-    fn u32(&mut self, off: usize, v: u32) -> &mut Self {
-        self.0[off..off + 4].copy_from_slice(&v.to_ne_bytes());
-        self
-    }
-    fn u64(&mut self, off: usize, v: u64) -> &mut Self {
-        self.0[off..off + 8].copy_from_slice(&v.to_ne_bytes());
-        self
-    }
-}
-
-fn bpf(cmd: libc::c_int, attr: &mut Attr, what: &str, call: &'static str) -> SysResult<i64> {
-    loop {
-        // SAFETY: `attr` is a zero-initialised, 8-byte aligned bpf_attr buffer of the
-        // size we pass; every pointer stored in it refers to memory that outlives this
-        // call (the caller keeps it borrowed).
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                cmd,
-                attr.0.as_mut_ptr(),
-                std::mem::size_of::<Attr>(),
-            )
-        };
-        if r >= 0 {
-            return Ok(r);
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(SysError::new(call, what.to_string(), e));
-        }
-    }
-}
-
-fn owned(fd: i64) -> OwnedFd {
-    // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
-    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+    out
 }
 
 /// Load `insns` as a cgroup device program. On a verifier rejection the error carries
@@ -177,26 +138,28 @@ fn owned(fd: i64) -> OwnedFd {
 pub fn load(insns: &[Insn]) -> SysResult<OwnedFd> {
     let license = c"Apache-2.0";
     let name = b"runrs_devices\0";
-    let mut attr = Attr::new();
-    attr.u32(0, BPF_PROG_TYPE_CGROUP_DEVICE)
-        .u32(4, insns.len() as u32)
-        .u64(8, insns.as_ptr() as u64)
-        .u64(16, license.as_ptr() as u64);
-    attr.0[48..48 + name.len()].copy_from_slice(name);
-    match bpf(
-        BPF_PROG_LOAD,
-        &mut attr,
-        "BPF_PROG_TYPE_CGROUP_DEVICE",
-        "bpf(BPF_PROG_LOAD)",
+    let code = insn_bytes(insns);
+    let what = "BPF_PROG_TYPE_CGROUP_DEVICE";
+    match bpf::prog_load(
+        BPF_PROG_TYPE_CGROUP_DEVICE,
+        &code,
+        license,
+        name,
+        None,
+        what,
     ) {
-        Ok(fd) => Ok(owned(fd)),
-        Err(e) if e.errno() == Some(libc::EINVAL) || e.errno() == Some(libc::EACCES) => {
+        Ok(fd) => Ok(fd),
+        Err(e) if e.errno() == Some(c::EINVAL) || e.errno() == Some(c::EACCES) => {
             // Load again with the verifier log for the message.
             let mut log = vec![0u8; 64 * 1024];
-            attr.u32(24, 1)
-                .u32(28, log.len() as u32)
-                .u64(32, log.as_mut_ptr() as u64);
-            let _ = bpf(BPF_PROG_LOAD, &mut attr, "", "bpf(BPF_PROG_LOAD)");
+            let _ = bpf::prog_load(
+                BPF_PROG_TYPE_CGROUP_DEVICE,
+                &code,
+                license,
+                name,
+                Some(&mut log),
+                "",
+            );
             let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
             let text = String::from_utf8_lossy(&log[..end])
                 .trim()
@@ -214,16 +177,7 @@ pub fn load(insns: &[Insn]) -> SysResult<OwnedFd> {
 /// The kernel id of a loaded program.
 fn prog_id(prog: BorrowedFd<'_>) -> SysResult<u32> {
     let mut info = [0u8; 256];
-    let mut attr = Attr::new();
-    attr.u32(0, prog.as_raw_fd() as u32)
-        .u32(4, info.len() as u32)
-        .u64(8, info.as_mut_ptr() as u64);
-    bpf(
-        BPF_OBJ_GET_INFO_BY_FD,
-        &mut attr,
-        "program",
-        "bpf(BPF_OBJ_GET_INFO_BY_FD)",
-    )?;
+    bpf::obj_get_info(prog, &mut info, "program")?;
     // struct bpf_prog_info { __u32 type; __u32 id; ... }
     Ok(u32::from_ne_bytes([info[4], info[5], info[6], info[7]]))
 }
@@ -231,42 +185,25 @@ fn prog_id(prog: BorrowedFd<'_>) -> SysResult<u32> {
 /// Ids of the device programs attached to the cgroup `dir` is open on.
 pub fn attached(dir: BorrowedFd<'_>, what: &str) -> SysResult<Vec<u32>> {
     let mut ids = vec![0u32; 64];
-    let mut attr = Attr::new();
-    attr.u32(0, dir.as_raw_fd() as u32)
-        .u32(4, BPF_CGROUP_DEVICE)
-        .u64(16, ids.as_mut_ptr() as u64)
-        .u32(24, ids.len() as u32);
-    bpf(BPF_PROG_QUERY, &mut attr, what, "bpf(BPF_PROG_QUERY)")?;
-    let n = u32::from_ne_bytes([attr.0[24], attr.0[25], attr.0[26], attr.0[27]]) as usize;
+    let n = bpf::prog_query(dir, BPF_CGROUP_DEVICE, &mut ids, what)?;
     ids.truncate(n.min(64));
     Ok(ids)
 }
 
 fn detach_id(dir: BorrowedFd<'_>, id: u32, what: &str) -> SysResult<()> {
-    let mut attr = Attr::new();
-    attr.u32(0, id);
-    let prog = match bpf(
-        BPF_PROG_GET_FD_BY_ID,
-        &mut attr,
-        what,
-        "bpf(BPF_PROG_GET_FD_BY_ID)",
-    ) {
-        Ok(fd) => owned(fd),
-        Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(()),
+    let prog = match bpf::prog_get_fd_by_id(id, what) {
+        Ok(fd) => fd,
+        Err(e) if e.errno() == Some(c::ENOENT) => return Ok(()),
         Err(e) => return Err(e),
     };
-    let mut attr = Attr::new();
-    attr.u32(0, dir.as_raw_fd() as u32)
-        .u32(4, prog.as_raw_fd() as u32)
-        .u32(8, BPF_CGROUP_DEVICE);
-    match bpf(BPF_PROG_DETACH, &mut attr, what, "bpf(BPF_PROG_DETACH)") {
-        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(()),
-        r => r.map(|_| ()),
+    match bpf::prog_detach(dir, prog.as_fd(), BPF_CGROUP_DEVICE, what) {
+        Err(e) if e.errno() == Some(c::ENOENT) => Ok(()),
+        r => r,
     }
 }
 
 fn open_dir(dir: &Path) -> SysResult<OwnedFd> {
-    crate::sys::open(dir, libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC, 0)
+    crate::sys::open(dir, c::O_DIRECTORY | c::O_RDONLY | c::O_CLOEXEC, 0)
 }
 
 /// Install the filter for `policy` on the cgroup `dir`, replacing any device program
@@ -276,12 +213,13 @@ pub fn install(dir: &Path, policy: &Policy) -> SysResult<()> {
     let what = dir.display().to_string();
     let prog = load(&program(policy))?;
     let cg = open_dir(dir)?;
-    let mut attr = Attr::new();
-    attr.u32(0, cg.as_raw_fd() as u32)
-        .u32(4, prog.as_raw_fd() as u32)
-        .u32(8, BPF_CGROUP_DEVICE)
-        .u32(12, BPF_F_ALLOW_MULTI);
-    bpf(BPF_PROG_ATTACH, &mut attr, &what, "bpf(BPF_PROG_ATTACH)")?;
+    bpf::prog_attach(
+        cg.as_fd(),
+        prog.as_fd(),
+        BPF_CGROUP_DEVICE,
+        BPF_F_ALLOW_MULTI,
+        &what,
+    )?;
     let mine = prog_id(prog.as_fd())?;
     for id in attached(cg.as_fd(), &what)? {
         if id != mine {
@@ -296,7 +234,7 @@ pub fn remove(dir: &Path) -> SysResult<()> {
     let what = dir.display().to_string();
     let cg = match open_dir(dir) {
         Ok(fd) => fd,
-        Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) if e.errno() == Some(c::ENOENT) => return Ok(()),
         Err(e) => return Err(e),
     };
     for id in attached(cg.as_fd(), &what)? {

@@ -186,6 +186,10 @@ fn has_controller(dir: &Path, controller: &str) -> bool {
 }
 
 /// Write `+controller` into subtree_control from `mount` down to `dir`'s parent.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "cgroupfs, not a container rootfs"
+)]
 fn enable_down(mount: &Path, dir: &Path, controller: &str) {
     let Ok(rel) = dir.strip_prefix(mount) else {
         return;

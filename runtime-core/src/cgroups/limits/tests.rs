@@ -96,6 +96,7 @@ impl Fake {
     }
 }
 
+#[allow(clippy::disallowed_methods, reason = "test scratch directory")]
 fn touch(dir: &Path, spec: &str) {
     let (name, content) = spec.split_once('=').unwrap_or((spec, ""));
     std::fs::write(dir.join(name), content).expect("write fake file");

@@ -11,6 +11,7 @@ use oci_spec::runtime::{
 use super::{ignored, read_str, v2, Ctx};
 use crate::cgroups::devices::{self, Policy};
 use crate::cgroups::{write_field, CgroupError};
+use crate::sys::c;
 
 pub(super) fn apply(
     ctx: &Ctx<'_>,
@@ -160,9 +161,7 @@ fn memory(ctx: &Ctx<'_>, m: &LinuxMemory) -> Result<(), CgroupError> {
             if h { "1" } else { "0" },
         )
         .map_err(|e| match e {
-            CgroupError::Limit { source, .. }
-                if !h && source.raw_os_error() == Some(libc::EINVAL) =>
-            {
+            CgroupError::Limit { source, .. } if !h && source.raw_os_error() == Some(c::EINVAL) => {
                 CgroupError::Resource {
                     field: "memory.useHierarchy".into(),
                     reason:
@@ -179,7 +178,7 @@ fn memory(ctx: &Ctx<'_>, m: &LinuxMemory) -> Result<(), CgroupError> {
 fn set_limit(d: &Path, limit: i64) -> Result<(), CgroupError> {
     let file = d.join("memory.limit_in_bytes");
     write_field("memory.limit", &file, &limit.to_string()).map_err(|e| match e {
-        CgroupError::Limit { source, .. } if source.raw_os_error() == Some(libc::EBUSY) => {
+        CgroupError::Limit { source, .. } if source.raw_os_error() == Some(c::EBUSY) => {
             let usage = read_str(&d.join("memory.usage_in_bytes")).unwrap_or_default();
             let peak = read_str(&d.join("memory.max_usage_in_bytes")).unwrap_or_default();
             CgroupError::Resource {
@@ -190,7 +189,7 @@ fn set_limit(d: &Path, limit: i64) -> Result<(), CgroupError> {
             }
         }
         CgroupError::Limit { source, .. }
-            if source.raw_os_error() == Some(libc::EINVAL)
+            if source.raw_os_error() == Some(c::EINVAL)
                 && memsw_below(d, limit) =>
         {
             CgroupError::Resource {

@@ -12,6 +12,7 @@ use oci_spec::runtime::{
 use super::{conv, ignored, read_str, Ctx};
 use crate::cgroups::devices::{bpf, Policy};
 use crate::cgroups::{write_field, CgroupError};
+use crate::sys::c;
 
 pub(super) fn apply(
     ctx: &Ctx<'_>,
@@ -134,7 +135,7 @@ fn memory(ctx: &Ctx<'_>, m: &LinuxMemory) -> Result<(), CgroupError> {
     }
     if let Some(v) = conv::num_to_str(limit) {
         write_field("memory.limit", &d.join("memory.max"), &v).map_err(|e| match e {
-            CgroupError::Limit { source, .. } if source.raw_os_error() == Some(libc::EBUSY) => {
+            CgroupError::Limit { source, .. } if source.raw_os_error() == Some(c::EBUSY) => {
                 CgroupError::Resource {
                     field: "memory.limit".into(),
                     reason: format!(

@@ -54,6 +54,7 @@ impl Fake {
         self.dir.path().join(rel)
     }
 
+    #[allow(clippy::disallowed_methods, reason = "test scratch directory")]
     fn file(&self, rel: &str, text: &str) {
         let p = self.path(rel);
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");

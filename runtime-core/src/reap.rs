@@ -49,18 +49,7 @@ impl ExitWindow {
         if let (Some(w), Some(id)) = (WAITER.get(), self.id) {
             return w.wait(id, pid);
         }
-        loop {
-            let mut status = 0;
-            // SAFETY: waitpid writes the status into a valid int.
-            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-            if r == pid {
-                return Ok(status);
-            }
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(e);
-            }
-        }
+        crate::sys::waitpid(pid)
     }
 }
 
@@ -74,11 +63,5 @@ impl Drop for ExitWindow {
 
 /// Exit code of a raw wait status: the code, or 128 + signal.
 pub fn exit_code(status: i32) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        255
-    }
+    crate::sys::exit_code(status)
 }

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::sys::c;
 use oci_spec::runtime::{LinuxIntelRdt, Spec};
 use serde::{Deserialize, Serialize};
 
@@ -184,147 +185,6 @@ pub struct RdtState {
     /// The container's monitoring group, always created by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mon_group: Option<PathBuf>,
-}
-
-/// One `RESOURCE:id=value;id=value` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Line {
-    resource: String,
-    domains: Vec<(u32, String)>,
-}
-
-impl Line {
-    fn is_cache(resource: &str) -> bool {
-        resource.starts_with("L3") || resource.starts_with("L2")
-    }
-
-    fn parse(field: &str, text: &str) -> Result<Line, RdtError> {
-        let t = text.trim();
-        let (res, rest) = t.split_once(':').ok_or_else(|| {
-            invalid(
-                field,
-                text,
-                "expected RESOURCE:<id>=<value>;<id>=<value>...",
-            )
-        })?;
-        let res = res.trim();
-        if res.is_empty()
-            || !res
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-        {
-            return Err(invalid(
-                field,
-                text,
-                format!("{res:?} is not a resctrl resource name (L3, L3CODE, L3DATA, L2, MB, ...)"),
-            ));
-        }
-        let mut domains: Vec<(u32, String)> = Vec::new();
-        for d in rest.split(';') {
-            let d = d.trim();
-            let (id, val) = d
-                .split_once('=')
-                .ok_or_else(|| invalid(field, text, format!("{d:?} is not <id>=<value>")))?;
-            let id: u32 = id.trim().parse().map_err(|_| {
-                invalid(
-                    field,
-                    text,
-                    format!("domain id {:?} is not a number", id.trim()),
-                )
-            })?;
-            let val = val.trim();
-            let ok = if Self::is_cache(res) {
-                !val.is_empty() && val.chars().all(|c| c.is_ascii_hexdigit())
-            } else if res == "MB" || res == "SMBA" {
-                !val.is_empty() && val.chars().all(|c| c.is_ascii_digit())
-            } else {
-                !val.is_empty() && val.chars().all(|c| c.is_ascii_alphanumeric())
-            };
-            if !ok {
-                return Err(invalid(
-                    field,
-                    text,
-                    if Self::is_cache(res) {
-                        format!("domain {id}: {val:?} is not a hexadecimal capacity bitmask")
-                    } else {
-                        format!("domain {id}: {val:?} is not a decimal bandwidth value")
-                    },
-                ));
-            }
-            if domains.iter().any(|(i, _)| *i == id) {
-                return Err(invalid(field, text, format!("domain {id} is given twice")));
-            }
-            domains.push((id, val.to_string()));
-        }
-        Ok(Line {
-            resource: res.to_string(),
-            domains,
-        })
-    }
-
-    fn render(&self) -> String {
-        let d: Vec<String> = self
-            .domains
-            .iter()
-            .map(|(i, v)| format!("{i}={v}"))
-            .collect();
-        format!("{}:{}", self.resource, d.join(";"))
-    }
-
-    fn value(&self, resource: &str, v: &str) -> Option<u64> {
-        u64::from_str_radix(v, if Self::is_cache(resource) { 16 } else { 10 }).ok()
-    }
-}
-
-/// The schemata lines the spec asks for, merged, with the field each line came from.
-fn wanted(rdt: &LinuxIntelRdt) -> Result<Vec<(Line, &'static str)>, RdtError> {
-    let mut out: Vec<(Line, &'static str)> = Vec::new();
-    let mut push =
-        |l: Line, field: &'static str| match out.iter_mut().find(|(x, _)| x.resource == l.resource)
-        {
-            Some((x, _)) => {
-                for (id, v) in l.domains {
-                    match x.domains.iter_mut().find(|(i, _)| *i == id) {
-                        Some(slot) => slot.1 = v,
-                        None => x.domains.push((id, v)),
-                    }
-                }
-            }
-            None => out.push((l, field)),
-        };
-    let mb = rdt.mem_bw_schema().as_deref().filter(|s| !s.is_empty());
-    if let Some(l3) = rdt.l3_cache_schema().as_deref().filter(|s| !s.is_empty()) {
-        const F: &str = "linux.intelRdt.l3CacheSchema";
-        for line in l3.split('\n').filter(|l| !l.trim().is_empty()) {
-            let l = Line::parse(F, line)?;
-            // A legacy MB: line in l3CacheSchema gives way to memBwSchema.
-            if l.resource == "MB" && mb.is_some() {
-                continue;
-            }
-            push(l, F);
-        }
-    }
-    if let Some(m) = mb {
-        const F: &str = "linux.intelRdt.memBwSchema";
-        if m.contains('\n') {
-            return Err(invalid(F, m, "must be a single line"));
-        }
-        if !m.trim_start().starts_with("MB:") {
-            return Err(invalid(F, m, "must start with MB:"));
-        }
-        push(Line::parse(F, m)?, F);
-    }
-    for (i, s) in rdt.schemata().iter().flatten().enumerate() {
-        let f: &'static str = "linux.intelRdt.schemata";
-        if s.contains('\n') {
-            return Err(invalid(&format!("{f}[{i}]"), s, "must be a single line"));
-        }
-        if s.trim().is_empty() {
-            continue;
-        }
-        push(Line::parse(&format!("{f}[{i}]"), s)?, f);
-    }
-    Ok(out)
 }
 
 #[allow(deprecated)]
@@ -636,101 +496,16 @@ fn rmdir(d: &Path) -> std::io::Result<()> {
     match std::fs::remove_dir(d) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => std::fs::remove_dir_all(d),
+        Err(e) if e.raw_os_error() == Some(c::ENOTEMPTY) => std::fs::remove_dir_all(d),
         Err(e) => Err(e),
     }
 }
 
-/// Monitoring data of one L3 domain (`mon_data/mon_L3_<id>`); None where the kernel
-/// reports "Unavailable" or the feature is absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct MonDomain {
-    /// Domain id (the cache id).
-    pub id: u32,
-    /// Bytes of L3 occupied by the group's tasks.
-    pub llc_occupancy: Option<u64>,
-    /// Total memory bandwidth counter, bytes.
-    pub mbm_total_bytes: Option<u64>,
-    /// Local memory bandwidth counter, bytes.
-    pub mbm_local_bytes: Option<u64>,
-}
+mod schemata;
+mod stats;
 
-/// RDT statistics of a container.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Stats {
-    /// The control group's schemata lines.
-    pub schemata: Vec<String>,
-    /// The root group's schemata lines (the host's full allocation).
-    pub root_schemata: Vec<String>,
-    /// Per-domain monitoring data of the container's own group: its monitoring group,
-    /// or the control group it created. Empty for a shared group without monitoring.
-    pub monitoring: Vec<MonDomain>,
-}
-
-/// Read the container's RDT statistics.
-pub fn stats(st: &RdtState) -> Result<Stats, RdtError> {
-    let rc = Resctrl::at(&st.root, false);
-    let lines = |p: &Path| -> Result<Vec<String>, RdtError> {
-        let s = std::fs::read_to_string(p).map_err(|e| rc.io("read", p, e))?;
-        Ok(s.lines()
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect())
-    };
-    let mut out = Stats {
-        schemata: lines(&st.group.join("schemata"))?,
-        root_schemata: lines(&st.root.join("schemata"))?,
-        monitoring: Vec::new(),
-    };
-    let own = st
-        .mon_group
-        .clone()
-        .or_else(|| st.created_group.then(|| st.group.clone()));
-    let Some(own) = own else {
-        return Ok(out);
-    };
-    let dir = own.join("mon_data");
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return Ok(out);
-    };
-    let mut domains = BTreeMap::new();
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(id) = name
-            .strip_prefix("mon_L3_")
-            .and_then(|i| i.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let read = |f: &str| {
-            std::fs::read_to_string(e.path().join(f))
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-        };
-        domains.insert(
-            id,
-            MonDomain {
-                id,
-                llc_occupancy: read("llc_occupancy"),
-                mbm_total_bytes: read("mbm_total_bytes"),
-                mbm_local_bytes: read("mbm_local_bytes"),
-            },
-        );
-    }
-    out.monitoring = domains.into_values().collect();
-    Ok(out)
-}
-
-impl crate::container::Container {
-    /// The container's RDT statistics; None without `linux.intelRdt`.
-    pub fn rdt_stats(&self) -> Result<Option<Stats>, crate::error::Error> {
-        match &self.state.rdt {
-            Some(r) => Ok(Some(stats(r)?)),
-            None => Ok(None),
-        }
-    }
-}
+use schemata::*;
+pub use stats::{stats, MonDomain, Stats};
 
 #[cfg(test)]
-#[path = "rdt_tests.rs"]
 mod tests;
