@@ -6,7 +6,8 @@
 # systemd-tests.sh in it as root, for runrs and for runc (the reference): the CLI with
 # --systemd-cgroup (scopes, kubelet-style nested slices, limits as unit properties and
 # cgroup files, update, daemon-reload, delete, bad paths) and containerd's shim with the
-# SystemdCgroup option through `ctr run`.
+# SystemdCgroup option through `ctr run`, and a subset of the CRI suite with
+# SystemdCgroup = true on containerd 2.1.
 # Binaries: target/debug/runrs and target/debug/containerd-shim-runrs-v2 of this
 # workspace (build them first: `cargo build --workspace`), or RUNRS / SHIM.
 # Exit code: the tests' (0 = all passed), 125 = the VM failed, 124 = timeout.
@@ -41,6 +42,12 @@ if [ ! -x "$ROOTFS/bin/busybox" ]; then
 fi
 mkdir -p "$ROOTFS/out" "$ROOTFS/tmp"
 
+# The CRI suite (integration/tests/cri_e2e.rs), built on the host, runs a subset in the guest
+# with SystemdCgroup = true (kubelet-style *.slice parents) on containerd 2.1.
+CRI_E2E=${CRI_E2E:-$(cd "$REPO" && cargo test -p integration --test cri_e2e --no-run --message-format=json 2>/dev/null |
+  jq -r 'select(.executable != null) | .executable' | tail -1)}
+[ -x "$CRI_E2E" ] || { echo "run-systemd: could not build the CRI suite (cargo test -p integration --test cri_e2e --no-run)" >&2; exit 2; }
+
 # The guest sees the work dir read-write and the --ro paths read-only, at the same paths.
 work=$(mktemp -d /tmp/runrs-systemd.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -53,8 +60,8 @@ for mode in "${modes[@]}"; do
   echo "=== systemd VM, cgroup $mode"
   s=$(date +%s)
   VM_CGROUP=$mode "$VM" -C "$work" --ro "$ROOTFS" --ro "$HERE" --ro "$E2E" --ro "$REPO/deploy" \
-    --ro /opt/containerd-2.1 -- \
-    bash "$HERE/systemd-tests.sh" "$mode" "$work/bin" "$ROOTFS" "$E2E" "$REPO/deploy" || rc=$?
+    --ro /opt/containerd-2.1 --ro "$REPO" -- \
+    bash "$HERE/systemd-tests.sh" "$mode" "$work/bin" "$ROOTFS" "$E2E" "$REPO/deploy" "$CRI_E2E" || rc=$?
   echo "=== cgroup $mode: $(( $(date +%s) - s )) s (boot + tests + poweroff), rc so far $rc"
 done
 exit $rc

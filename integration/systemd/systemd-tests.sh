@@ -16,11 +16,14 @@
 #  install    deploy/install.sh merges the runtime entry into containerd 1.x (v2) and 2.x
 #             (v3) configs idempotently, SystemdCgroup as the runc entry has it, restarts a
 #             containerd service; uninstall.sh restores the config byte for byte
+#  cri        containerd 2.1's CRI API with SystemdCgroup = true for both handlers (kubelet's
+#             *.slice parents): pod lifecycle, ExecSync, stats and UpdateContainerResources,
+#             containerd restart with pods running (the subset of cri_e2e that involves cgroups)
 #  ctr        containerd's shim with SystemdCgroup (runrs: the runtime options TOML; runc:
 #             --runc-systemd-cgroup) runs a container in /system.slice/ctr-c1.scope
 set -uo pipefail
 MODE=${1:?usage: $0 MODE BINDIR ROOTFS E2E DEPLOY}
-BIN=${2:?}; ROOTFS=${3:?}; E2E=${4:?}; DEPLOY=${5:?}
+BIN=${2:?}; ROOTFS=${3:?}; E2E=${4:?}; DEPLOY=${5:?}; CRI_E2E=${6:?}
 export PATH=$BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 CG=/sys/fs/cgroup
 WORK=$(mktemp -d /tmp/sdtest.XXXXXX)
@@ -190,4 +193,16 @@ if E2E_DIR=/tmp/e2e E2E_SHIM_DIR=$BIN E2E_RUNTIMES=io.containerd.runrs.v2 "$E2E/
 else
   sed 's/^/  /' /tmp/cup.log | tail -20; notok "containerd" "containerd-up.sh failed"
 fi
+# --- CRI with SystemdCgroup = true (kubelet's systemd driver) ---
+# The suite prints its own "ok"-free summary: turn its per-scenario lines into ok/not ok.
+out=$(cd "$(dirname "$DEPLOY")" && RUNRS_CRI_CGROUP_DRIVER=systemd RUNRS_E2E_CONTAINERD=2.1 RUNRS_E2E_DIR=$E2E \
+  timeout 900 "$CRI_E2E" hostnet-lifecycle exec-sync stats-update containerd-restart 2>&1); rc=$?
+lines=$(echo "$out" | sed -n '/^summary:/,$p' | grep -E ' (ok|FAILED)$' | grep -v -E 'containerd-up|teardown')
+echo "$lines" | while read -r l; do
+  case "$l" in *" ok") echo "ok - [$MODE] cri systemd: ${l% *}";; *) echo "not ok - [$MODE] cri systemd: $l";; esac
+done
+if [ $rc != 0 ] || [ "$(echo "$lines" | grep -c ' ok$')" != 8 ]; then
+  notok "cri systemd" "rc=$rc; $(echo "$out" | tail -30 | tr '\n' '|')"
+fi
+
 exit $failed
