@@ -157,3 +157,27 @@ fn kill_with_signal_0_checks_liveness() -> Result<()> {
     rt.delete(b.id())?.ok()?;
     rt.assert_no_leftovers(&b)
 }
+
+/// Issue 16: a bind mount's relative `source` is relative to the bundle (runtime spec),
+/// a relative `destination` (deprecated, accepted by runc 1.1) relative to `/`. runrs
+/// refused both ("a bind mount source must be an absolute path").
+#[test]
+fn relative_mount_paths_resolve_like_runc() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-relmnt", |c| {
+        sh(
+            c,
+            "cat /mnt/rel/hello && test -f /whole-bundle/config.json && echo bundle=ok",
+        );
+        integration::config::add_mount(c, "mnt/rel", "bind", "src-dir", &["rbind", "ro"]);
+        integration::config::add_mount(c, "/whole-bundle", "bind", ".", &["rbind", "ro"]);
+    })?;
+    std::fs::create_dir(b.path().join("src-dir"))?;
+    std::fs::write(b.path().join("src-dir/hello"), "hello-from-bundle\n")?;
+    let out = rt.output(&b)?;
+    ensure!(
+        out.contains("hello-from-bundle") && out.contains("bundle=ok"),
+        "output: {out}"
+    );
+    rt.assert_no_leftovers(&b)
+}
