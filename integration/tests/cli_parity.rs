@@ -181,3 +181,27 @@ fn relative_mount_paths_resolve_like_runc() -> Result<()> {
     );
     rt.assert_no_leftovers(&b)
 }
+
+/// Issue 16: `kill ID -1` is an invalid signal (runc: "unable to signal init: invalid
+/// argument", exit 1), not an unknown flag (runrs: usage error, exit 2). runrs keeps
+/// accepting SIGRTMIN+n names (README, differences from runc).
+#[test]
+fn kill_with_a_negative_signal_is_an_invalid_signal() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-killneg", |c| set_args(c, &["sleep", "60"]))?;
+    rt.create_and_start(&b)?;
+    for sig in ["-1", "99"] {
+        let out = rt.cli(["kill", b.id(), sig])?;
+        ensure!(
+            out.status.code() == Some(1),
+            "kill {sig}: exit 1 wanted: {out}"
+        );
+        ensure!(out.stderr.contains("invalid argument"), "kill {sig}: {out}");
+    }
+    ensure!(
+        rt.state(b.id())?.status == "running",
+        "an invalid signal changed the container"
+    );
+    rt.delete_force(b.id())?.ok()?;
+    rt.assert_no_leftovers(&b)
+}

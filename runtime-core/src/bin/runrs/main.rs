@@ -108,7 +108,9 @@ enum Cmd {
     Kill {
         /// Container id.
         id: String,
-        /// Signal name or number.
+        /// Signal name or number. A negative number is the signal argument (runc fails
+        /// it as an invalid signal, exit 1), not an unknown flag (usage error, exit 2).
+        #[arg(allow_negative_numbers = true)]
         signal: Option<String>,
         /// Send to all processes of the container.
         #[arg(short, long)]
