@@ -205,3 +205,50 @@ fn kill_with_a_negative_signal_is_an_invalid_signal() -> Result<()> {
     rt.delete_force(b.id())?.ok()?;
     rt.assert_no_leftovers(&b)
 }
+
+/// Issue 16: runc's version and help entry points: `-v`/`--version` print
+/// `NAME version X`, `spec: 1.x`, `libseccomp: x.y.z`; `help` and `CMD -h` print help;
+/// an unknown command with `-h` says "No help topic for 'foo'" (exit 3). runrs printed
+/// clap's one-line version, refused `-v` and `help`, and failed `foo -h` with exit 2.
+#[test]
+fn version_and_help_entry_points_are_runcs() -> Result<()> {
+    let rt = Runtime::new()?;
+    let name = integration::runtime_name();
+    for flag in ["-v", "--version"] {
+        let out = rt.cli([flag])?.ok()?;
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        ensure!(
+            lines
+                .first()
+                .is_some_and(|l| l.starts_with(&format!("{name} version "))),
+            "{flag}: {out}"
+        );
+        ensure!(
+            lines.iter().any(|l| l.starts_with("spec: 1.")),
+            "{flag}: {out}"
+        );
+        ensure!(
+            lines
+                .iter()
+                .any(|l| l
+                    .strip_prefix("libseccomp: ")
+                    .is_some_and(|v| v.split('.').count() == 3
+                        && v.split('.').all(|p| p.parse::<u32>().is_ok()))),
+            "{flag}: {out}"
+        );
+    }
+    let out = rt.cli(["help"])?.ok()?;
+    ensure!(out.stdout.contains("kill"), "help: {out}");
+    let out = rt.cli(["kill", "-h"])?.ok()?;
+    ensure!(
+        out.stdout.to_lowercase().contains("signal"),
+        "kill -h: {out}"
+    );
+    let out = rt.cli(["runrs-no-such-cmd", "-h"])?;
+    ensure!(out.status.code() == Some(3), "foo -h: exit 3 wanted: {out}");
+    ensure!(
+        out.stderr.contains("No help topic for 'runrs-no-such-cmd'"),
+        "foo -h: {out}"
+    );
+    Ok(())
+}
