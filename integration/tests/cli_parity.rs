@@ -252,3 +252,27 @@ fn version_and_help_entry_points_are_runcs() -> Result<()> {
     );
     Ok(())
 }
+
+/// Issue 16: `update --memory -1` while a swap limit is set lifts both limits (runc's
+/// setMemoryAndSwap); runrs kept the old swap limit and refused ("-1 exceeds the
+/// memory+swap limit").
+#[test]
+fn update_memory_unlimited_lifts_the_swap_limit() -> Result<()> {
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if !v2 && !std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+        integration::skip("no swap accounting on this host (memory.memsw.*)");
+        return Ok(());
+    }
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-upd-mem", |c| {
+        set_args(c, &["sleep", "60"]);
+        c["linux"]["resources"]["memory"] =
+            serde_json::json!({ "limit": 100 << 20, "swap": 200 << 20 });
+    })?;
+    rt.create_and_start(&b)?;
+    rt.cli(["update", "--memory", "-1", b.id()])?.ok()?;
+    rt.cli(["update", "--memory", "64m", "--memory-swap", "128m", b.id()])?
+        .ok()?;
+    rt.delete_force(b.id())?.ok()?;
+    rt.assert_no_leftovers(&b)
+}
