@@ -276,3 +276,27 @@ fn update_memory_unlimited_lifts_the_swap_limit() -> Result<()> {
     rt.delete_force(b.id())?.ok()?;
     rt.assert_no_leftovers(&b)
 }
+
+/// Issue 16: a failure of `exec` itself (here: the container is paused) exits 255 with
+/// "exec failed" as runc's; the exec'd process' own exit code passes through. runrs
+/// exited 1.
+#[test]
+fn exec_failures_exit_255_and_process_codes_pass_through() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-exec255", |c| set_args(c, &["sleep", "60"]))?;
+    rt.create_and_start(&b)?;
+    rt.cli(["pause", b.id()])?.ok()?;
+    let out = rt.cli(["exec", b.id(), "true"])?;
+    ensure!(out.status.code() == Some(255), "exec into paused: {out}");
+    ensure!(
+        out.stderr.contains("exec failed"),
+        "exec into paused: {out}"
+    );
+    rt.cli(["resume", b.id()])?.ok()?;
+    let out = rt.cli(["exec", b.id(), "sh", "-c", "exit 7"])?;
+    ensure!(out.status.code() == Some(7), "exit 7: {out}");
+    let out = rt.cli(["exec", b.id(), "true"])?;
+    ensure!(out.status.code() == Some(0), "true: {out}");
+    rt.delete_force(b.id())?.ok()?;
+    rt.assert_no_leftovers(&b)
+}

@@ -360,6 +360,9 @@ fn main() {
             if to_file {
                 let _ = writeln!(std::io::stderr(), "{msg}");
             }
+            if e.downcast_ref::<exec::ExecFailed>().is_some() {
+                std::process::exit(exec::EXEC_FAILED_EXIT)
+            }
             std::process::exit(1)
         }
     }
