@@ -300,3 +300,27 @@ fn exec_failures_exit_255_and_process_codes_pass_through() -> Result<()> {
     rt.delete_force(b.id())?.ok()?;
     rt.assert_no_leftovers(&b)
 }
+
+/// Issue 16: when the final execve of the container process fails after start, the
+/// reason is kept: `exec /bin/true: argument list too long` (runc's wording) for a 1 MiB
+/// environment variable; runrs printed only `runrs: exec /bin/true`. (The exit code
+/// differs: runc 1.1.5 exits 1, runrs 126 as a shell does for "cannot execute".)
+#[test]
+fn a_failed_exec_keeps_its_reason() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-e2big", |c| {
+        set_args(c, &["/bin/true"]);
+        if let Some(env) = c["process"]["env"].as_array_mut() {
+            env.push(format!("BIG={}", "x".repeat(1 << 20)).into());
+        }
+    })?;
+    let out = rt.run(&b, b"", integration::cmd::CMD_TIMEOUT)?;
+    ensure!(!out.success(), "a 1 MiB variable did not fail exec: {out}");
+    ensure!(
+        out.stderr
+            .contains("exec /bin/true: argument list too long"),
+        "stderr: {out}"
+    );
+    rt.delete_force(b.id())?.ok()?;
+    rt.assert_no_leftovers(&b)
+}
