@@ -324,3 +324,24 @@ fn a_failed_exec_keeps_its_reason() -> Result<()> {
     rt.delete_force(b.id())?.ok()?;
     rt.assert_no_leftovers(&b)
 }
+
+/// Issue 16: device rules with access letters in any order, repeated, or with `a`
+/// ("rwa", as tools write it) are accepted as runc 1.1 accepts them (its rules keep
+/// r, w and m); runrs refused "rwa" as an invalid access.
+#[test]
+fn device_access_strings_are_read_like_runc() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-devacc", |c| {
+        sh(c, "head -c1 /dev/zero >/dev/null && echo zero=ok");
+        if let Some(d) = c["linux"]["resources"]["devices"].as_array_mut() {
+            for access in ["rwa", "wrw"] {
+                d.push(serde_json::json!({
+                    "allow": true, "type": "c", "major": 1, "minor": 5, "access": access
+                }));
+            }
+        }
+    })?;
+    let out = rt.output(&b)?;
+    ensure!(out.contains("zero=ok"), "output: {out}");
+    rt.assert_no_leftovers(&b)
+}
