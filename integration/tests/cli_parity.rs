@@ -157,3 +157,191 @@ fn kill_with_signal_0_checks_liveness() -> Result<()> {
     rt.delete(b.id())?.ok()?;
     rt.assert_no_leftovers(&b)
 }
+
+/// Issue 16: a bind mount's relative `source` is relative to the bundle (runtime spec),
+/// a relative `destination` (deprecated, accepted by runc 1.1) relative to `/`. runrs
+/// refused both ("a bind mount source must be an absolute path").
+#[test]
+fn relative_mount_paths_resolve_like_runc() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-relmnt", |c| {
+        sh(
+            c,
+            "cat /mnt/rel/hello && test -f /whole-bundle/config.json && echo bundle=ok",
+        );
+        integration::config::add_mount(c, "mnt/rel", "bind", "src-dir", &["rbind", "ro"]);
+        integration::config::add_mount(c, "/whole-bundle", "bind", ".", &["rbind", "ro"]);
+    })?;
+    std::fs::create_dir(b.path().join("src-dir"))?;
+    std::fs::write(b.path().join("src-dir/hello"), "hello-from-bundle\n")?;
+    let out = rt.output(&b)?;
+    ensure!(
+        out.contains("hello-from-bundle") && out.contains("bundle=ok"),
+        "output: {out}"
+    );
+    rt.assert_no_leftovers(&b)
+}
+
+/// Issue 16: `kill ID -1` is an invalid signal (runc: "unable to signal init: invalid
+/// argument", exit 1), not an unknown flag (runrs: usage error, exit 2). runrs keeps
+/// accepting SIGRTMIN+n names (README, differences from runc).
+#[test]
+fn kill_with_a_negative_signal_is_an_invalid_signal() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-killneg", |c| set_args(c, &["sleep", "60"]))?;
+    rt.create_and_start(&b)?;
+    for sig in ["-1", "99"] {
+        let out = rt.cli(["kill", b.id(), sig])?;
+        ensure!(
+            out.status.code() == Some(1),
+            "kill {sig}: exit 1 wanted: {out}"
+        );
+        ensure!(out.stderr.contains("invalid argument"), "kill {sig}: {out}");
+    }
+    ensure!(
+        rt.state(b.id())?.status == "running",
+        "an invalid signal changed the container"
+    );
+    rt.delete_force(b.id())?.ok()?;
+    rt.assert_no_leftovers(&b)
+}
+
+/// Issue 16: runc's version and help entry points: `-v`/`--version` print
+/// `NAME version X`, `spec: 1.x`, `libseccomp: x.y.z`; `help` and `CMD -h` print help;
+/// an unknown command with `-h` says "No help topic for 'foo'" (exit 3). runrs printed
+/// clap's one-line version, refused `-v` and `help`, and failed `foo -h` with exit 2.
+#[test]
+fn version_and_help_entry_points_are_runcs() -> Result<()> {
+    let rt = Runtime::new()?;
+    let name = integration::runtime_name();
+    for flag in ["-v", "--version"] {
+        let out = rt.cli([flag])?.ok()?;
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        ensure!(
+            lines
+                .first()
+                .is_some_and(|l| l.starts_with(&format!("{name} version "))),
+            "{flag}: {out}"
+        );
+        ensure!(
+            lines.iter().any(|l| l.starts_with("spec: 1.")),
+            "{flag}: {out}"
+        );
+        ensure!(
+            lines
+                .iter()
+                .any(|l| l
+                    .strip_prefix("libseccomp: ")
+                    .is_some_and(|v| v.split('.').count() == 3
+                        && v.split('.').all(|p| p.parse::<u32>().is_ok()))),
+            "{flag}: {out}"
+        );
+    }
+    let out = rt.cli(["help"])?.ok()?;
+    ensure!(out.stdout.contains("kill"), "help: {out}");
+    let out = rt.cli(["kill", "-h"])?.ok()?;
+    ensure!(
+        out.stdout.to_lowercase().contains("signal"),
+        "kill -h: {out}"
+    );
+    let out = rt.cli(["runrs-no-such-cmd", "-h"])?;
+    ensure!(out.status.code() == Some(3), "foo -h: exit 3 wanted: {out}");
+    ensure!(
+        out.stderr.contains("No help topic for 'runrs-no-such-cmd'"),
+        "foo -h: {out}"
+    );
+    Ok(())
+}
+
+/// Issue 16: `update --memory -1` while a swap limit is set lifts both limits (runc's
+/// setMemoryAndSwap); runrs kept the old swap limit and refused ("-1 exceeds the
+/// memory+swap limit").
+#[test]
+fn update_memory_unlimited_lifts_the_swap_limit() -> Result<()> {
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if !v2 && !std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+        integration::skip("no swap accounting on this host (memory.memsw.*)");
+        return Ok(());
+    }
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-upd-mem", |c| {
+        set_args(c, &["sleep", "60"]);
+        c["linux"]["resources"]["memory"] =
+            serde_json::json!({ "limit": 100 << 20, "swap": 200 << 20 });
+    })?;
+    rt.create_and_start(&b)?;
+    rt.cli(["update", "--memory", "-1", b.id()])?.ok()?;
+    rt.cli(["update", "--memory", "64m", "--memory-swap", "128m", b.id()])?
+        .ok()?;
+    rt.delete_force(b.id())?.ok()?;
+    rt.assert_no_leftovers(&b)
+}
+
+/// Issue 16: a failure of `exec` itself (here: the container is paused) exits 255 with
+/// "exec failed" as runc's; the exec'd process' own exit code passes through. runrs
+/// exited 1.
+#[test]
+fn exec_failures_exit_255_and_process_codes_pass_through() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-exec255", |c| set_args(c, &["sleep", "60"]))?;
+    rt.create_and_start(&b)?;
+    rt.cli(["pause", b.id()])?.ok()?;
+    let out = rt.cli(["exec", b.id(), "true"])?;
+    ensure!(out.status.code() == Some(255), "exec into paused: {out}");
+    ensure!(
+        out.stderr.contains("exec failed"),
+        "exec into paused: {out}"
+    );
+    rt.cli(["resume", b.id()])?.ok()?;
+    let out = rt.cli(["exec", b.id(), "sh", "-c", "exit 7"])?;
+    ensure!(out.status.code() == Some(7), "exit 7: {out}");
+    let out = rt.cli(["exec", b.id(), "true"])?;
+    ensure!(out.status.code() == Some(0), "true: {out}");
+    rt.delete_force(b.id())?.ok()?;
+    rt.assert_no_leftovers(&b)
+}
+
+/// Issue 16: when the final execve of the container process fails after start, the
+/// reason is kept: `exec /bin/true: argument list too long` (runc's wording) for a 1 MiB
+/// environment variable; runrs printed only `runrs: exec /bin/true`. (The exit code
+/// differs: runc 1.1.5 exits 1, runrs 126 as a shell does for "cannot execute".)
+#[test]
+fn a_failed_exec_keeps_its_reason() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-e2big", |c| {
+        set_args(c, &["/bin/true"]);
+        if let Some(env) = c["process"]["env"].as_array_mut() {
+            env.push(format!("BIG={}", "x".repeat(1 << 20)).into());
+        }
+    })?;
+    let out = rt.run(&b, b"", integration::cmd::CMD_TIMEOUT)?;
+    ensure!(!out.success(), "a 1 MiB variable did not fail exec: {out}");
+    ensure!(
+        out.stderr
+            .contains("exec /bin/true: argument list too long"),
+        "stderr: {out}"
+    );
+    rt.delete_force(b.id())?.ok()?;
+    rt.assert_no_leftovers(&b)
+}
+
+/// Issue 16: device rules with access letters in any order, repeated, or with `a`
+/// ("rwa", as tools write it) are accepted as runc 1.1 accepts them (its rules keep
+/// r, w and m); runrs refused "rwa" as an invalid access.
+#[test]
+fn device_access_strings_are_read_like_runc() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-devacc", |c| {
+        sh(c, "head -c1 /dev/zero >/dev/null && echo zero=ok");
+        if let Some(d) = c["linux"]["resources"]["devices"].as_array_mut() {
+            for access in ["rwa", "wrw"] {
+                d.push(serde_json::json!({
+                    "allow": true, "type": "c", "major": 1, "minor": 5, "access": access
+                }));
+            }
+        }
+    })?;
+    let out = rt.output(&b)?;
+    ensure!(out.contains("zero=ok"), "output: {out}");
+    rt.assert_no_leftovers(&b)
+}

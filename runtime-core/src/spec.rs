@@ -80,7 +80,41 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
         path: path.clone(),
         source,
     })?;
-    parse(&bytes, &path)
+    let mut spec = parse(&bytes, &path)?;
+    resolve_relative_mounts(&mut spec, bundle);
+    Ok(spec)
+}
+
+/// runc's reading of relative mount paths: a bind mount's relative `source` is relative
+/// to the bundle (runtime spec, config.md "source"), a relative `destination`
+/// (deprecated by the spec, still accepted by runc 1.1) is relative to the container's `/`.
+fn resolve_relative_mounts(spec: &mut Spec, bundle: &Path) {
+    let Some(mounts) = spec.mounts().clone() else {
+        return;
+    };
+    let mounts = mounts
+        .into_iter()
+        .map(|mut m| {
+            if !m.destination().is_absolute() {
+                let d = Path::new("/").join(m.destination());
+                m.set_destination(d);
+            }
+            let bind = m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|o| o == "bind" || o == "rbind");
+            if bind {
+                if let Some(src) = m.source().as_ref().filter(|s| !s.is_absolute()) {
+                    let s = bundle.join(src);
+                    m.set_source(Some(s));
+                }
+            }
+            m
+        })
+        .collect();
+    spec.set_mounts(Some(mounts));
 }
 
 /// Resolve `root.path` against the bundle: absolute paths are taken as they are,

@@ -18,7 +18,9 @@ pub fn parse_signal(s: &str) -> Result<i32, Error> {
         if (0..=64).contains(&n) {
             return Ok(n);
         }
-        return Err(Error::Usage(format!("invalid signal number {n}")));
+        return Err(Error::Usage(format!(
+            "invalid signal number {n}: unable to signal init: invalid argument"
+        )));
     }
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);

@@ -27,9 +27,10 @@ pub enum ExecError {
         /// Why.
         reason: String,
     },
-    /// execve itself failed.
-    #[error("exec {0}")]
-    Exec(PathBuf, #[source] SysError),
+    /// execve itself failed. Worded as runc's (Go's os.PathError):
+    /// `exec /bin/true: argument list too long`.
+    #[error("exec {}: {}", .0.display(), go_errno(&.1.source))]
+    Exec(PathBuf, SysError),
 }
 
 /// The value of `key` in a KEY=value list.

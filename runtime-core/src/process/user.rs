@@ -27,9 +27,11 @@ pub fn home_of(passwd: &str, uid: u32) -> String {
         .unwrap_or_else(|| "/".to_string())
 }
 
-/// Give stdio descriptors to the process' user (runc's fixStdioPermissions): the
-/// null device is left alone, and errors from ids the kernel cannot map are ignored.
-pub fn fix_stdio_owner(uid: u32, gid: u32) {
+/// Give stdio descriptors to the process' user (runc's fixStdioPermissions): only the
+/// owner changes, the group stays what the terminal or pipe has (a pty from the default
+/// devpts, `gid=5`, stays in the `tty` group as with runc); the null device is left
+/// alone, and errors from ids the kernel cannot map are ignored.
+pub fn fix_stdio_owner(uid: u32) {
     for fd in 0..3 {
         let Some(b) = sys::stdio(fd) else {
             continue;
@@ -37,13 +39,10 @@ pub fn fix_stdio_owner(uid: u32, gid: u32) {
         let Ok(st) = sys::fstat(b) else {
             continue;
         };
-        if sys::is_null_device(&st) {
+        if sys::is_null_device(&st) || st.st_uid == uid {
             continue;
         }
-        if st.st_uid == uid && st.st_gid == gid {
-            continue;
-        }
-        let _ = sys::fchown(b, uid, gid);
+        let _ = sys::fchown(b, uid, st.st_gid);
     }
 }
 

@@ -156,7 +156,21 @@ fn process_from(a: &ExecArgs, c: &Container) -> anyhow::Result<Process> {
 }
 
 /// Run `exec`; returns the exit code.
+/// Marks a failure of `exec` itself (not of the exec'd process): runc exits 255 then
+/// ("exec failed: ..."); the exec'd process' own exit code is passed through unchanged.
+#[derive(Debug, thiserror::Error)]
+#[error("exec failed")]
+pub struct ExecFailed;
+
+/// runc's exit code for [`ExecFailed`].
+pub const EXEC_FAILED_EXIT: i32 = 255;
+
+/// `exec`: the exec'd process' exit code, or an error marked [`ExecFailed`].
 pub fn exec(a: ExecArgs, root: PathBuf) -> anyhow::Result<i32> {
+    exec_process(a, root).map_err(|e| e.context(ExecFailed))
+}
+
+fn exec_process(a: ExecArgs, root: PathBuf) -> anyhow::Result<i32> {
     let c = Container::load(&root, &a.id)?;
     let process = process_from(&a, &c)?;
     let terminal = process.terminal() == Some(true);

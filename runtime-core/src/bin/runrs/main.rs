@@ -5,6 +5,7 @@ mod checkpoint;
 mod events;
 mod exec;
 mod features_cmd;
+mod help;
 mod logging;
 mod ps;
 mod ready;
@@ -22,7 +23,12 @@ use runtime_core::process::spawn::{InitStdio, Reap};
 
 /// runrs: an OCI container runtime, command-line compatible with runc.
 #[derive(Parser, Debug)]
-#[command(name = "runrs", version, about, disable_help_subcommand = true)]
+#[command(
+    name = "runrs",
+    about,
+    disable_help_subcommand = true,
+    disable_version_flag = true
+)]
 struct Cli {
     /// Root directory for container state (default: /run/runrs; $XDG_RUNTIME_DIR/runrs
     /// for a non-root user, as runc does).
@@ -108,7 +114,9 @@ enum Cmd {
     Kill {
         /// Container id.
         id: String,
-        /// Signal name or number.
+        /// Signal name or number. A negative number is the signal argument (runc fails
+        /// it as an invalid signal, exit 1), not an unknown flag (usage error, exit 2).
+        #[arg(allow_negative_numbers = true)]
         signal: Option<String>,
         /// Send to all processes of the container.
         #[arg(short, long)]
@@ -292,6 +300,13 @@ fn usage_error(raw: &[std::ffi::OsString], e: clap::Error) -> ! {
     ) {
         e.exit()
     }
+    if e.kind() == ErrorKind::InvalidSubcommand {
+        if let Some(clap::error::ContextValue::String(name)) =
+            e.get(clap::error::ContextKind::InvalidSubcommand)
+        {
+            help::no_topic(name)
+        }
+    }
     if let Some(log) = argv::global_value(raw, "log") {
         let format = argv::global_value(raw, "log-format")
             .and_then(|f| {
@@ -313,6 +328,7 @@ fn main() {
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let mut cmd = argv::overriding(Cli::command());
     cmd.build();
+    help::early(&mut cmd, &raw);
     let args = argv::normalize(&cmd, raw.clone());
     let cli = match cmd
         .try_get_matches_from(args)
@@ -343,6 +359,9 @@ fn main() {
             tracing::error!("{msg}");
             if to_file {
                 let _ = writeln!(std::io::stderr(), "{msg}");
+            }
+            if e.downcast_ref::<exec::ExecFailed>().is_some() {
+                std::process::exit(exec::EXEC_FAILED_EXIT)
             }
             std::process::exit(1)
         }

@@ -126,6 +126,9 @@ fn parse_access(s: &str) -> Option<u8> {
             'r' => access::READ,
             'w' => access::WRITE,
             'm' => access::MKNOD,
+            // runc 1.1 accepts "rwa" (tools write it for "all"); its rules keep only
+            // r, w and m, so `a` adds nothing there either.
+            'a' => 0,
             _ => return None,
         };
     }

@@ -32,6 +32,9 @@ fn parses_oci_rules() {
     let e = with_defaults(&oci(r#"[{"allow":true,"type":"c","access":"rx"}]"#), &[])
         .expect_err("access");
     assert!(e.to_string().contains("invalid access"), "{e}");
+    let r = with_defaults(&oci(r#"[{"allow":true,"type":"c","access":"wrawr"}]"#), &[])
+        .expect("runc accepts a and duplicates");
+    assert_eq!(r[0].access, READ | WRITE);
     let e =
         with_defaults(&oci(r#"[{"allow":true,"type":"c","major":-5}]"#), &[]).expect_err("major");
     assert!(e.to_string().contains("major"), "{e}");

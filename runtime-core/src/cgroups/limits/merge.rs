@@ -84,6 +84,10 @@ fn memory(mut m: LinuxMemory, p: &LinuxMemory) -> LinuxMemory {
     }
     if let Some(v) = nz_i(p.swap()) {
         m.set_swap(Some(v));
+    } else if p.limit() == Some(-1) {
+        // Unlimited memory without a swap setting lifts the swap limit too (runc's
+        // setMemoryAndSwap): `update --memory -1` while a swap limit is set.
+        m.set_swap(Some(-1));
     }
     if let Some(v) = nz_i(p.kernel()) {
         m.set_kernel(Some(v));

@@ -63,7 +63,7 @@ pub(crate) fn finalize(f: &Finalize<'_>) -> Result<Prepared, InitError> {
         execve::cloexec_from(3 + f.preserve_fds);
         seccomp::kernel::install(p, s)?;
     }
-    user::fix_stdio_owner(u.uid(), u.gid());
+    user::fix_stdio_owner(u.uid());
     let groups: Vec<u32> = u.additional_gids().clone().unwrap_or_default();
     let allow_setgroups = !f.userns || setgroups_allowed();
     if let Some(c) = process.capabilities() {
