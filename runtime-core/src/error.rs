@@ -105,7 +105,8 @@ impl Error {
             | Error::Rdt(crate::rdt::RdtError::Mismatch { .. })
             | Error::Notify(crate::notify::NotifyError::BadContainerPath(..))
             | Error::Notify(crate::notify::NotifyError::BadHostAddress(..))
-            | Error::Notify(crate::notify::NotifyError::BadAnnotation(..)) => Kind::InvalidArgument,
+            | Error::Notify(crate::notify::NotifyError::BadAnnotation(..))
+            | Error::Notify(crate::notify::NotifyError::BadTimeout(..)) => Kind::InvalidArgument,
             Error::Rdt(crate::rdt::RdtError::Exists(_)) => Kind::AlreadyExists,
             Error::Notify(crate::notify::NotifyError::ExitedBeforeReady { .. })
             | Error::Notify(crate::notify::NotifyError::Timeout { .. })

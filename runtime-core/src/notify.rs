@@ -62,6 +62,11 @@ pub enum NotifyError {
     /// The opt-in annotation has a value other than true/false.
     #[error("annotations[{ANNOTATION:?}] {0:?}: must be \"true\" or \"false\"")]
     BadAnnotation(String),
+    /// The READY=1 timeout annotation is not a number of seconds.
+    #[error(
+        "annotations[{TIMEOUT_ANNOTATION:?}] {0:?}: must be a number of seconds (0: no bound)"
+    )]
+    BadTimeout(String),
     /// The container's own NOTIFY_SOCKET cannot be honoured.
     #[error("process.env NOTIFY_SOCKET {0:?}: {1}")]
     BadContainerPath(String, &'static str),
@@ -159,6 +164,27 @@ pub struct Ready {
     pub main_pid: i32,
     /// The last STATUS= line, if any.
     pub status: Option<String>,
+}
+
+/// The container's own bound on the wait for READY=1, in seconds (0: wait as long as
+/// its init lives), over the caller's default ([`DEFAULT_READY_TIMEOUT`] in a shim).
+pub const TIMEOUT_ANNOTATION: &str = "io.github.runrs.notify-timeout";
+
+/// The bound [`TIMEOUT_ANNOTATION`] sets: `None` without the annotation, `Some(None)`
+/// for 0 (no bound), `Some(Some(d))` otherwise.
+pub fn ready_timeout(spec: &Spec) -> Result<Option<Option<Duration>>, NotifyError> {
+    let Some(v) = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(TIMEOUT_ANNOTATION))
+    else {
+        return Ok(None);
+    };
+    match v.trim().parse::<u64>() {
+        Ok(0) => Ok(Some(None)),
+        Ok(secs) => Ok(Some(Some(Duration::from_secs(secs)))),
+        Err(_) => Err(NotifyError::BadTimeout(v.clone())),
+    }
 }
 
 /// Whether the spec opts in with [`ANNOTATION`].

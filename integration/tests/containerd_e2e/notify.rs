@@ -3,7 +3,8 @@
 //! READY=1 after a while: `ctr run -d` (Create + Start) returns only once READY arrived
 //! (a marker the container writes just before READY exists when ctr returns: no timed
 //! assertion), and TaskStart follows READY. A container that exits before READY fails
-//! Start with a message saying so.
+//! Start with a message saying so; so does one that never sends it within the bound its
+//! `io.github.runrs.notify-timeout` annotation sets.
 
 use std::path::{Path, PathBuf};
 
@@ -107,6 +108,33 @@ pub fn notify(c: &Ctx<'_>) -> Result<()> {
     ensure!(
         out.stderr.contains("READY"),
         "the error should say READY was never sent: {out}"
+    );
+    c.assert_clean(&id)?;
+
+    // The container's own bound (issue 13): io.github.runrs.notify-timeout=2 fails Start
+    // after 2 s instead of the shim's 90 s, and the error names that bound.
+    let id = c.id("notifytimeout");
+    let out = c.cd.ctr.run(
+        [
+            "run",
+            "-d",
+            "--runtime",
+            c.runtime,
+            "--annotation",
+            "io.github.runrs.notify=true",
+            "--annotation",
+            "io.github.runrs.notify-timeout=2",
+            IMAGE,
+            &id,
+            "sleep",
+            "100",
+        ],
+        None,
+    )?;
+    c.cd.ctr.force_remove(&id);
+    ensure!(
+        !out.success() && out.stderr.contains("within 2 s"),
+        "a container that never sends READY must fail Start after its own 2 s bound: {out}"
     );
     c.assert_clean(&id)
 }

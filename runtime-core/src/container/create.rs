@@ -96,6 +96,7 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
     hooks::validate(&spec)?;
     rdt::validate(&spec, &opts.id)?;
     let want_notify = extras.notify || crate::notify::requested(&spec)?;
+    crate::notify::ready_timeout(&spec)?;
     let rootfs = crate::spec::rootfs_path(&spec, &bundle)?;
     let rootfs = std::fs::canonicalize(&rootfs).map_err(|e| Error::Bundle(rootfs.clone(), e))?;
     let process = spec.process().as_ref().expect("validated: process present");

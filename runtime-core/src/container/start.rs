@@ -87,7 +87,8 @@ impl Container {
                 init: pidfd.as_fd(),
                 cgroup_pids: &|| self.state.cgroup.pids().unwrap_or_default(),
                 host: opts.notify_host.as_ref(),
-                timeout: opts.ready_timeout,
+                // The container's own annotation, else the caller's bound.
+                timeout: notify::ready_timeout(&self.state.config)?.unwrap_or(opts.ready_timeout),
                 proc_root: Path::new("/proc"),
             })?),
             None => None,

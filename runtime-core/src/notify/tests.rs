@@ -207,3 +207,20 @@ fn times_out() {
         .expect_err("times out");
     assert!(matches!(e, NotifyError::Timeout { .. }), "{e}");
 }
+
+#[test]
+fn the_ready_timeout_annotation_overrides_the_default() {
+    let with = |v: &str| {
+        let mut s = spec(&[]);
+        s.set_annotations(Some(
+            [(TIMEOUT_ANNOTATION.to_string(), v.to_string())].into(),
+        ));
+        ready_timeout(&s)
+    };
+    assert_eq!(ready_timeout(&spec(&[])).expect("none"), None);
+    assert_eq!(with("5").expect("5"), Some(Some(Duration::from_secs(5))));
+    assert_eq!(with("0").expect("0"), Some(None));
+    let e = with("5s").expect_err("5s");
+    assert!(matches!(e, NotifyError::BadTimeout(_)), "{e}");
+    assert!(e.to_string().contains(TIMEOUT_ANNOTATION), "{e}");
+}
