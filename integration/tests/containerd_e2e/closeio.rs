@@ -52,7 +52,24 @@ struct Rig<'a> {
     socket: PathBuf,
 }
 
-impl Rig<'_> {
+impl<'a> Rig<'a> {
+    /// The rig of shim `bin` for container `id` in `bundle`, its fifos and sockets named
+    /// in `tmp` (nothing is created).
+    fn new(bin: &'a Path, tmp: &Path, id: String, bundle: PathBuf) -> Result<Rig<'a>> {
+        let address = tmp.join("containerd.sock");
+        Ok(Rig {
+            bin,
+            socket: chost::shim_socket(&address, NAMESPACE, &id)?,
+            id,
+            stdin: tmp.join("stdin"),
+            stdout: tmp.join("stdout"),
+            stderr: tmp.join("stderr"),
+            ttrpc: tmp.join("containerd.sock.ttrpc"),
+            address,
+            bundle,
+        })
+    }
+
     /// The shim command line as containerd runs it, for `action`.
     fn command(&self, action: &str) -> Command {
         let mut cmd = Command::new(self.bin);
@@ -95,6 +112,41 @@ impl Drop for Cleanup<'_> {
                 }
             }
         }
+    }
+}
+
+/// Run `drive` (which returns the shim's pid after its Shutdown) with [`Cleanup`] armed;
+/// then the shim must exit and leave nothing behind. On failure the error carries the
+/// shim's log.
+fn checked(
+    rig: &Rig<'_>,
+    runtime: &str,
+    log_r: &mut File,
+    drive: impl FnOnce() -> Result<u32>,
+) -> Result<()> {
+    let mut cleanup = Cleanup { rig, armed: true };
+    let result = drive().and_then(|shim_pid| {
+        chost::wait_gone(shim_pid as i32, Duration::from_secs(15))
+            .context("the shim should exit after Shutdown")?;
+        TaskTarget {
+            id: rig.id.clone(),
+            cgroups_path: format!("/{NAMESPACE}/{}", rig.id),
+            bundle: rig.bundle.clone(),
+            state_root: shim_state_root(runtime, NAMESPACE),
+            socket: rig.socket.clone(),
+            bundle_removed: false,
+        }
+        .assert_clean(Duration::from_secs(5))
+    });
+    match result {
+        Ok(()) => {
+            cleanup.armed = false;
+            Ok(())
+        }
+        Err(e) => Err(anyhow!(
+            "{e:#}\n--- shim log (the bundle's `log` fifo) ---\n{}",
+            drain(log_r).unwrap_or_default().trim_end()
+        )),
     }
 }
 
@@ -161,18 +213,7 @@ pub fn closeio(bin: &Path, runtime: &str, short: &str) -> Result<()> {
         .tempdir()?;
     let bundle = tmp.path().join(&id);
     make_bundle(&bundle, &id)?;
-    let address = tmp.path().join("containerd.sock");
-    let rig = Rig {
-        bin,
-        socket: chost::shim_socket(&address, NAMESPACE, &id)?,
-        id,
-        stdin: tmp.path().join("stdin"),
-        stdout: tmp.path().join("stdout"),
-        stderr: tmp.path().join("stderr"),
-        ttrpc: tmp.path().join("containerd.sock.ttrpc"),
-        address,
-        bundle,
-    };
+    let rig = Rig::new(bin, tmp.path(), id, bundle)?;
     for p in [&rig.stdin, &rig.stdout, &rig.stderr] {
         mkfifo(p)?;
     }
@@ -184,33 +225,9 @@ pub fn closeio(bin: &Path, runtime: &str, short: &str) -> Result<()> {
     mkfifo(&log)?;
     let mut log_r = nonblocking_reader(&log)?;
 
-    let mut cleanup = Cleanup {
-        rig: &rig,
-        armed: true,
-    };
-    let result = drive(&rig, &mut out_r, &mut err_r).and_then(|shim_pid| {
-        chost::wait_gone(shim_pid as i32, Duration::from_secs(15))
-            .context("the shim should exit after Shutdown")?;
-        TaskTarget {
-            id: rig.id.clone(),
-            cgroups_path: format!("/{NAMESPACE}/{}", rig.id),
-            bundle: rig.bundle.clone(),
-            state_root: shim_state_root(runtime, NAMESPACE),
-            socket: rig.socket.clone(),
-            bundle_removed: false,
-        }
-        .assert_clean(Duration::from_secs(5))
-    });
-    match result {
-        Ok(()) => {
-            cleanup.armed = false;
-            Ok(())
-        }
-        Err(e) => Err(anyhow!(
-            "{e:#}\n--- shim log (the bundle's `log` fifo) ---\n{}",
-            drain(&mut log_r).unwrap_or_default().trim_end()
-        )),
-    }
+    checked(&rig, runtime, &mut log_r, || {
+        drive(&rig, &mut out_r, &mut err_r)
+    })
 }
 
 /// start → Connect → Create → Start → stdin → CloseIO → Wait → Delete → Shutdown;
@@ -532,18 +549,7 @@ pub fn restore_from_path(bin: &Path, runtime: &str) -> Result<()> {
     ]);
     cfg["root"]["readonly"] = json!(false);
     fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg)?)?;
-    let address = tmp.path().join("containerd.sock");
-    let rig = Rig {
-        bin,
-        socket: chost::shim_socket(&address, NAMESPACE, &id)?,
-        id,
-        stdin: tmp.path().join("stdin"),
-        stdout: tmp.path().join("stdout"),
-        stderr: tmp.path().join("stderr"),
-        ttrpc: tmp.path().join("containerd.sock.ttrpc"),
-        address,
-        bundle,
-    };
+    let rig = Rig::new(bin, tmp.path(), id, bundle)?;
     for p in [&rig.stdout, &rig.stderr] {
         mkfifo(p)?;
     }
@@ -553,33 +559,7 @@ pub fn restore_from_path(bin: &Path, runtime: &str) -> Result<()> {
     mkfifo(&log)?;
     let mut log_r = nonblocking_reader(&log)?;
     let image = tmp.path().join("image");
-    let mut cleanup = Cleanup {
-        rig: &rig,
-        armed: true,
-    };
-    let result = restore_drive(&rig, &image).and_then(|shim_pid| {
-        chost::wait_gone(shim_pid as i32, Duration::from_secs(15))
-            .context("the shim should exit after Shutdown")?;
-        TaskTarget {
-            id: rig.id.clone(),
-            cgroups_path: format!("/{NAMESPACE}/{}", rig.id),
-            bundle: rig.bundle.clone(),
-            state_root: shim_state_root(runtime, NAMESPACE),
-            socket: rig.socket.clone(),
-            bundle_removed: false,
-        }
-        .assert_clean(Duration::from_secs(5))
-    });
-    match result {
-        Ok(()) => {
-            cleanup.armed = false;
-            Ok(())
-        }
-        Err(e) => Err(anyhow!(
-            "{e:#}\n--- shim log (the bundle's `log` fifo) ---\n{}",
-            drain(&mut log_r).unwrap_or_default().trim_end()
-        )),
-    }
+    checked(&rig, runtime, &mut log_r, || restore_drive(&rig, &image))
 }
 
 fn any_of(type_url: &str, m: &dyn containerd_shim_protos::protobuf::MessageDyn) -> Result<Any> {
