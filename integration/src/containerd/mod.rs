@@ -314,12 +314,7 @@ impl Containerd {
 
     /// containerd's pid (from its pid file).
     pub fn pid(&self) -> Result<i32> {
-        let p = self.pid_file();
-        fs::read_to_string(&p)
-            .with_context(|| format!("read {}", p.display()))?
-            .trim()
-            .parse()
-            .with_context(|| format!("parse {}", p.display()))
+        read_pid(&self.pid_file())
     }
 
     /// SIGKILLs containerd (its shims and tasks live on) and waits until it is gone.
@@ -386,11 +381,7 @@ impl Containerd {
 
     /// The last `lines` lines written to containerd's log after byte `from`.
     pub fn log_tail(&self, from: u64, lines: usize) -> String {
-        let text = fs::read(self.log_path()).unwrap_or_default();
-        let start = usize::try_from(from).unwrap_or(0).min(text.len());
-        let text = String::from_utf8_lossy(&text[start..]).into_owned();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        log_tail(&self.log_path(), from, lines)
     }
 
     /// Stops containerd, removes its directory and kills what is left of its shims;
@@ -422,4 +413,22 @@ impl Drop for Containerd {
             Err(e) => eprintln!("containerd-down.sh for {}: {e:#}", self.dir.display()),
         }
     }
+}
+
+/// The last `lines` lines written to the log file `path` after byte `from`.
+pub fn log_tail(path: &Path, from: u64, lines: usize) -> String {
+    let text = fs::read(path).unwrap_or_default();
+    let start = usize::try_from(from).unwrap_or(0).min(text.len());
+    let text = String::from_utf8_lossy(&text[start..]).into_owned();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The pid in a daemon's pid file.
+pub fn read_pid(p: &Path) -> Result<i32> {
+    fs::read_to_string(p)
+        .with_context(|| format!("read {}", p.display()))?
+        .trim()
+        .parse()
+        .with_context(|| format!("parse {}", p.display()))
 }

@@ -303,12 +303,7 @@ impl CriContainerd {
 
     /// containerd's pid.
     pub fn pid(&self) -> Result<i32> {
-        let p = self.pid_file();
-        fs::read_to_string(&p)
-            .with_context(|| format!("read {}", p.display()))?
-            .trim()
-            .parse()
-            .with_context(|| format!("parse {}", p.display()))
+        crate::containerd::read_pid(&self.pid_file())
     }
 
     /// Starts containerd (new session, log appended to containerd.log) and waits until
@@ -418,11 +413,7 @@ impl CriContainerd {
 
     /// The last `lines` lines of containerd's log after byte `from`.
     pub fn log_tail(&self, from: u64, lines: usize) -> String {
-        let text = fs::read(self.log_path()).unwrap_or_default();
-        let start = usize::try_from(from).unwrap_or(0).min(text.len());
-        let text = String::from_utf8_lossy(&text[start..]).into_owned();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        crate::containerd::log_tail(&self.log_path(), from, lines)
     }
 
     /// Removes every pod through CRI (best effort, for teardown after a failure).
