@@ -38,30 +38,28 @@ impl Container {
         let cg = &self.state.cgroup;
         // systemd driver: the unit's properties first (systemd rewrites the cgroup
         // files from them), then the exact values through cgroupfs below.
+        let proc_devices = match cg.systemd {
+            Some(_) => std::fs::read_to_string("/proc/devices").unwrap_or_default(),
+            None => String::new(),
+        };
         if let Some(unit) = &cg.systemd {
-            let pd = std::fs::read_to_string("/proc/devices").unwrap_or_default();
-            systemd::set_properties(
-                unit,
-                systemd::properties(hier.mode, &new, policy.as_ref(), &pd),
-            )?;
+            let props = systemd::properties(hier.mode, &new, policy.as_ref(), &proc_devices);
+            systemd::set_properties(unit, props)?;
         }
         if let Err(e) = limits::apply(&hier, cg, &new, policy.as_ref(), true) {
+            let old_policy = match policy {
+                Some(_) => device_policy(&self.state.config, &old).ok(),
+                None => None,
+            };
             if let Some(unit) = &cg.systemd {
-                let pd = std::fs::read_to_string("/proc/devices").unwrap_or_default();
-                let old_policy = policy
-                    .as_ref()
-                    .and_then(|_| device_policy(&self.state.config, &old).ok());
-                let props = systemd::properties(hier.mode, &old, old_policy.as_ref(), &pd);
+                let props =
+                    systemd::properties(hier.mode, &old, old_policy.as_ref(), &proc_devices);
                 if let Err(back) = systemd::set_properties(unit, props) {
                     tracing::warn!(
                         "restoring the unit's properties after a failed update failed too: {back}"
                     );
                 }
             }
-            let old_policy = match policy {
-                Some(_) => device_policy(&self.state.config, &old).ok(),
-                None => None,
-            };
             if let Err(back) = limits::apply(&hier, cg, &old, old_policy.as_ref(), false) {
                 tracing::warn!(
                     "restoring the previous resources after a failed update failed too: {}",
