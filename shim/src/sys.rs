@@ -28,28 +28,9 @@ pub use libc::O_PATH;
 /// open(2) flags the shim uses.
 pub use libc::{O_APPEND, O_CREAT, O_NONBLOCK, O_RDONLY, O_WRONLY};
 
-/// A failed system call: which, on what, and the OS error.
-#[derive(Debug, thiserror::Error)]
-#[error("{call} {arg}")]
-pub struct SysError {
-    /// The call (`open`, `pipe2`, …).
-    pub call: &'static str,
-    /// What it was applied to.
-    pub arg: String,
-    /// The OS error.
-    #[source]
-    pub source: io::Error,
-}
-
-impl SysError {
-    fn last(call: &'static str, arg: impl Into<String>) -> SysError {
-        SysError {
-            call,
-            arg: arg.into(),
-            source: io::Error::last_os_error(),
-        }
-    }
-}
+/// A failed system call: which, on what, and the OS error (runtime-core's type: one
+/// error shape for every kernel call of the runtime).
+pub use runtime_core::sys::SysError;
 
 /// The OS error of a call that returned `ret` (negative: failed).
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
