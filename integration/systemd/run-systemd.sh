@@ -22,7 +22,6 @@ RUNRS=$(readlink -f "${RUNRS:-$REPO/target/debug/runrs}")
 SHIM=$(readlink -f "${SHIM:-$REPO/target/debug/containerd-shim-runrs-v2}")
 ROOTFS=${ROOTFS:-/var/tmp/runrs-v2-rootfs/rootfs}
 VM=$SHARED/systemd-vm/run-in-systemd-vm.sh
-MAKE_IMAGE=$REPO/integration/scripts/make-busybox-image.sh
 E2E=$SHARED/e2e
 
 for b in "$RUNRS" "$SHIM"; do
@@ -34,13 +33,7 @@ done
 for c in qemu-system-x86_64 jq runc containerd ctr python3; do
   command -v $c >/dev/null || { echo "run-systemd: $c is missing (deps stage)" >&2; exit 2; }
 done
-if [ ! -x "$ROOTFS/bin/busybox" ]; then
-  mkdir -p "$(dirname "$ROOTFS")"
-  flock "$(dirname "$ROOTFS")/.lock" sh -c \
-    "[ -x '$ROOTFS/bin/busybox' ] || ROOTFS_DIR='$ROOTFS' '$MAKE_IMAGE' /tmp/runrs-sd-busybox-\$\$.tar >/dev/null && rm -f /tmp/runrs-sd-busybox-\$\$.tar"
-  [ -x "$ROOTFS/bin/busybox" ] || { echo "run-systemd: could not build the busybox rootfs in $ROOTFS" >&2; exit 2; }
-fi
-mkdir -p "$ROOTFS/out" "$ROOTFS/tmp"
+"$REPO/integration/scripts/vm-rootfs.sh" "$ROOTFS" || exit 2
 
 # The CRI suite (integration/tests/cri_e2e.rs), built on the host, runs a subset in the guest
 # with SystemdCgroup = true (kubelet-style *.slice parents) on containerd 2.1.

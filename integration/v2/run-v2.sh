@@ -7,7 +7,7 @@
 # `cargo build -p runtime-core --bin runrs`). Needs qemu-system-x86, busybox-static, jq.
 # Exit code: the tests' (0 = all passed), 125 = the VM failed, 124 = timeout.
 #
-# Env: ROOTFS (busybox rootfs dir; built with integration/scripts/make-busybox-image.sh
+# Env: ROOTFS (busybox rootfs dir; built by integration/scripts/vm-rootfs.sh
 #      when missing, default /var/tmp/runrs-v2-rootfs/rootfs), CGROUP2_VM,
 #      and the VM's own VM_MEM, VM_CPUS, VM_TIMEOUT.
 set -euo pipefail
@@ -18,21 +18,12 @@ SHARED=$(cd "$REPO/.." && pwd)/shared
 RUNRS=$(readlink -f "${1:-$REPO/target/debug/runrs}")
 ROOTFS=${ROOTFS:-/var/tmp/runrs-v2-rootfs/rootfs}
 VM=${CGROUP2_VM:-$SHARED/cgroup2-vm/run-in-v2-vm.sh}
-MAKE_IMAGE=$REPO/integration/scripts/make-busybox-image.sh
 
 [ -x "$RUNRS" ] || { echo "run-v2: no runrs binary at $RUNRS (cargo build -p runtime-core --bin runrs)" >&2; exit 2; }
 [ -x "$VM" ] || { echo "run-v2: no VM runner at $VM (set CGROUP2_VM)" >&2; exit 2; }
 "$SHARED/vm-deps.sh" || { echo "run-v2: $SHARED/vm-deps.sh could not install the VM's packages" >&2; exit 2; }
 command -v qemu-system-x86_64 >/dev/null || { echo "run-v2: qemu-system-x86_64 missing after vm-deps.sh" >&2; exit 2; }
-if [ ! -x "$ROOTFS/bin/busybox" ]; then
-  mkdir -p "$(dirname "$ROOTFS")"
-  flock "$(dirname "$ROOTFS")/.lock" sh -c \
-    "[ -x '$ROOTFS/bin/busybox' ] || ROOTFS_DIR='$ROOTFS' '$MAKE_IMAGE' /tmp/runrs-v2-busybox-\$\$.tar >/dev/null && rm -f /tmp/runrs-v2-busybox-\$\$.tar"
-  [ -x "$ROOTFS/bin/busybox" ] || { echo "run-v2: could not build the busybox rootfs in $ROOTFS" >&2; exit 2; }
-fi
-# The rootfs is shared into the VM read-only: the mount points the tests' bundles use
-# (cli-v2-tests.sh: /out, /tmp) must exist beforehand.
-mkdir -p "$ROOTFS/out" "$ROOTFS/tmp"
+"$REPO/integration/scripts/vm-rootfs.sh" "$ROOTFS" || exit 2
 
 # The guest sees the work dir read-write and the extra paths read-only, at the same paths.
 work=$(mktemp -d /tmp/runrs-res-v2.XXXXXX)
