@@ -17,12 +17,12 @@ use runrs_proto::criu::{
 
 use super::Container;
 use crate::cgroups::{Hierarchies, Mode, UNIFIED};
-use crate::criu::image::{self, ImageDir, Meta, EXT_NETNS_KEY};
+use crate::criu::image::{self, ImageDir, Meta};
 use crate::criu::mounts::{self, Layout};
 use crate::criu::rpc::{request, Swrk, SwrkStdio};
 use crate::criu::{CgroupsMode, CheckpointOptions, Criu, CriuError};
 use crate::error::Error;
-use crate::namespaces::{self, Kind};
+use crate::namespaces::Kind;
 use crate::state::{self, Status};
 use crate::sys;
 use crate::sys::c;
@@ -66,11 +66,7 @@ impl Container {
         let externals = mounts::externals(spec, &layout, &|p| {
             std::fs::metadata(format!("/proc/{pid}/root{p}")).is_ok_and(|m| !m.is_dir())
         });
-        let nss = namespaces::from_spec(spec);
-        let netns_path = nss
-            .iter()
-            .find(|n| n.kind == Kind::Network)
-            .and_then(|n| n.path.clone());
+        let external_ns = image::external_namespaces(spec);
 
         let log_name = if opts.pre_dump {
             "pre-dump.log"
@@ -125,12 +121,14 @@ impl Container {
         if let Some(fd) = &opts.status_fd {
             o.status_fd = Some(fd.as_raw_fd());
         }
-        if let Some(p) = &netns_path {
-            // A network namespace joined by path (a pod's) is not the container's to
-            // dump: criu records it as external (runc does the same).
+        for (_, name, key, p) in &external_ns {
+            // A network or pid namespace joined by path (a pod's) is not the
+            // container's to dump: criu records it as external (runc does the same).
+            // Without it criu refuses a process tree whose pid namespace's init is
+            // not in the tree (a pod with a shared process namespace).
             let fd = sys::open(p, c::O_RDONLY, 0)?;
             let ino = image::ns_inode(fd.as_fd())?;
-            o.external.push(format!("net[{ino}]:{EXT_NETNS_KEY}"));
+            o.external.push(format!("{name}[{ino}]:{key}"));
         }
 
         let descriptors = image::stdio_of(pid);
@@ -171,7 +169,8 @@ impl Container {
                 .and_then(|p| p.terminal())
                 .unwrap_or(false),
             externals,
-            external_netns: netns_path.is_some(),
+            external_netns: external_ns.iter().any(|e| e.0 == Kind::Network),
+            external_pidns: external_ns.iter().any(|e| e.0 == Kind::Pid),
             config: spec.clone(),
         };
         images.write(&descriptors, &meta)?;

@@ -21,13 +21,13 @@ use super::create::{cgroup_mounts, resolve_cgroup, systemd_place, write_pid_file
 use super::{drain_cgroup, ConsoleSocket, Container};
 use crate::cgroups::{CgroupPaths, Hierarchies};
 use crate::criu::helper::{self, HelperConfig};
-use crate::criu::image::{self, ImageDir, EXT_NETNS_KEY};
+use crate::criu::image::{self, ImageDir};
 use crate::criu::mounts::{self, Layout};
 use crate::criu::rpc::request;
 use crate::criu::{CgroupsMode, Criu, CriuError};
 use crate::error::Error;
 use crate::hooks;
-use crate::namespaces::{self, Kind};
+use crate::namespaces::Kind;
 use crate::process::spawn::InitStdio;
 use crate::state::{self, ContainerState, Status};
 use crate::sys;
@@ -179,16 +179,20 @@ pub fn restore(opts: RestoreOptions) -> Result<Container, Error> {
         None => mounts::externals(&spec, &layout, &|_| true),
     };
     let ext_mnt = mounts::restore_map(&saved, &spec, &bundle, &layout)?;
-    let nss = namespaces::from_spec(&spec);
-    let netns = nss
-        .iter()
-        .find(|n| n.kind == Kind::Network)
-        .and_then(|n| n.path.clone());
-    if meta.as_ref().is_some_and(|m| m.external_netns) && netns.is_none() {
-        return Err(CriuError::Invalid(
-            "the checkpoint was taken in a network namespace joined by path; the bundle's config.json must name one to restore into".into(),
-        )
-        .into());
+    // The namespaces joined by path: criu restores into them (inherit_fd).
+    let external_ns = image::external_namespaces(&spec);
+    if let Some(m) = &meta {
+        for (kind, dumped, what) in [
+            (Kind::Network, m.external_netns, "network"),
+            (Kind::Pid, m.external_pidns, "pid"),
+        ] {
+            if dumped && !external_ns.iter().any(|e| e.0 == kind) {
+                return Err(CriuError::Invalid(format!(
+                    "the checkpoint was taken in a {what} namespace joined by path; the bundle's config.json must name one to restore into"
+                ))
+                .into());
+            }
+        }
     }
 
     // From here on, undo on failure.
@@ -246,11 +250,11 @@ pub fn restore(opts: RestoreOptions) -> Result<Container, Error> {
         Some(ConsoleSocket::Fd(fd)) => Some(fd),
         None => None,
     };
-    let netns_fd = match &netns {
-        Some(p) => Some(sys::open(p, c::O_RDONLY, 0)?),
-        None => None,
-    };
-    let pass: Vec<BorrowedFd<'_>> = netns_fd.iter().map(|f| f.as_fd()).collect();
+    let ns_fds = external_ns
+        .iter()
+        .map(|(_, _, key, p)| Ok((*key, sys::open(p, c::O_RDONLY, 0)?)))
+        .collect::<Result<Vec<(&str, OwnedFd)>, Error>>()?;
+    let pass: Vec<BorrowedFd<'_>> = ns_fds.iter().map(|(_, f)| f.as_fd()).collect();
 
     let helper_cfg = HelperConfig {
         rootfs: rootfs.clone(),
@@ -302,9 +306,9 @@ pub fn restore(opts: RestoreOptions) -> Result<Container, Error> {
             o.inherit_fd.push(InheritFd { key, fd });
         }
     }
-    if let Some(n) = nums.passed.first().filter(|_| netns_fd.is_some()) {
+    for ((key, _), n) in ns_fds.iter().zip(&nums.passed) {
         o.inherit_fd.push(InheritFd {
-            key: EXT_NETNS_KEY.into(),
+            key: (*key).into(),
             fd: *n,
         });
     }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::mounts::External;
 use super::CriuError;
+use crate::namespaces::Kind;
 use crate::sys;
 use crate::sys::c;
 
@@ -26,6 +27,31 @@ pub const META: &str = "runrs-checkpoint.json";
 pub const INVENTORY: &str = "inventory.img";
 /// The `inherit_fd` key of a network namespace joined by path (runc's name).
 pub const EXT_NETNS_KEY: &str = "extRootNetNS";
+/// The `inherit_fd` key of a pid namespace joined by path (runc's name): a container
+/// of a pod with a shared process namespace, whose pid 1 is the pod's pause.
+pub const EXT_PIDNS_KEY: &str = "extRootPidNS";
+
+/// The namespaces criu is told are external when the container joined them by path
+/// (runc's `handleCheckpointingExternalNamespaces`): kind, criu's name, the key.
+pub const EXTERNAL_NS: [(Kind, &str, &str); 2] = [
+    (Kind::Network, "net", EXT_NETNS_KEY),
+    (Kind::Pid, "pid", EXT_PIDNS_KEY),
+];
+
+/// The namespaces of `spec` joined by path that criu must treat as external: kind,
+/// criu's name, the key and the path.
+pub fn external_namespaces(spec: &Spec) -> Vec<(Kind, &'static str, &'static str, PathBuf)> {
+    let nss = crate::namespaces::from_spec(spec);
+    EXTERNAL_NS
+        .iter()
+        .filter_map(|(kind, name, key)| {
+            nss.iter()
+                .find(|n| n.kind == *kind)
+                .and_then(|n| n.path.clone())
+                .map(|p| (*kind, *name, *key, p))
+        })
+        .collect()
+}
 
 /// The container as it was checkpointed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -53,6 +79,9 @@ pub struct Meta {
     /// The network namespace was joined by path (dumped as external).
     #[serde(default)]
     pub external_netns: bool,
+    /// The pid namespace was joined by path (dumped as external).
+    #[serde(default)]
+    pub external_pidns: bool,
     /// The config the container was created from.
     pub config: Spec,
 }
@@ -214,6 +243,35 @@ mod tests {
     }
 
     #[test]
+    fn namespaces_joined_by_path_are_external() {
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "linux": {"namespaces": [
+                {"type": "mount"},
+                {"type": "network", "path": "/var/run/netns/pod"},
+                {"type": "pid", "path": "/proc/42/ns/pid"},
+                {"type": "ipc", "path": "/proc/42/ns/ipc"}
+            ]}
+        }))
+        .expect("spec");
+        let ext = external_namespaces(&spec);
+        let keys: Vec<_> = ext.iter().map(|e| (e.1, e.2, e.3.clone())).collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("net", EXT_NETNS_KEY, PathBuf::from("/var/run/netns/pod")),
+                ("pid", EXT_PIDNS_KEY, PathBuf::from("/proc/42/ns/pid")),
+            ]
+        );
+        let own: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}]}
+        }))
+        .expect("spec");
+        assert!(external_namespaces(&own).is_empty());
+    }
+
+    #[test]
     #[allow(clippy::disallowed_methods, reason = "test scratch directory")]
     fn image_dir_checks() {
         let tmp = tempfile::tempdir().expect("tmp");
@@ -236,6 +294,7 @@ mod tests {
                 dest: "/proc/kcore".into(),
             }],
             external_netns: false,
+            external_pidns: true,
             config: serde_json::from_value(serde_json::json!({"ociVersion": "1.0.2"}))
                 .expect("spec"),
         };
@@ -243,10 +302,9 @@ mod tests {
         std::fs::write(p.join(INVENTORY), b"").expect("inventory");
         let img = ImageDir::open_checkpoint(&p).expect("open");
         assert_eq!(img.descriptors().expect("d"), vec!["pipe:[1]".to_string()]);
-        assert_eq!(
-            img.meta().expect("m").expect("some").externals,
-            meta.externals
-        );
+        let got = img.meta().expect("m").expect("some");
+        assert_eq!(got.externals, meta.externals);
+        assert!(got.external_pidns && !got.external_netns);
         let missing = ImageDir::open_checkpoint(&tmp.path().join("nope"))
             .err()
             .expect("missing");
