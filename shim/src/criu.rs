@@ -40,6 +40,67 @@ pub struct Restored {
     pub master: Option<OwnedFd>,
 }
 
+/// CRI's annotation of a container's kind ("sandbox" or "container").
+const CRI_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
+/// CRI's annotation of a container's pod sandbox id.
+const CRI_SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
+
+/// criu's work directory for a checkpoint through containerd's CRI plugin
+/// (CheckpointContainer). CRI builds the archive's top level (`dump.log`, `stats-dump`)
+/// from its own directory for the container, and names it as the work path only to
+/// runtimes called `io.containerd.runc.v2`; to any other it sends no options, so
+/// criu's files would land among the images. The shim finds that directory as CRI
+/// does: CRI mounts the pod's files (hosts, hostname, resolv.conf) from
+/// `<cri root>/sandboxes/<sandbox id>/`, and the container's directory is
+/// `<cri root>/containers/<id>`; containerd 2.1 makes `ctrd-checkpoint` in it just
+/// before the checkpoint and archives that (2.0 copies the two files from the
+/// container's directory). None for a container that is not CRI's or when the
+/// directory does not exist.
+pub fn cri_work_dir(spec: &oci_spec::runtime::Spec, id: &str) -> Option<PathBuf> {
+    let ann = spec.annotations().as_ref()?;
+    if ann.get(CRI_CONTAINER_TYPE).map(String::as_str) != Some("container") {
+        return None;
+    }
+    let sandbox = ann.get(CRI_SANDBOX_ID)?;
+    if Path::new(id).file_name()? != id {
+        return None;
+    }
+    spec.mounts()
+        .iter()
+        .flatten()
+        .filter_map(|m| m.source().as_deref()?.parent())
+        .filter(|d| {
+            d.file_name().is_some_and(|n| n == sandbox.as_str())
+                && d.parent()
+                    .and_then(Path::file_name)
+                    .is_some_and(|n| n == "sandboxes")
+        })
+        .find_map(|d| {
+            let w = d.parent()?.parent()?.join("containers").join(id);
+            let staged = w.join("ctrd-checkpoint");
+            if staged.is_dir() {
+                Some(staged)
+            } else {
+                w.is_dir().then_some(w)
+            }
+        })
+}
+
+/// `o` with [`cri_work_dir`] as its work path when the request named none.
+pub fn with_cri_work_dir(
+    mut o: runtime_core::criu::CheckpointOptions,
+    spec: &oci_spec::runtime::Spec,
+    id: &str,
+) -> runtime_core::criu::CheckpointOptions {
+    if o.work_path.is_none() {
+        o.work_path = cri_work_dir(spec, id);
+        if let Some(w) = &o.work_path {
+            tracing::info!("criu work directory: CRI's {}", w.display());
+        }
+    }
+    o
+}
+
 impl PendingRestore {
     /// A restore of `image` into a container of `bundle`, with the shim's defaults.
     pub fn new(
@@ -87,6 +148,47 @@ impl PendingRestore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::disallowed_methods, reason = "test scratch directory")]
+    fn cri_work_dir_is_cris_container_dir() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path().join("io.containerd.grpc.v1.cri");
+        std::fs::create_dir_all(root.join("containers/c1")).expect("mkdir");
+        let spec = |ty: &str, sandbox: &str| -> oci_spec::runtime::Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.0.2",
+                "annotations": {
+                    "io.kubernetes.cri.container-type": ty,
+                    "io.kubernetes.cri.sandbox-id": sandbox,
+                },
+                "mounts": [
+                    {"destination": "/proc", "type": "proc", "source": "proc"},
+                    {"destination": "/etc/hosts", "type": "bind",
+                     "source": root.join("sandboxes/s1/hosts")},
+                ],
+            }))
+            .expect("spec")
+        };
+        assert_eq!(
+            cri_work_dir(&spec("container", "s1"), "c1"),
+            Some(root.join("containers/c1"))
+        );
+        // containerd 2.1 stages the archive in ctrd-checkpoint.
+        std::fs::create_dir(root.join("containers/c1/ctrd-checkpoint")).expect("mkdir");
+        assert_eq!(
+            cri_work_dir(&spec("container", "s1"), "c1"),
+            Some(root.join("containers/c1/ctrd-checkpoint"))
+        );
+        // Not CRI's container, another pod's files, no such directory, a bad id.
+        assert_eq!(cri_work_dir(&spec("sandbox", "s1"), "c1"), None);
+        assert_eq!(cri_work_dir(&spec("container", "s2"), "c1"), None);
+        assert_eq!(cri_work_dir(&spec("container", "s1"), "c2"), None);
+        assert_eq!(cri_work_dir(&spec("container", "s1"), "../c1"), None);
+        let plain: oci_spec::runtime::Spec =
+            serde_json::from_value(serde_json::json!({"ociVersion": "1.0.2"})).expect("spec");
+        assert_eq!(cri_work_dir(&plain, "c1"), None);
+    }
 
     #[test]
     fn defaults_fill_what_containerd_leaves_out() {

@@ -521,6 +521,7 @@ impl Service {
     ) -> Result<()> {
         let c = self.get(id).await?;
         let mut core = c.core().await?;
+        let o = crate::criu::with_cri_work_dir(o, &core.state.config, id);
         let image = o.image_path.clone();
         let stopped = !(o.leave_running || o.pre_dump);
         blocking(move || Ok(core.checkpoint(&o)?)).await?;
