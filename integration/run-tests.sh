@@ -118,8 +118,10 @@ if has deps; then
   # containerd 1.6/1.7/2.1, runc, busybox, umoci, jq: a failure here is a failed run.
   integration/scripts/install-test-deps.sh
   # The CRI suite: the pod network's CNI plugins (/usr/lib/cni), `ip` (its bridge is
-  # removed at teardown); gcc (build-essential) builds the pause image.
-  apt_install containernetworking-plugins iproute2
+  # removed at teardown); gcc (build-essential) builds the pause image; a private
+  # image registry on loopback (docker-registry: CRI's checkpoint restore pulls the
+  # archive's base image by digest). Its packaged service is not used.
+  apt_install containernetworking-plugins iproute2 docker-registry
   # The QEMU test VMs (v2 stage; systemd VM): qemu-system-x86 from the same suite as the
   # machine's qemu-utils (bookworm-backports here), busybox-static, python3, systemd, dbus.
   # vm-deps.sh installs QEMU with `-t bookworm-backports` when qemu-utils came from there

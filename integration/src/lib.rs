@@ -42,6 +42,21 @@ pub fn workspace_dir() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
+/// Build the static sd_notify client (runtime-core/tests/cli/sdnotify.c: sends its
+/// arguments to $NOTIFY_SOCKET) into `dir`, for containers that report readiness.
+pub fn sdnotify_helper(dir: &Path) -> Result<PathBuf> {
+    let src = workspace_dir().join("runtime-core/tests/cli/sdnotify.c");
+    let out = dir.join("sdnotify");
+    let st = std::process::Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .map_err(|e| anyhow!("run gcc for the sdnotify helper: {e}"))?;
+    anyhow::ensure!(st.success(), "gcc -static {} failed", src.display());
+    Ok(out)
+}
+
 /// The runtime binary under test: `RUNRS_TEST_RUNTIME`, else `<target>/debug/runrs`;
 /// an error says how to get one.
 pub fn runtime_path() -> Result<PathBuf> {

@@ -14,6 +14,8 @@
 //! instance's directory. `RUNRS_E2E_REQUIRE_ALL=1`: a missing containerd line or CNI
 //! plugin fails the run.
 
+#[path = "cri_e2e/checkpoint.rs"]
+mod checkpoint;
 #[path = "cri_e2e/pods.rs"]
 mod pods;
 #[path = "cri_e2e/scenarios.rs"]
@@ -98,6 +100,10 @@ fn run_version(
         let ctx = Ctx { cd: &cd, handler };
         let g = format!("{group} / {handler}");
         for (name, f) in SCENARIOS {
+            if let Some(why) = checkpoint::skip_reason(name, handler, &v.line) {
+                r.skip(&g, name, why);
+                continue;
+            }
             r.check(&g, name, || {
                 let from = cd.log_len();
                 let scope = cd.leak_scope();

@@ -119,10 +119,12 @@ impl Images {
         Ok(Self { dir })
     }
 
-    fn archives(&self) -> [PathBuf; 2] {
+    /// Each archive with its image's repository (the name without its tag).
+    fn archives(&self) -> [(PathBuf, &'static str); 2] {
+        let repo = |name: &'static str| name.rsplit_once(':').map_or(name, |(r, _)| r);
         [
-            self.dir.path().join("busybox.tar"),
-            self.dir.path().join("pause.tar"),
+            (self.dir.path().join("busybox.tar"), repo(IMAGE)),
+            (self.dir.path().join("pause.tar"), repo(PAUSE_IMAGE)),
         ]
     }
 }
@@ -277,11 +279,17 @@ impl CriContainerd {
             config(version, &cd.dir, driver)?,
         )?;
         cd.start()?;
-        for tar in images.archives() {
+        for (tar, repo) in images.archives() {
             cd.ctr
                 .ok([
                     "images",
                     "import",
+                    // A repo@digest alias, as a pulled image has: CRI reports it as
+                    // the image ref, which a checkpoint archive records and its
+                    // restore looks up.
+                    "--digests",
+                    "--base-name",
+                    repo,
                     "--snapshotter",
                     "overlayfs",
                     &tar.to_string_lossy(),

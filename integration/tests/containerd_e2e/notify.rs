@@ -6,33 +6,17 @@
 //! Start with a message saying so; so does one that never sends it within the bound its
 //! `io.github.runrs.notify-timeout` annotation sets.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use integration::containerd::IMAGE;
 
 use crate::scenarios::Ctx;
-
-/// Build the static sdnotify helper (runtime-core/tests/cli/sdnotify.c) into `dir`.
-fn helper(dir: &Path) -> Result<PathBuf> {
-    let src = integration::workspace_dir().join("runtime-core/tests/cli/sdnotify.c");
-    let out = dir.join("sdnotify");
-    let st = std::process::Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .context("run gcc for the sdnotify helper")?;
-    ensure!(st.success(), "gcc -static {} failed", src.display());
-    Ok(out)
-}
 
 /// The readiness check.
 pub fn notify(c: &Ctx<'_>) -> Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("runrs-e2e-notify-")
         .tempdir()?;
-    helper(dir.path())?;
+    integration::sdnotify_helper(dir.path())?;
     let mount = format!(
         "type=bind,src={},dst=/shared,options=rbind:rw",
         dir.path().display()

@@ -29,6 +29,8 @@ pub const SCENARIOS: &[Scenario] = &[
     ("cni-two-containers", cni_two_containers),
     ("propagation", propagation),
     ("containerd-restart", containerd_restart),
+    ("checkpoint-restore", crate::checkpoint::checkpoint_restore),
+    ("readiness", crate::checkpoint::readiness),
 ];
 
 /// RunPodSandbox (host network), CreateContainer, StartContainer, ContainerStatus, the
