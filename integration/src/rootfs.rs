@@ -5,6 +5,8 @@
 //! `/var/tmp/runrs-it-rootfs/rootfs` (override the directory with `RUNRS_TEST_CACHE`).
 //! A stamp of the script and the busybox binary decides when to rebuild. Concurrent test
 //! threads share one build (`OnceLock`), concurrent test processes serialise on a file lock.
+//! It is the one busybox build of the Rust suites: suites that need a rootfs of their own
+//! to use in place get a copy of it ([`busybox_rootfs_in`]).
 //!
 //! The same directory holds `cgroup.lock`, which decides who may remove the shared
 //! `/runrs-it` parent cgroups (see [`CgroupLease`]).
@@ -107,12 +109,7 @@ fn build(cache: &Path) -> Result<PathBuf> {
     run_capture(cmd, None, CMD_TIMEOUT)?
         .ok()
         .context("build the busybox rootfs (needs busybox-static and jq: integration/scripts/install-test-deps.sh)")?;
-    if rootfs.exists() {
-        fs::remove_dir_all(&rootfs)
-            .with_context(|| format!("remove stale {}", rootfs.display()))?;
-    }
-    fs::rename(&new_rootfs, &rootfs).with_context(|| format!("install {}", rootfs.display()))?;
-    fs::write(&stamp_path, want)?;
+    install(&new_rootfs, &rootfs, &stamp_path, &want)?;
     Ok(rootfs)
 }
 
@@ -126,12 +123,44 @@ pub fn busybox_rootfs() -> Result<PathBuf> {
         .map_err(|e| anyhow!(e))
 }
 
-/// A busybox rootfs built (once, under a lock) into `<cache>/rootfs`: for suites that use
-/// a rootfs in place rather than copying it, so that what their containers leave in it
-/// (mount points) stays out of the cache [`busybox_rootfs`] hands to [`crate::Bundle`].
-/// An error (never a skip) when it cannot be built: a suite without its fixture has not run.
-pub fn busybox_rootfs_in(cache: &Path) -> Result<PathBuf> {
-    build(cache)
+/// A working copy of the one cached rootfs ([`busybox_rootfs`]) in `<dir>/rootfs`, made
+/// (under a lock) when missing or older than the cache: for suites that use a rootfs in
+/// place rather than copying it per container, so that what their containers leave in
+/// it (mount points) stays out of the cache [`busybox_rootfs`] hands to
+/// [`crate::Bundle`]. An error (never a skip) when it cannot be made: a suite without its
+/// fixture has not run.
+pub fn busybox_rootfs_in(dir: &Path) -> Result<PathBuf> {
+    let cached = busybox_rootfs()?;
+    let want = fs::read_to_string(cache_dir().join("stamp"))
+        .with_context(|| format!("read {}/stamp", cache_dir().display()))?;
+    let _lock = Flock::lock(lock_file_in(dir, "build.lock")?, FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow!("lock {}/build.lock: {e}", dir.display()))?;
+    let rootfs = dir.join("rootfs");
+    let stamp_path = dir.join("stamp");
+    if rootfs.join("bin/busybox").is_file()
+        && fs::read_to_string(&stamp_path).ok().as_deref() == Some(&want)
+    {
+        return Ok(rootfs);
+    }
+    let tmp = tempfile::Builder::new().prefix("copy-").tempdir_in(dir)?;
+    let new_rootfs = tmp.path().join("rootfs");
+    let mut cmd = Command::new("cp");
+    cmd.arg("-a").arg(&cached).arg(&new_rootfs);
+    run_capture(cmd, None, CMD_TIMEOUT)?
+        .ok()
+        .with_context(|| format!("copy {} to {}", cached.display(), new_rootfs.display()))?;
+    install(&new_rootfs, &rootfs, &stamp_path, &want)?;
+    Ok(rootfs)
+}
+
+/// Replaces `rootfs` with `new_rootfs` and records `stamp`.
+fn install(new_rootfs: &Path, rootfs: &Path, stamp_path: &Path, stamp: &str) -> Result<()> {
+    if rootfs.exists() {
+        fs::remove_dir_all(rootfs).with_context(|| format!("remove stale {}", rootfs.display()))?;
+    }
+    fs::rename(new_rootfs, rootfs).with_context(|| format!("install {}", rootfs.display()))?;
+    fs::write(stamp_path, stamp)?;
+    Ok(())
 }
 
 /// A shared claim on the `/runrs-it` parent cgroups. Every [`crate::Bundle`] holds one
