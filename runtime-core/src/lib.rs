@@ -32,4 +32,5 @@ pub(crate) mod sysctl;
 
 pub use container::{Container, CreateOptions, StartOptions, Started};
 pub use error::{Error, Kind};
+pub use namespaces::running_in_userns;
 pub use state::{OciState, Status};

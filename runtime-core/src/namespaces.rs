@@ -189,6 +189,14 @@ pub fn proc_path(pid: i32, kind: Kind) -> PathBuf {
         .join(kind.proc_name())
 }
 
+/// Whether this process runs in a user namespace other than the initial one (its
+/// uid_map is not the whole range; runc's `userns.RunningInUserNS`).
+pub fn running_in_userns() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

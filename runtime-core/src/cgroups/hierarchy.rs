@@ -183,6 +183,8 @@ impl Hierarchies {
             path: shown,
             dirs,
             systemd: None,
+            rootless: false,
+            denied: Vec::new(),
         })
     }
 }

@@ -34,6 +34,20 @@ pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
 /// Key of the unified (cgroup2) hierarchy in [`CgroupPaths::dirs`].
 pub const UNIFIED: &str = "";
 
+impl CgroupError {
+    /// Whether the kernel refused for want of permission (EPERM, EACCES, EROFS).
+    pub fn is_permission(&self) -> bool {
+        let io = match self {
+            CgroupError::Create(_, e) | CgroupError::Write { source: e, .. } => e,
+            _ => return false,
+        };
+        matches!(
+            io.raw_os_error(),
+            Some(crate::sys::c::EPERM | crate::sys::c::EACCES | crate::sys::c::EROFS)
+        )
+    }
+}
+
 /// Errors of cgroup placement.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -138,6 +152,12 @@ pub struct CgroupPaths {
     /// The systemd unit that owns these cgroups (systemd driver), or None (cgroupfs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd: Option<systemd::Unit>,
+    /// Made by a rootless runtime ([`CgroupPaths::create_rootless`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rootless: bool,
+    /// Controllers left out because a rootless runtime may not create their cgroup.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<String>,
 }
 
 impl CgroupPaths {
@@ -179,6 +199,36 @@ impl CgroupPaths {
             // Under systemd the unit's ancestors are systemd's to configure.
             if self.mode == Mode::Unified && self.systemd.is_none() {
                 enable_controllers(mount, dir);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`create`](Self::create) for a rootless runtime and a container without a
+    /// cgroupsPath, as runc's rootless cgroup manager does it: a hierarchy whose
+    /// directory the caller may not make (EPERM, EACCES, EROFS: a hierarchy owned by
+    /// the real root) is left out and named in `denied`; the container runs without it,
+    /// and a limit for it fails naming it. Other errors fail as in `create`.
+    pub fn create_rootless(&mut self, hier: &Hierarchies) -> Result<(), CgroupError> {
+        self.rootless = true;
+        let names: Vec<String> = self.dirs.keys().cloned().collect();
+        for name in names {
+            let Some(dir) = self.dirs.get(&name).cloned() else {
+                continue;
+            };
+            let one = CgroupPaths {
+                dirs: BTreeMap::from([(name.clone(), dir)]),
+                denied: Vec::new(),
+                ..self.clone()
+            };
+            match one.create(hier) {
+                Ok(()) => {}
+                Err(e) if e.is_permission() => {
+                    tracing::debug!("rootless: no {name} cgroup: {e}");
+                    self.dirs.remove(&name);
+                    self.denied.push(name);
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(())

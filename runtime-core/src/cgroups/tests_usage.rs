@@ -22,6 +22,8 @@ fn paths(mode: Mode, dirs: &[(&str, &Path)]) -> CgroupPaths {
             .map(|(k, v)| (k.to_string(), v.to_path_buf()))
             .collect::<BTreeMap<_, _>>(),
         systemd: None,
+        rootless: false,
+        denied: Vec::new(),
     }
 }
 

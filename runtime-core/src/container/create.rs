@@ -70,6 +70,10 @@ pub struct CreateExtras {
     /// Use the systemd cgroup driver (`--systemd-cgroup`, the shim's SystemdCgroup):
     /// `linux.cgroupsPath` is `slice:prefix:name` and the cgroup a transient unit.
     pub systemd_cgroup: bool,
+    /// runc's rootless cgroup handling (`--rootless`, or a caller that is not the real
+    /// root): without a cgroupsPath, hierarchies the caller may not write are left out
+    /// instead of failing the create (see `CgroupPaths::create_rootless`).
+    pub rootless: bool,
 }
 
 /// Create a container. Returns it in the `created` state.
@@ -122,7 +126,8 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
         .as_ref()
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_str().unwrap_or_default());
-    let cgroup = resolve_cgroup(&hier, cgroups_path, &opts.id, extras.systemd_cgroup)?;
+    let mut cgroup = resolve_cgroup(&hier, cgroups_path, &opts.id, extras.systemd_cgroup)?;
+    let rootless_cgroups = extras.rootless && cgroups_path.is_none();
 
     // From here on, undo on failure.
     std::fs::DirBuilder::new()
@@ -154,7 +159,12 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
     // From here on, removing the cgroup (and stopping a systemd unit) is undo's.
     undo.cgroup = Some(cgroup.clone());
     if cgroup.systemd.is_none() {
-        cgroup.create(&hier)?;
+        if rootless_cgroups {
+            cgroup.create_rootless(&hier)?;
+            undo.cgroup = Some(cgroup.clone());
+        } else {
+            cgroup.create(&hier)?;
+        }
         crate::cgroups::limits::apply_spec(&hier, &cgroup, &spec)?;
     }
     let rdt_state = match spec.linux().as_ref().and_then(|l| l.intel_rdt().as_ref()) {

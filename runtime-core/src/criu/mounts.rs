@@ -320,6 +320,8 @@ mod tests {
             path: "/x".into(),
             dirs,
             systemd: None,
+            rootless: false,
+            denied: Vec::new(),
         }
     }
 

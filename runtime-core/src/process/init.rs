@@ -185,8 +185,15 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), I
     let mut in_userns = joins.join_user().map_err(InitError::Namespace)?;
     if !in_userns && namespaces::creates(&cfg.namespaces, Kind::User) {
         sys::unshare(c::CLONE_NEWUSER).map_err(InitError::Namespace)?;
+        // The runtime writes our id maps, and /proc/<pid>/{setgroups,uid_map,gid_map} of
+        // a non-dumpable process belong to root, which a rootless runtime is not:
+        // dumpable while it writes them, as runc's nsexec does (nothing of the container
+        // has run yet).
+        let _ = sys::prctl(c::PR_SET_DUMPABLE, 1, 0, "PR_SET_DUMPABLE");
         sync::send(s, &Msg::MapRequest, &[])?;
-        match sync::recv(s)?.0 {
+        let done = sync::recv(s)?.0;
+        let _ = sys::prctl(c::PR_SET_DUMPABLE, 0, 0, "PR_SET_DUMPABLE");
+        match done {
             Msg::MapDone => {}
             _ => return Err(InitError::Protocol("map_done")),
         }
@@ -330,7 +337,9 @@ fn stage2_inner(
     if !namespaces::has(&cfg.namespaces, Kind::Mount) {
         return Err(rootfs::RootfsError::NoMountNamespace.into());
     }
-    let userns = namespaces::has(&cfg.namespaces, Kind::User);
+    // In a user namespace, the config's or the caller's (rootless Podman runs the
+    // runtime as uid 0 of its own): no mknod, bind mounts instead (runc does the same).
+    let userns = namespaces::has(&cfg.namespaces, Kind::User) || namespaces::running_in_userns();
     let root = rootfs::enter(spec, &cfg.rootfs)?;
     let ctx = MountContext {
         root: root.as_fd(),

@@ -10,6 +10,7 @@ mod logging;
 mod ps;
 mod ready;
 mod restore;
+mod rootless;
 mod run;
 mod spec_cmd;
 mod update;
@@ -46,7 +47,8 @@ struct Cli {
     /// Use the systemd cgroup driver.
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
-    /// Rootless mode (true, false or auto); accepted for compatibility.
+    /// Ignore cgroup permission errors ('true', 'false', or 'auto': for a caller that
+    /// is not the real root).
     #[arg(long)]
     rootless: Option<String>,
     /// Path to the criu binary.
@@ -207,14 +209,12 @@ impl CreateArgs {
 
     /// The CLI's opt-ins: NOTIFY_SOCKET in the environment gives the container a
     /// notify socket, as with runc.
-    fn extras(
-        resctrl_root: &Option<PathBuf>,
-        systemd_cgroup: bool,
-    ) -> anyhow::Result<CreateExtras> {
+    fn extras(cli: &Cli) -> anyhow::Result<CreateExtras> {
         Ok(CreateExtras {
             notify: ready::wanted()?,
-            resctrl_root: resctrl_root.clone().map(absolute),
-            systemd_cgroup,
+            resctrl_root: cli.resctrl_root.clone().map(absolute),
+            systemd_cgroup: cli.systemd_cgroup,
+            rootless: rootless::cgroups(cli.rootless.as_deref(), cli.systemd_cgroup)?,
         })
     }
 }
@@ -241,9 +241,7 @@ fn socket_activation() -> u32 {
 /// /run/runrs. See runc's `shouldHonorXDGRuntimeDir`.
 fn default_root() -> anyhow::Result<PathBuf> {
     let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty());
-    let in_userns = std::fs::read_to_string("/proc/self/uid_map")
-        .map(|m| !is_initial_uid_map(&m))
-        .unwrap_or(false);
+    let in_userns = rootless::in_userns();
     let user = std::env::var("USER").ok();
     let euid = nix::unistd::geteuid().as_raw();
     let Some(dir) = xdg_root(xdg.as_deref(), euid, in_userns, user.as_deref()) else {
@@ -258,12 +256,6 @@ fn default_root() -> anyhow::Result<PathBuf> {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1700))
         .map_err(|e| anyhow::anyhow!("chmod {}: {e}", dir.display()))?;
     Ok(dir)
-}
-
-/// Whether `/proc/self/uid_map` is the initial user namespace's (the whole range).
-fn is_initial_uid_map(map: &str) -> bool {
-    let f: Vec<&str> = map.split_whitespace().collect();
-    f == ["0", "0", "4294967295"]
 }
 
 /// `<xdg>/runrs` when runc would honour XDG_RUNTIME_DIR (see [`default_root`]).
@@ -376,20 +368,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             anyhow::bail!("--systemd-cgroup: {why}");
         }
     }
-    let root = match cli.root {
-        Some(r) => absolute(r),
+    let root = match &cli.root {
+        Some(r) => absolute(r.clone()),
         None => default_root()?,
     };
+    let extras = CreateArgs::extras(&cli);
     match cli.cmd {
         Cmd::Spec { bundle, rootless } => {
             spec_cmd::write(&bundle, rootless)?;
             Ok(0)
         }
         Cmd::Create(a) => {
-            container::create_with(
-                a.into_options(root),
-                &CreateArgs::extras(&cli.resctrl_root, cli.systemd_cgroup)?,
-            )?;
+            container::create_with(a.into_options(root), &extras?)?;
             Ok(0)
         }
         Cmd::Start { id, ready } => {
@@ -403,7 +393,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ready,
         } => run::run(
             create.into_options(root),
-            &CreateArgs::extras(&cli.resctrl_root, cli.systemd_cgroup)?,
+            &extras?,
             detach,
             keep,
             &ready.start_options()?,
@@ -568,7 +558,5 @@ mod tests {
         assert_eq!(xdg_root(x, 0, true, Some("root")), None);
         // No XDG_RUNTIME_DIR: /run/runrs.
         assert_eq!(xdg_root(None, 1000, false, Some("me")), None);
-        assert!(is_initial_uid_map("         0          0 4294967295\n"));
-        assert!(!is_initial_uid_map("         0       1000          1\n"));
     }
 }

@@ -55,6 +55,11 @@ pub fn apply_spec(
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
     let policy = Policy::from_rules(&super::devices::rules_for(spec)?);
+    if cg.rootless {
+        // Rootless (runc: device cgroup errors are ignored, "not expected to work"):
+        // the device nodes are bind mounts of the host's, which the caller may use anyway.
+        return apply(hier, cg, &res, None, false);
+    }
     apply(hier, cg, &res, Some(&policy), false)
 }
 
@@ -139,8 +144,18 @@ impl Ctx<'_> {
         }
         Err(CgroupError::Resource {
             field: field.into(),
-            reason: format!("the {controller} cgroup controller is not mounted on this host"),
+            reason: self.missing(controller),
         })
+    }
+
+    /// Why the container has no `controller` cgroup.
+    fn missing(&self, controller: &str) -> String {
+        if self.cg.denied.iter().any(|d| d == controller) {
+            // runc's wording for a rootless container.
+            format!("cannot set {controller} limit: container could not join or create cgroup")
+        } else {
+            format!("the {controller} cgroup controller is not mounted on this host")
+        }
     }
 
     /// The unified directory with `controller` usable in it: on v2 it must be in the

@@ -242,6 +242,39 @@ fn v1_unlimited_and_unset_values() {
 }
 
 #[test]
+fn rootless_names_the_cgroup_it_could_not_make() {
+    let mut f = fake_v1(&["memory", "devices"], None);
+    f.cg.rootless = true;
+    f.cg.dirs.remove("pids");
+    f.cg.denied.push("pids".into());
+    let e = apply(
+        &f.hier,
+        &f.cg,
+        &res(r#"{"pids": {"limit": 5}}"#),
+        None,
+        false,
+    )
+    .expect_err("no pids cgroup");
+    assert_eq!(
+        e.to_string(),
+        "linux.resources.pids.limit: cannot set pids limit: container could not join or create cgroup"
+    );
+    // The device policy is not a rootless container's to set (runc ignores it).
+    let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
+        "ociVersion": "1.0.2",
+        "linux": {"resources": {"devices": [{"allow": false, "access": "rwm"}]}}
+    }))
+    .expect("spec");
+    super::apply_spec(&f.hier, &f.cg, &spec).expect("rootless apply_spec");
+    assert_eq!(f.file("devices", "devices.deny"), "");
+    let e = super::super::CgroupError::Create(
+        "/x".into(),
+        std::io::Error::from_raw_os_error(crate::sys::c::EACCES),
+    );
+    assert!(e.is_permission());
+}
+
+#[test]
 fn missing_controllers_and_files_are_named() {
     let f = fake_v1(&["memory"], None);
     let e = apply(
