@@ -2,6 +2,7 @@
 //! as it was (issue 16). runrs wrote state.json after releasing init, so a full disk
 //! made `start` fail while the container went on running. Validated against runc with
 //! `RUNRS_TEST_RUNTIME=/usr/sbin/runc` (runc writes nothing at start and succeeds).
+//! cli_state_dir.rs covers create, and start/delete on a root turned read-only.
 
 use std::io::Write;
 use std::time::Duration;
