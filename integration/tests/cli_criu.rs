@@ -371,6 +371,48 @@ fn leave_running_keeps_the_original() -> Result<()> {
     rt.assert_no_leftovers(&b)
 }
 
+/// Issue 16: the `org.criu.config` annotation names a CRIU configuration file that
+/// checkpoint and restore hand to criu (runc 1.1 does; runrs ignored it). Its
+/// `log-file` overrides the runtime's log name, which shows in the image directory.
+#[test]
+fn the_criu_config_annotation_reaches_criu() -> Result<()> {
+    if !criu_ready() {
+        return Ok(());
+    }
+    let rt = Runtime::new()?;
+    let (b, log) = counter("criu-conf")?;
+    let conf = b.path().join("criu.conf");
+    std::fs::write(&conf, "log-file custom-dump.log\n")?;
+    let conf_arg = path_arg(&conf);
+    b.configure(|c| c["annotations"] = json!({ "org.criu.config": conf_arg }))?;
+    let mut io = Io::new()?;
+    let bundle = path_arg(b.path());
+    detached(&rt, &["run", "-d", "--bundle", &bundle, b.id()], &mut io)?;
+    wait_log(&log, 3)?;
+    let img = b.path().join("img");
+    checkpoint_stops(&rt, &b, b.id(), &img)?;
+    ensure!(
+        img.join("custom-dump.log").exists(),
+        "criu did not log to the configured file: {:?}",
+        std::fs::read_dir(&img)?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect::<Vec<_>>()
+    );
+    std::fs::write(&conf, "log-file custom-restore.log\n")?;
+    let id2 = format!("{}-r", b.id());
+    let _io2 = restore_resumes(&rt, &b, &log, &img, &id2)?;
+    ensure!(
+        img.join("custom-restore.log").exists(),
+        "criu's restore did not log to the configured file"
+    );
+    rt.delete_force(&id2)?.ok()?;
+    for id in [b.id(), &id2] {
+        assert_gone(&target(&rt, &b, id))?;
+    }
+    Ok(())
+}
+
 #[test]
 fn established_tcp_needs_tcp_established() -> Result<()> {
     if !criu_ready() {

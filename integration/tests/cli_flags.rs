@@ -106,3 +106,41 @@ fn usage_errors_reach_the_json_log() -> Result<()> {
     );
     Ok(())
 }
+
+/// Issue 16: with `--debug --log FILE`, init's progress reaches the log at debug level
+/// (runc: nsexec's stages, "unshare remaining namespaces", init's pipe handshake), so a
+/// create that fails inside init (here: proc over a symlink) can be followed step by
+/// step. runrs logged only the failure.
+#[test]
+fn debug_logs_init_progress() -> Result<()> {
+    let rt = integration::Runtime::new()?;
+    let b = integration::Bundle::new("flags-debug")?;
+    let proc_dir = b.rootfs().join("proc");
+    if proc_dir.exists() {
+        std::fs::remove_dir(&proc_dir)?;
+    }
+    std::os::unix::fs::symlink("tmp", &proc_dir)?;
+    let log = b.path().join("debug.log");
+    let log_arg = log.to_str().context("utf8")?;
+    rt.detached_with_globals(&["--debug", "--log", log_arg], "create", &b, &[])?
+        .fails()?;
+    let text = std::fs::read_to_string(&log)?;
+    let debug: Vec<&str> = text.lines().filter(|l| l.contains("level=debug")).collect();
+    ensure!(
+        debug.iter().any(|l| l.contains("unshare")),
+        "no debug line about unsharing namespaces in {}:\n{text}",
+        log.display()
+    );
+    ensure!(
+        debug.len() >= 3,
+        "fewer than 3 debug lines in {}:\n{text}",
+        log.display()
+    );
+    ensure!(
+        text.lines()
+            .any(|l| l.contains("level=error") && l.contains("ordinary directory")),
+        "the failure is not in {}:\n{text}",
+        log.display()
+    );
+    rt.assert_no_leftovers(&b)
+}

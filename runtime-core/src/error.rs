@@ -16,7 +16,7 @@ pub enum Error {
     #[error(transparent)]
     State(#[from] crate::state::StateError),
     /// cgroups.
-    #[error("cgroup")]
+    #[error("{}", cgroup_context(.0))]
     Cgroup(#[from] crate::cgroups::CgroupError),
     /// Spawning init, or init's own report.
     #[error("unable to start container process")]
@@ -28,7 +28,7 @@ pub enum Error {
     #[error(transparent)]
     Sys(#[from] crate::sys::SysError),
     /// The seccomp profile.
-    #[error("seccomp")]
+    #[error("{}", seccomp_context(.0))]
     Seccomp(#[from] crate::seccomp::SeccompError),
     /// An AppArmor/SELinux label.
     #[error(transparent)]
@@ -86,6 +86,26 @@ pub enum Error {
         /// The hook's error.
         message: String,
     },
+}
+
+/// runc's "invalid configuration" for a cgroup setting the runtime refuses (callers
+/// match on the words), "cgroup" for the host failing.
+fn cgroup_context(e: &crate::cgroups::CgroupError) -> &'static str {
+    use crate::cgroups::CgroupError::{BadPath, Resource};
+    if matches!(e, Resource { .. } | BadPath(..)) {
+        "invalid configuration"
+    } else {
+        "cgroup"
+    }
+}
+
+/// "invalid configuration" for a profile the runtime refuses, "seccomp" otherwise.
+fn seccomp_context(e: &crate::seccomp::SeccompError) -> &'static str {
+    if matches!(e, crate::seccomp::SeccompError::Invalid { .. }) {
+        "invalid configuration"
+    } else {
+        "seccomp"
+    }
 }
 
 impl Error {

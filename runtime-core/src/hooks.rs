@@ -43,11 +43,12 @@ pub const KINDS: [&str; 6] = [
     "poststop",
 ];
 
-/// Hook failures.
+/// Hook failures. Each message starts with runc's "error running hook", which
+/// callers match on.
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
     /// The hook could not be started.
-    #[error("{kind} hook #{index} {path}: start")]
+    #[error("error running hook: {kind} hook #{index} {path}: start")]
     Spawn {
         /// Hook kind.
         kind: &'static str,
@@ -60,7 +61,7 @@ pub enum HookError {
         source: std::io::Error,
     },
     /// The hook exited unsuccessfully.
-    #[error("{kind} hook #{index} {path} {status}{output}")]
+    #[error("error running hook: {kind} hook #{index} {path} {status}{output}")]
     Failed {
         /// Hook kind.
         kind: &'static str,
@@ -74,7 +75,9 @@ pub enum HookError {
         output: String,
     },
     /// The hook ran past its timeout and was killed.
-    #[error("{kind} hook #{index} {path} timed out after {secs} s and was killed")]
+    #[error(
+        "error running hook: {kind} hook #{index} {path} timed out after {secs} s and was killed"
+    )]
     Timeout {
         /// Hook kind.
         kind: &'static str,
@@ -86,7 +89,7 @@ pub enum HookError {
         secs: i64,
     },
     /// Waiting for the hook failed.
-    #[error("{kind} hook #{index} {path}: wait")]
+    #[error("error running hook: {kind} hook #{index} {path}: wait")]
     Wait {
         /// Hook kind.
         kind: &'static str,

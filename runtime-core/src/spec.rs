@@ -94,8 +94,15 @@ fn resolve_relative_mounts(spec: &mut Spec, bundle: &Path) {
     };
     let mounts = mounts
         .into_iter()
-        .map(|mut m| {
+        .enumerate()
+        .map(|(i, mut m)| {
             if !m.destination().is_absolute() {
+                // runc warns with the same words, which callers match on.
+                tracing::warn!(
+                    "invalid configuration: mounts[{i}].destination {:?} is not absolute; \
+                     taken relative to / (deprecated)",
+                    m.destination()
+                );
                 let d = Path::new("/").join(m.destination());
                 m.set_destination(d);
             }

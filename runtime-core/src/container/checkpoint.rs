@@ -92,6 +92,7 @@ impl Container {
             auto_dedup: Some(opts.auto_dedup),
             lazy_pages: Some(opts.lazy_pages),
             network_lock: Some(network_lock() as i32),
+            config_file: crate::criu::config_file(spec.annotations().as_ref()),
             ext_mnt: mounts::dump_map(&externals)
                 .into_iter()
                 .map(|(key, val)| ExtMountMap { key, val })

@@ -227,6 +227,7 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
         exec: None,
         seccomp,
         rdt: rdt_state.clone(),
+        debug: tracing::enabled!(tracing::Level::DEBUG),
     };
     let hook_state = |pid: i32| OciState {
         oci_version: OCI_VERSION.into(),

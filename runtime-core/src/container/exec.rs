@@ -102,6 +102,7 @@ impl Container {
             exec: Some(Box::new(opts.process)),
             seccomp,
             rdt: self.state.rdt.clone(),
+            debug: tracing::enabled!(tracing::Level::DEBUG),
         };
         let spawned = spawn::spawn(
             cfg,

@@ -291,6 +291,7 @@ pub fn restore(opts: RestoreOptions) -> Result<Container, Error> {
         auto_dedup: Some(opts.auto_dedup),
         lazy_pages: Some(opts.lazy_pages),
         network_lock: Some(network_lock() as i32),
+        config_file: crate::criu::config_file(spec.annotations().as_ref()),
         ext_mnt: ext_mnt
             .into_iter()
             .map(|(key, val)| ExtMountMap { key, val })

@@ -69,10 +69,25 @@ impl Container {
         }
         let pidfd = sys::pidfd_open(self.pid())?;
         let fifo_path = self.fifo();
-        release(&fifo_path, &pidfd, self.id())?;
-        remove_fifo(&fifo_path);
+        // Everything that can fail happens before init is released: once it runs the
+        // user's program, start must not report an error (runc has nothing to write
+        // after the release either). A failed save leaves the state file as it was.
         self.state.recorded_status = Status::Running;
-        self.save()?;
+        if let Err(e) = self.save() {
+            self.state.recorded_status = Status::Created;
+            return Err(e);
+        }
+        if let Err(e) = release(&fifo_path, &pidfd, self.id()) {
+            // Init did not start the program (it died, a startContainer hook failed, or
+            // the fifo could not be opened): the recorded status goes back. The live
+            // status never depended on it, so a failure to save is only logged.
+            self.state.recorded_status = Status::Created;
+            if let Err(se) = self.save() {
+                tracing::warn!("{}", crate::error::chain(&se));
+            }
+            return Err(e);
+        }
+        remove_fifo(&fifo_path);
         // Poststart: after the user's program started, before start returns. Failures
         // are logged, the container keeps running (runtime.md step 9).
         crate::hooks::run_all(

@@ -33,6 +33,27 @@ pub const MIN_VERSION: Version = Version {
     sublevel: 0,
 };
 
+/// The annotation naming a container's own CRIU configuration file (runc's).
+pub const CONFIG_ANNOTATION: &str = "org.criu.config";
+
+/// The CRIU configuration file used when a container has no [`CONFIG_ANNOTATION`]
+/// (runc's; criu ignores a file that does not exist).
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/criu/runc.conf";
+
+/// The `config_file` to give criu for a container with `annotations`, as runc 1.1
+/// does on checkpoint and restore: the annotation's path; none when it is set but
+/// empty; [`DEFAULT_CONFIG_FILE`] without it. Settings in the file override the ones
+/// runrs sends (criu's rule).
+pub fn config_file(
+    annotations: Option<&std::collections::HashMap<String, String>>,
+) -> Option<String> {
+    match annotations.and_then(|a| a.get(CONFIG_ANNOTATION)) {
+        Some(p) if p.is_empty() => None,
+        Some(p) => Some(p.clone()),
+        None => Some(DEFAULT_CONFIG_FILE.to_string()),
+    }
+}
+
 /// `--manage-cgroups-mode`: how criu treats the container's cgroups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CgroupsMode {
@@ -259,5 +280,18 @@ mod tests {
         assert_eq!(parse_page_server("[::1]:9").expect("ps").0, "::1");
         assert!(parse_page_server("host").is_err());
         assert!(parse_page_server("host:0").is_err());
+    }
+
+    #[test]
+    fn config_file_follows_runc() {
+        let with = |v: &str| {
+            std::collections::HashMap::from([(CONFIG_ANNOTATION.to_string(), v.to_string())])
+        };
+        assert_eq!(
+            config_file(Some(&with("/x/criu.conf"))).as_deref(),
+            Some("/x/criu.conf")
+        );
+        assert_eq!(config_file(Some(&with(""))), None);
+        assert_eq!(config_file(None).as_deref(), Some(DEFAULT_CONFIG_FILE));
     }
 }

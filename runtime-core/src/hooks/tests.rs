@@ -70,7 +70,7 @@ fn failure_names_kind_index_status_and_output() {
         .expect_err("fails")
         .to_string();
     assert_eq!(
-        e, "createRuntime hook #1 /bin/sh exited with status 3: broken",
+        e, "error running hook: createRuntime hook #1 /bin/sh exited with status 3: broken",
         "{e}"
     );
 }

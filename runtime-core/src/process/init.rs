@@ -66,6 +66,10 @@ pub struct InitConfig {
     /// (hooks included) is in them before it runs.
     #[serde(default)]
     pub rdt: Option<crate::rdt::RdtState>,
+    /// The runtime logs at debug level: init reports each step of its setup (runc's
+    /// nsexec and init lines under `--debug`).
+    #[serde(default)]
+    pub debug: bool,
 }
 
 /// If this process was started as runrs' init, run it; never returns then.
@@ -162,8 +166,14 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), I
     // clone3 into a cgroup) whose source is outside the caller's cgroup namespace (ENOENT).
     let unified_now = namespaces::has(&cfg.namespaces, Kind::User)
         || namespaces::has(&cfg.namespaces, Kind::Cgroup);
+    progress(cfg, s, || {
+        format!("stage-1 (pid {}): config received", sys::getpid())
+    });
     let placement = cgroup_join::enter(&cfg.cgroup, unified_now)
         .map_err(|e| InitError::Sys("join the container's cgroups", e))?;
+    progress(cfg, s, || {
+        format!("joined the cgroups of {:?}", cfg.cgroup.path)
+    });
     if let Some(r) = &cfg.rdt {
         crate::rdt::add_task(r, std::process::id() as i32)?;
     }
@@ -190,6 +200,9 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), I
         // dumpable while it writes them, as runc's nsexec does (nothing of the container
         // has run yet).
         let _ = sys::prctl(c::PR_SET_DUMPABLE, 1, 0, "PR_SET_DUMPABLE");
+        progress(cfg, s, || {
+            "unshare user namespace; asking the runtime for the id maps".into()
+        });
         sync::send(s, &Msg::MapRequest, &[])?;
         let done = sync::recv(s)?.0;
         let _ = sys::prctl(c::PR_SET_DUMPABLE, 0, 0, "PR_SET_DUMPABLE");
@@ -197,6 +210,7 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), I
             Msg::MapDone => {}
             _ => return Err(InitError::Protocol("map_done")),
         }
+        progress(cfg, s, || "id maps written".into());
         in_userns = true;
     }
     if in_userns {
@@ -205,14 +219,33 @@ fn stage1_inner(cfg: &InitConfig, s: BorrowedFd<'_>) -> Result<(i32, OwnedFd), I
             .map_err(|e| InitError::Sys("become root in the user namespace", e))?;
     }
     joins.join_rest().map_err(InitError::Namespace)?;
+    progress(cfg, s, || {
+        let joined: Vec<String> = cfg
+            .namespaces
+            .iter()
+            .filter(|n| n.path.is_some())
+            .map(|n| format!("{:?}", n.kind))
+            .collect();
+        format!("joined namespaces by path: {joined:?}")
+    });
     let flags = namespaces::new_flags_except_user(&cfg.namespaces);
     if flags != 0 {
+        progress(cfg, s, || {
+            let new: Vec<String> = cfg
+                .namespaces
+                .iter()
+                .filter(|n| n.path.is_none() && n.kind != Kind::User)
+                .map(|n| format!("{:?}", n.kind))
+                .collect();
+            format!("unshare namespaces: {new:?}")
+        });
         sys::unshare(flags).map_err(InitError::Namespace)?;
     }
     if flags & Kind::Time.flag() != 0 {
         write_time_offsets(&cfg.spec)?;
     }
     let (r, w) = sys::pipe("init handoff").map_err(|e| InitError::Sys("handoff pipe", e))?;
+    progress(cfg, s, || "spawn stage-2 (the container's init)".into());
     // Init is single-threaded (a fresh exec that never spawned a thread), so the child
     // may run arbitrary code after fork.
     match cgroup_join::fork(&placement) {
@@ -340,6 +373,12 @@ fn stage2_inner(
     // In a user namespace, the config's or the caller's (rootless Podman runs the
     // runtime as uid 0 of its own): no mknod, bind mounts instead (runc does the same).
     let userns = namespaces::has(&cfg.namespaces, Kind::User) || namespaces::running_in_userns();
+    progress(cfg, s, || {
+        format!(
+            "stage-2 (pid {host_pid}, {own_pid} in the container): preparing rootfs {}",
+            cfg.rootfs.display()
+        )
+    });
     let root = rootfs::enter(spec, &cfg.rootfs)?;
     let ctx = MountContext {
         root: root.as_fd(),
@@ -350,6 +389,7 @@ fn stage2_inner(
         mount_label: linux.mount_label().as_deref(),
     };
     for m in spec.mounts().iter().flatten() {
+        progress(cfg, s, || format!("mount {}", m.destination().display()));
         rootfs::mounts::mount(&ctx, m)?;
     }
     rootfs::setup_dev(spec, root.as_fd(), userns)?;
@@ -360,11 +400,15 @@ fn stage2_inner(
     })?;
 
     if cfg.parent_hooks {
+        progress(cfg, s, || {
+            "asking the runtime to run the prestart and createRuntime hooks".into()
+        });
         sync::send(s, &Msg::Hooks, &[])?;
         match sync::recv(s)?.0 {
             Msg::HooksDone => {}
             _ => return Err(InitError::Protocol("hooks_done")),
         }
+        progress(cfg, s, || "hooks done".into());
     }
     if let Some(h) = spec
         .hooks()
@@ -408,6 +452,13 @@ fn stage2_inner(
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         rootfs::readonly_root(&cfg.rootfs)?;
     }
+    progress(cfg, s, || {
+        if cfg.no_pivot {
+            "switch root: MS_MOVE and chroot (--no-pivot)".into()
+        } else {
+            "switch root: pivot_root".into()
+        }
+    });
     rootfs::switch_root(&cfg.rootfs, root.as_fd(), cfg.no_pivot)?;
     if !rootfs::dev_is_bind(spec) {
         rootfs::devices::reopen_devnull()?;
@@ -428,6 +479,12 @@ fn stage2_inner(
         labels: Some((&labels, host_proc.as_fd(), host_pid)),
     })?;
 
+    progress(cfg, s, || {
+        format!(
+            "ready: {} resolved; waiting for start on the exec fifo",
+            path.display()
+        )
+    });
     sync::send(s, &Msg::Ready, &[])?;
 
     // Wait for start: opening the fifo for writing blocks until `start` opens it for
@@ -463,6 +520,14 @@ fn stage2_inner(
     execve::cloexec_from(3 + cfg.preserve_fds);
     execve::reset_signals();
     Ok(execve::exec(&path, &args, &env))
+}
+
+/// A debug line for the runtime's log when it runs with `--debug` (the message is
+/// built only then).
+fn progress(cfg: &InitConfig, s: BorrowedFd<'_>, message: impl FnOnce() -> String) {
+    if cfg.debug {
+        send_log(s, "debug", &message());
+    }
 }
 
 fn send_log(s: BorrowedFd<'_>, level: &str, message: &str) {

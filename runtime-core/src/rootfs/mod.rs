@@ -10,6 +10,7 @@
 pub mod devices;
 pub mod flags;
 pub mod mounts;
+mod no_pivot;
 pub mod paths;
 pub mod safe;
 
@@ -191,10 +192,12 @@ pub fn readonly_root(rootfs: &Path) -> Result<(), RootfsError> {
 }
 
 /// Make the rootfs the process' root: pivot_root(".", ".") and detach the old root
-/// (runc's trick, needs no directory in the rootfs), or MS_MOVE + chroot.
+/// (runc's trick, needs no directory in the rootfs), or MS_MOVE + chroot after the
+/// host's full proc and sysfs mounts are out of reach ([`no_pivot`]).
 pub fn switch_root(rootfs: &Path, root: BorrowedFd<'_>, no_pivot: bool) -> Result<(), RootfsError> {
     let err = |e| RootfsError::Pivot(rootfs.to_path_buf(), e);
     if no_pivot {
+        no_pivot::hide_host_procfs(rootfs).map_err(err)?;
         sys::fchdir(root).map_err(err)?;
         sys::mount(Some(&rootfs.to_string_lossy()), "/", None, c::MS_MOVE, None).map_err(err)?;
         sys::chroot(Path::new(".")).map_err(err)?;

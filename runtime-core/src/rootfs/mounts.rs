@@ -70,7 +70,12 @@ pub fn mount(ctx: &MountContext<'_>, m: &Mount) -> Result<(), RootfsError> {
         check_plain_dir(ctx.root, &dest).map_err(|e| match e.errno() {
             Some(c::ELOOP) | Some(c::EXDEV) | Some(c::ENOTDIR) => RootfsError::Forbidden {
                 dest: dest.clone(),
-                reason: "proc and sysfs must be mounted on an ordinary directory, not through a symlink",
+                // runc's wording, which callers match on.
+                reason: if typ == "proc" {
+                    "filesystem \"proc\" must be mounted on ordinary directory (not a symlink or a file)"
+                } else {
+                    "filesystem \"sysfs\" must be mounted on ordinary directory (not a symlink or a file)"
+                },
             },
             _ => err(e),
         })?;

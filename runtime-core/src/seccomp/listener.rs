@@ -23,8 +23,8 @@ pub const SECCOMP_FD_NAME: &str = "seccompFd";
 /// Handing the listener to the agent failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ListenerError {
-    /// The agent's socket cannot be reached.
-    #[error("connect to seccomp listener {0}")]
+    /// The agent's socket cannot be reached (runc's wording, which callers match on).
+    #[error("failed to connect with seccomp agent specified in the seccomp profile: {0}")]
     Connect(PathBuf, #[source] std::io::Error),
     /// Sending the state and descriptor failed.
     #[error("send the seccomp listener descriptor to {0}")]

@@ -6,10 +6,12 @@
 //! ([`kernel`]). Semantics follow runc: unknown syscall names are skipped, a rule whose
 //! action equals the default action is dropped, several conditions on the same argument
 //! become separate rules, `errnoRet` defaults to EPERM, and without `flags` the filter
-//! gets SPEC_ALLOW where the kernel has it. With SCMP_ACT_NOTIFY the listener descriptor
+//! gets SPEC_ALLOW where the kernel has it, and syscalls above the highest one the
+//! profile names get ENOSYS ([`enosys`]). With SCMP_ACT_NOTIFY the listener descriptor
 //! goes to the parent, which hands it to `listenerPath` ([`listener`]).
 //! See seccomp(2), seccomp_rule_add(3), the OCI config-linux.md "Seccomp".
 
+mod enosys;
 pub mod kernel;
 pub mod listener;
 
@@ -339,6 +341,26 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
     }
 
     let mut program = export(&ctx)?;
+    // runc's -ENOSYS stub ([`enosys`]), unless the default lets syscalls through.
+    let permissive = matches!(
+        default,
+        ScmpAction::Allow | ScmpAction::Log | ScmpAction::Trace(_)
+    );
+    if !permissive {
+        let arches: Vec<ScmpArch> = s
+            .architectures()
+            .iter()
+            .flatten()
+            .map(|a| arch(*a))
+            .collect();
+        let names: Vec<&str> = calls
+            .iter()
+            .flat_map(|c| c.names().iter().map(String::as_str))
+            .collect();
+        let mut stub = enosys::stub(&arches, &names);
+        stub.extend_from_slice(&program.instructions);
+        program.instructions = stub;
+    }
     program.flags = flags(s, notifies)?
         | if notifies {
             kernel::FLAG_NEW_LISTENER

@@ -176,3 +176,38 @@ fn every_action_compiles_and_redundant_rules_are_dropped() {
         "a rule equal to the default is dropped"
     );
 }
+
+/// Issue 16: a syscall above the highest one the profile names gets ENOSYS (runc's
+/// stub: newer libcs fall back); a known one the profile does not list keeps the
+/// default action; without a deny-by-default there is no stub.
+#[test]
+fn syscalls_newer_than_the_profile_get_enosys() {
+    let c = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 42,
+        "syscalls": [{"names": ["exit", "exit_group", "getpriority"], "action": "SCMP_ACT_ALLOW"}]
+    })))
+    .expect("compile");
+    assert_eq!(
+        in_child(&c.program, || testing::syscall_errno(1000)),
+        c::ENOSYS
+    );
+    assert_eq!(
+        in_child(&c.program, || testing::syscall_errno(testing::SYS_GETPPID)),
+        42
+    );
+    assert_eq!(in_child(&c.program, || testing::getpriority_errno(0, 0)), 0);
+    // `ret ERRNO(ENOSYS)`: only the stub returns it here.
+    let ret_enosys = |p: &Program| {
+        p.instructions.iter().any(|i| {
+            i.to_ne_bytes()[..2] == 6u16.to_ne_bytes()
+                && i.to_ne_bytes()[4..] == 0x0005_0026u32.to_ne_bytes()
+        })
+    };
+    assert!(ret_enosys(&c.program));
+    let allow = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["getpriority"], "action": "SCMP_ACT_ERRNO"}]
+    })))
+    .expect("compile");
+    assert!(!ret_enosys(&allow.program));
+}

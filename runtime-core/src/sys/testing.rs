@@ -45,6 +45,16 @@ fn errno_of(r: libc::c_long) -> i32 {
     }
 }
 
+/// Syscall number `nr` without arguments, raw: its errno.
+pub(crate) fn syscall_errno(nr: libc::c_long) -> i32 {
+    // SAFETY: a raw syscall without pointer arguments; the tests pick numbers that
+    // take none, or that the kernel or a filter refuses.
+    errno_of(unsafe { libc::syscall(nr) })
+}
+
+/// The number of getppid(2), for [`syscall_errno`].
+pub(crate) const SYS_GETPPID: libc::c_long = libc::SYS_getppid;
+
 /// getpriority(which, who), raw: its errno.
 pub(crate) fn getpriority_errno(which: i32, who: i32) -> i32 {
     // SAFETY: raw syscall with integer arguments.
