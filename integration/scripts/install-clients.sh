@@ -8,6 +8,7 @@
 #       the binaries only need glibc >= 2.34 (bookworm: 2.36): the two .debs are fetched with a
 #       private apt source list (the system's apt configuration is left alone) and unpacked
 #       into /opt/docker-26 (usr/sbin/dockerd, usr/bin/docker).
+#   the user runrs-rootless with subuid/subgid ranges (rootless Podman).
 # Idempotent. No daemon is started: if the machine has no /usr/sbin/policy-rc.d, one that
 # forbids service starts is put in place for the apt run and removed afterwards.
 set -euo pipefail
@@ -38,6 +39,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ -n "$policy" ] && rm -f /usr/sbin/policy-rc.d
   trap - EXIT
 fi
+
+# Rootless Podman (clients_e2e/rootless.rs): a login-less test user with subordinate
+# uid and gid ranges (newuidmap/newgidmap from uidmap map them).
+RL_USER=runrs-rootless
+if ! id "$RL_USER" >/dev/null 2>&1; then
+  echo "install-clients: adding user $RL_USER"
+  useradd --create-home --shell /usr/sbin/nologin "$RL_USER"
+fi
+grep -q "^$RL_USER:" /etc/subuid || usermod --add-subuids 400000-465535 "$RL_USER"
+grep -q "^$RL_USER:" /etc/subgid || usermod --add-subgids 400000-465535 "$RL_USER"
 
 if "$D26/usr/sbin/dockerd" --version 2>/dev/null | grep -q 'version 26\.' &&
    "$D26/usr/bin/docker" --version 2>/dev/null | grep -q 'version 26\.'; then

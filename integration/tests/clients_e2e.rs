@@ -1,7 +1,8 @@
 //! Client end-to-end suite (issue 14): runrs under the clients people use, each scenario
 //! also run with runc as the reference.
 //!
-//! - Podman 4.3 (Debian 12) with `--runtime <runrs>` / `--runtime /usr/sbin/runc`;
+//! - Podman 4.3 (Debian 12) with `--runtime <runrs>` / `--runtime /usr/sbin/runc`, as
+//!   root and as the rootless test user `runrs-rootless`;
 //! - Docker 20.10 (Debian 12) with `--add-runtime runrs=<runrs>`: runrs driven by
 //!   containerd's runc shim (`BinaryName`), against Docker's own runc;
 //! - Docker 26.1 (Debian 13's binaries in /opt/docker-26) with
@@ -27,6 +28,8 @@ mod common;
 mod docker;
 #[path = "clients_e2e/podman.rs"]
 mod podman;
+#[path = "clients_e2e/rootless.rs"]
+mod rootless;
 
 use std::process::ExitCode;
 
@@ -35,7 +38,11 @@ use integration::containerd::runner::Runner;
 fn main() -> ExitCode {
     let mut r = Runner::from_args().labelled("clients e2e");
     if r.list_only {
-        for name in podman::CHECKS.iter().chain(docker::CHECKS) {
+        for name in podman::CHECKS
+            .iter()
+            .chain(rootless::CHECKS)
+            .chain(docker::CHECKS)
+        {
             println!("{name}: test");
         }
         return r.finish();
@@ -43,6 +50,9 @@ fn main() -> ExitCode {
     match common::Work::new() {
         Ok(work) => {
             podman::suite(&mut r, &work);
+            if r.selected("podman-rootless") {
+                rootless::suite(&mut r, &work);
+            }
             for d in docker::Engine::all() {
                 docker::suite(&mut r, &work, &d);
             }
