@@ -12,6 +12,8 @@
 #  pids      a fork bomb under pids.max=32 stays at 32
 #  oom       a memory hog is OOM-killed (exit 137 from `runrs run`), `runrs events`
 #            prints the oom event, `events --stats` reports v2 numbers
+#  rootless  uid 65534 in a delegated subtree: `spec --rootless` + `run` puts the
+#            container beside its own cgroup with pids.max set (runrs, then runc)
 #  cleanup   delete leaves no cgroup behind (also after SIGKILL and when paused)
 set -uo pipefail
 RUNRS=${1:?usage: $0 RUNRS ROOTFS}
@@ -201,8 +203,43 @@ t_oom() {
   [ $e = 0 ] && ok oom || notok oom "see above"
 }
 
+# --- rootless, delegated subtree ---------------------------------------------------
+# An unprivileged caller (uid 65534) whose shell is in a cgroup subtree delegated to it
+# (owned by it, controllers enabled by root), as systemd delegates user@.service: runc's
+# rootless mode creates the container's cgroup beside the caller's (the parent of its own
+# cgroup) and sets the limits there. runrs, then runc as the reference.
+t_rootless() {
+  local e=0 u=65534 d=$CG/$PREFIX-deleg rt
+  mkdir -p "$d/shell"
+  chown $u:$u "$d" "$d/cgroup.procs" "$d/cgroup.subtree_control" "$d/cgroup.threads" \
+    "$d/shell" "$d/shell/cgroup.procs"
+  echo "+pids +memory" > "$d/cgroup.subtree_control"
+  chmod 755 "$WORK"
+  for rt in "$RUNRS" /usr/sbin/runc; do
+    local n; n=$(basename "$rt")
+    local id=$PREFIX-rl-$n b=$WORK/bundle-rl-$n out=$WORK/out-rl-$n xdg=$WORK/xdg-rl-$n
+    mkdir -p "$b" "$out" "$xdg"; chown $u:$u "$b" "$out" "$xdg"; chmod 700 "$xdg"
+    as_user() { sh -c 'echo $$ > "$1/shell/cgroup.procs"; shift; exec "$@"' sh "$d" \
+      setpriv --reuid $u --regid $u --clear-groups env XDG_RUNTIME_DIR="$xdg" "$@"; }
+    (cd "$b" && as_user "$rt" spec --rootless) || { echo "  $n: spec --rootless failed"; e=1; continue; }
+    # No cgroup namespace (runc's spec has one): the container reads its host path.
+    edit "$b" '.process.terminal = false | .root.path = "'"$ROOTFS"'"
+      | .linux.namespaces |= map(select(.type != "cgroup"))
+      | .process.args = ["sh", "-c", "p=$(cut -d: -f3 /proc/self/cgroup); echo $p > /out/cg; cat /sys/fs/cgroup$p/pids.max > /out/pids"]
+      | .linux.resources = {"pids": {"limit": 10}}
+      | .mounts += [{"destination": "/out", "type": "bind", "source": "'"$out"'", "options": ["rbind", "rw"]}]'
+    as_user "$rt" run --bundle "$b" $id </dev/null > "$WORK/rl-$n.log" 2>&1 \
+      || { echo "  $n: rootless run failed:"; sed 's/^/  | /' "$WORK/rl-$n.log"; e=1; continue; }
+    check "$n cgroup" "/$PREFIX-deleg/$id" "$(cat "$out/cg")" || e=1
+    check "$n pids.max" 10 "$(cat "$out/pids")" || e=1
+    [ ! -e "$d/$id" ] || { echo "  $n: $d/$id left"; e=1; }
+  done
+  rmdir "$d/shell" "$d" 2>/dev/null || { echo "  $d: $(find "$d")"; e=1; }
+  [ $e = 0 ] && ok rootless || notok rootless "see above"
+}
+
 note "kernel $(uname -r), controllers: $(cat $CG/cgroup.controllers)"
-for t in t_limits t_devices t_pause t_pids t_oom; do
+for t in ${V2_TESTS:-t_limits t_devices t_pause t_pids t_oom t_rootless}; do
   start=$SECONDS
   $t
   cleanup

@@ -29,6 +29,7 @@ command -v qemu-system-x86_64 >/dev/null || { echo "run-v2: qemu-system-x86_64 m
 work=$(mktemp -d /tmp/runrs-res-v2.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cp "$RUNRS" "$work/runrs"
+chmod 755 "$work" "$work/runrs"   # the rootless test runs it as uid 65534
 rc=0
 "$VM" -C "$work" --ro "$ROOTFS" --ro "$HERE" -- \
   bash "$HERE/cli-v2-tests.sh" "$work/runrs" "$ROOTFS" || rc=$?

@@ -133,7 +133,8 @@ impl Hierarchies {
 
     /// Resolve a cgroupsPath. Absolute paths are taken from each hierarchy's root;
     /// relative ones (and the default, the container id) from the cgroup the runtime
-    /// itself is in, as given by `own` (the contents of /proc/self/cgroup).
+    /// itself is in, as given by `own` (the contents of /proc/self/cgroup), on v1; on a
+    /// v2-only host from its parent, as runc does.
     pub fn resolve(
         &self,
         cgroups_path: Option<&str>,
@@ -162,7 +163,15 @@ impl Hierarchies {
             let base = if raw.starts_with('/') {
                 String::new()
             } else {
-                own.get(key.as_str()).cloned().unwrap_or_else(|| "/".into())
+                let mine = own.get(key.as_str()).cloned().unwrap_or_else(|| "/".into());
+                if self.mode == Mode::Unified {
+                    // runc (fs2): the parent of the runtime's own cgroup, which holds
+                    // the runtime and so cannot enable controllers for a child (the
+                    // "no internal processes" rule); a delegated subtree's parent can.
+                    parent_of(&mine)
+                } else {
+                    mine
+                }
             };
             let full = clean_path(&format!("{base}/{clean}"));
             // The mount may expose only a subtree (inside a container): strip its root.
@@ -186,6 +195,14 @@ impl Hierarchies {
             rootless: false,
             denied: Vec::new(),
         })
+    }
+}
+
+/// The parent of an absolute cgroup path (`/` for `/` and its children).
+fn parent_of(path: &str) -> String {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        Some((p, _)) if !p.is_empty() => p.to_string(),
+        _ => "/".into(),
     }
 }
 

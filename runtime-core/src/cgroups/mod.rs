@@ -271,7 +271,8 @@ impl CgroupPaths {
                 first_err = Some(e);
             }
         }
-        if self.mode == Mode::Unified {
+        // A rootless container has no device filter (see limits::apply_spec).
+        if self.mode == Mode::Unified && !self.rootless {
             if let Some(d) = self.dirs.get(UNIFIED) {
                 // rmdir would release the device filter too; detach it explicitly.
                 if let Err(e) = devices::bpf::remove(d) {

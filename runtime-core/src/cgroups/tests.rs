@@ -50,6 +50,17 @@ fn detects_unified() {
         p.dir("memory"),
         Some(&PathBuf::from("/sys/fs/cgroup/e2e/t1"))
     );
+    // Relative paths: below the parent of the runtime's own cgroup (runc's fs2).
+    let own = "0::/user.slice/deleg/shell\n";
+    let r = h.resolve(None, "c9", own).expect("default");
+    assert_eq!(
+        r.dir("pids"),
+        Some(&PathBuf::from("/sys/fs/cgroup/user.slice/deleg/c9"))
+    );
+    let r = h
+        .resolve(Some("sub/c9"), "c9", "0::/init.scope\n")
+        .expect("relative");
+    assert_eq!(r.dir("pids"), Some(&PathBuf::from("/sys/fs/cgroup/sub/c9")));
 }
 
 #[test]

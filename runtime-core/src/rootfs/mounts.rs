@@ -341,6 +341,18 @@ fn cgroup(
                 Err(_) => {}
             }
         }
+        let mut o = opts.clone();
+        o.flags |= c::MS_BIND | c::MS_REC;
+        if ctx.userns && !ctx.cgroupns {
+            // In a user namespace without a cgroup namespace cgroup2 cannot be mounted:
+            // runc binds the host's whole hierarchy (a rootless container's cgroup, if
+            // any, is found through /proc/self/cgroup).
+            let host = crate::cgroups::Hierarchies::host().ok();
+            if let Some(m) = host.as_ref().and_then(|h| h.mountpoint_of(UNIFIED)) {
+                drop(target);
+                return bind(ctx, m, dest, &o);
+            }
+        }
         // Without a cgroup namespace (or when the kernel refuses a new cgroup2
         // superblock view), show the container its own cgroup by binding it.
         let Some(dir) = ctx.cgroup.dirs.get(UNIFIED) else {
@@ -353,8 +365,6 @@ fn cgroup(
                 ),
             ));
         };
-        let mut o = opts.clone();
-        o.flags |= c::MS_BIND | c::MS_REC;
         drop(target);
         return bind(ctx, dir, dest, &o);
     }
