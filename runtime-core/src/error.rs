@@ -48,6 +48,9 @@ pub enum Error {
     /// The container's cgroup already holds processes.
     #[error("the container's cgroup {0} is not empty")]
     CgroupBusy(String),
+    /// The container's (pre-existing) cgroup is frozen: init would hang in it.
+    #[error("the container's cgroup {0} is frozen (thaw it or choose another cgroupsPath)")]
+    CgroupFrozen(String),
     /// A verb the container's status does not allow.
     #[error("cannot {action} container {id}: it is {status}, must be {want}")]
     WrongState {
@@ -139,7 +142,8 @@ impl Error {
             Error::WrongState { .. }
             | Error::NotRunning(_)
             | Error::InitDied(_)
-            | Error::CgroupBusy(_) => Kind::FailedPrecondition,
+            | Error::CgroupBusy(_)
+            | Error::CgroupFrozen(_) => Kind::FailedPrecondition,
             Error::Criu(e) => e.kind(),
             Error::Spawn(crate::process::spawn::SpawnError::Init { kind, .. }) => *kind,
             _ => Kind::Internal,

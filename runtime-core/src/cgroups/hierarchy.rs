@@ -185,6 +185,7 @@ impl Hierarchies {
             systemd: None,
             rootless: false,
             denied: Vec::new(),
+            shared: false,
         })
     }
 }

@@ -128,6 +128,10 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
         .map(|p| p.to_str().unwrap_or_default());
     let mut cgroup = resolve_cgroup(&hier, cgroups_path, &opts.id, extras.systemd_cgroup)?;
     let rootless_cgroups = extras.rootless && cgroups_path.is_none();
+    // Init would freeze on joining it and create never return; runc refuses too.
+    if crate::cgroups::is_frozen(&cgroup) {
+        return Err(Error::CgroupFrozen(cgroup.path.clone()));
+    }
 
     // From here on, undo on failure.
     std::fs::DirBuilder::new()
@@ -153,8 +157,18 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
         crate::notify::prepare(&mut spec, &dir)?;
     }
 
-    if cgroup.exists() && !cgroup.pids()?.is_empty() {
-        return Err(Error::CgroupBusy(cgroup.path.clone()));
+    let foreign = if cgroup.exists() {
+        cgroup.pids()?.len()
+    } else {
+        0
+    };
+    if foreign > 0 {
+        // runc 1.1 warns and goes on (1.2 refuses); cleanup leaves these processes alone.
+        tracing::warn!(
+            "the container's cgroup {} is not empty: {foreign} process(es) found",
+            cgroup.path
+        );
+        cgroup.shared = true;
     }
     // From here on, removing the cgroup (and stopping a systemd unit) is undo's.
     undo.cgroup = Some(cgroup.clone());
@@ -436,7 +450,10 @@ impl Undo {
 impl Drop for Undo {
     fn drop(&mut self) {
         if let Some(cg) = self.cgroup.take() {
-            drain_cgroup(&cg, Duration::from_secs(5));
+            // Spawn killed init; what a shared cgroup holds besides is not ours.
+            if !cg.shared {
+                drain_cgroup(&cg, Duration::from_secs(5));
+            }
             if let Err(e) = cg.remove() {
                 tracing::warn!("cleanup after failed create: {e}");
             }
