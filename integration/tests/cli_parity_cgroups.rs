@@ -95,3 +95,29 @@ fn a_non_empty_cgroup_is_used_with_a_warning() -> Result<()> {
     integration::bundle::scrub_cgroup(b.cgroups_path());
     rt.assert_no_leftovers(&b)
 }
+
+/// Issue 16: a memory limit below what init needs (1 byte) fails create with an error
+/// that names the memory limit and its value (runc: "unable to set memory limit to 1
+/// (current usage: ...)"); runrs said only "init exited before the container was
+/// created". Nothing is left behind.
+#[test]
+fn a_memory_limit_below_what_init_needs_is_named() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-mem1", |c| {
+        set_args(c, &["true"]);
+        c["linux"]["resources"]["memory"] = serde_json::json!({ "limit": 1 });
+    })?;
+    let out = rt.create(&b)?.fails()?;
+    let msg = out.stderr.to_lowercase();
+    let names_it = msg.match_indices("memory limit").any(|(i, m)| {
+        msg[i + m.len()..]
+            .split_whitespace()
+            .take(2)
+            .any(|w| w == "1")
+    });
+    ensure!(
+        names_it,
+        "the error does not name the memory limit 1: {out}"
+    );
+    rt.assert_no_leftovers(&b)
+}

@@ -66,6 +66,10 @@ pub enum Error {
     /// The container is not running.
     #[error("container {0} is not running")]
     NotRunning(String),
+    /// The OOM killer ended init before the container was created: the memory limit
+    /// (the first field) is below what init needs; the second says what the cgroup saw.
+    #[error("init was killed by the OOM killer before the container was created: memory limit {0} is too low ({1})")]
+    InitOom(i64, String),
     /// Init exited between create and start.
     #[error("container {0}: init exited before it was started")]
     InitDied(String),
@@ -131,6 +135,7 @@ impl Error {
             | Error::Notify(crate::notify::NotifyError::BadAnnotation(..))
             | Error::Notify(crate::notify::NotifyError::BadTimeout(..)) => Kind::InvalidArgument,
             Error::Rdt(crate::rdt::RdtError::Exists(_)) => Kind::AlreadyExists,
+            Error::InitOom(..) => Kind::InvalidArgument,
             Error::Notify(crate::notify::NotifyError::ExitedBeforeReady { .. })
             | Error::Notify(crate::notify::NotifyError::Timeout { .. })
             | Error::Notify(crate::notify::NotifyError::NotPrepared(_))

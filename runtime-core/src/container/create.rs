@@ -287,7 +287,7 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
             st.oci(Status::Stopped),
         ));
     }
-    let spawned = spawned?;
+    let spawned = spawned.map_err(|e| explain_death(e, &cgroup, &spec))?;
     drop(console);
     drop(fifo);
     // Init joined the RDT groups itself before forking; naming it here too is a no-op
@@ -363,6 +363,46 @@ pub(crate) fn systemd_place(
     systemd::start(unit, (!unit.is_slice()).then_some(pid), props)?;
     cgroup.create(hier)?;
     crate::cgroups::limits::apply_spec(hier, cgroup, spec)
+}
+
+/// A silent death of init explained when the kernel knows why: an OOM kill in the
+/// container's memory cgroup. A limit below what init needs is accepted by the kernel
+/// while the cgroup is empty (init joins it after the limits are written), so no write
+/// fails; runc's init is already in the cgroup when it writes the limit and gets EBUSY
+/// ("unable to set memory limit to 1").
+fn explain_death(e: spawn::SpawnError, cg: &CgroupPaths, spec: &Spec) -> Error {
+    let limit = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit());
+    let (Some(limit), spawn::SpawnError::Died(_)) = (limit, &e) else {
+        return e.into();
+    };
+    let Some(dir) = crate::cgroups::oom::memory_dir(cg) else {
+        return e.into();
+    };
+    if crate::cgroups::oom::oom_kill_count(cg) == 0 {
+        return e.into();
+    }
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .map(|s| format!("{f}: {}", s.trim()))
+            .ok()
+    };
+    let seen: Vec<String> = if cg.mode == Mode::Unified {
+        [read("memory.max"), read("memory.peak")]
+    } else {
+        [
+            read("memory.limit_in_bytes"),
+            read("memory.max_usage_in_bytes"),
+        ]
+    }
+    .into_iter()
+    .flatten()
+    .collect();
+    Error::InitOom(limit, seen.join(", "))
 }
 
 fn kill_init(pid: i32) {
