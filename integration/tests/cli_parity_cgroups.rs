@@ -3,8 +3,10 @@
 //! container and into a sub-cgroup. Validated against runc with
 //! `RUNRS_TEST_RUNTIME=/usr/sbin/runc`.
 
+use std::io::Read;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use integration::config::{set_args, sh};
@@ -119,5 +121,131 @@ fn a_memory_limit_below_what_init_needs_is_named() -> Result<()> {
         names_it,
         "the error does not name the memory limit 1: {out}"
     );
+    rt.assert_no_leftovers(&b)
+}
+
+/// Issue 16: `exec --ignore-paused` into a paused container is accepted (runc): the
+/// process joins the frozen cgroup, stays frozen, and runs once the container is
+/// resumed. runrs refused it as without the flag.
+#[test]
+fn exec_ignore_paused_runs_once_resumed() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-ignpaused", |c| set_args(c, &["sleep", "60"]))?;
+    rt.create_and_start(&b)?;
+    rt.cli(["pause", b.id()])?.ok()?;
+    let mut cmd = rt.command(["exec", "--ignore-paused", b.id(), "echo", "exec=ok"]);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let waited_while_paused = child.try_wait()?.is_none();
+    let resumed = rt.cli(["resume", b.id()]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    if let Some(mut s) = child.stdout.take() {
+        s.read_to_string(&mut out)?;
+    }
+    if let Some(mut s) = child.stderr.take() {
+        s.read_to_string(&mut err)?;
+    }
+    resumed?.ok()?;
+    ensure!(
+        waited_while_paused,
+        "exec finished while the container was paused: {status:?} {out} {err}"
+    );
+    ensure!(
+        status.is_some_and(|s| s.success()) && out.contains("exec=ok"),
+        "exec --ignore-paused: {status:?} stdout {out:?} stderr {err:?}"
+    );
+    rt.delete_force(b.id())?.ok()?;
+    rt.assert_no_leftovers(&b)
+}
+
+/// The path of the /proc/<pid>/cgroup line for `controller` ("" for cgroup2).
+fn cgroup_of<'a>(text: &'a str, controller: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        let hit = if controller.is_empty() {
+            ctrls.is_empty()
+        } else {
+            ctrls.split(',').any(|c| c == controller)
+        };
+        hit.then_some(path)
+    })
+}
+
+/// Issue 16: `exec --cgroup <sub>` runs the process in the existing sub-cgroup `<sub>`
+/// of the container's cgroup in every hierarchy, `--cgroup <ctrl>:<sub>` only in that
+/// controller's (runc 1.1); a sub-cgroup that does not exist fails the exec. runrs had
+/// no `--cgroup`.
+#[test]
+fn exec_cgroup_joins_a_sub_cgroup() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-execcg", |c| set_args(c, &["sleep", "60"]))?;
+    rt.create_and_start(&b)?;
+    let mut v2_only = true;
+    for m in proc::cgroup_mounts()? {
+        v2_only &= m.fstype == "cgroup2";
+        let Some(d) = proc::cgroup_dir(&m, b.cgroups_path()).filter(|d| d.is_dir()) else {
+            continue;
+        };
+        let sub = d.join("sub");
+        std::fs::create_dir(&sub).with_context(|| format!("mkdir {}", sub.display()))?;
+        if m.has_super_option("cpuset") {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                std::fs::write(sub.join(f), std::fs::read_to_string(d.join(f))?.trim())?;
+            }
+        }
+    }
+    let all = rt
+        .cli([
+            "exec",
+            "--cgroup",
+            "sub",
+            b.id(),
+            "cat",
+            "/proc/self/cgroup",
+        ])?
+        .ok()?;
+    let ctrls: &[&str] = if v2_only { &[""] } else { &["memory", "pids"] };
+    for ctrl in ctrls {
+        ensure!(
+            cgroup_of(&all.stdout, ctrl).is_some_and(|p| p.ends_with("/sub")),
+            "--cgroup sub: {ctrl:?} not in the sub-cgroup: {all}"
+        );
+    }
+    if !v2_only {
+        let one = rt
+            .cli([
+                "exec",
+                "--cgroup",
+                "memory:sub",
+                b.id(),
+                "cat",
+                "/proc/self/cgroup",
+            ])?
+            .ok()?;
+        ensure!(
+            cgroup_of(&one.stdout, "memory").is_some_and(|p| p.ends_with("/sub"))
+                && cgroup_of(&one.stdout, "pids").is_some_and(|p| !p.ends_with("/sub")),
+            "--cgroup memory:sub: {one}"
+        );
+    }
+    rt.cli(["exec", "--cgroup", "runrs-it-nosuch", b.id(), "true"])?
+        .fails()?;
+    rt.delete_force(b.id())?.ok()?;
     rt.assert_no_leftovers(&b)
 }
