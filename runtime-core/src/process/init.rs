@@ -449,6 +449,7 @@ fn stage2_inner(
     }
     sysctl::apply(spec, host_proc.as_fd())?;
     rootfs::protect_paths(spec, root.as_fd(), devnull.as_fd())?;
+    rootfs::readonly_dev(spec, root.as_fd())?;
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         rootfs::readonly_root(&cfg.rootfs)?;
     }

@@ -80,6 +80,9 @@ pub enum RootfsError {
     /// Remounting the root read-only.
     #[error("remount rootfs read-only")]
     ReadonlyRoot(#[source] SysError),
+    /// Remounting a read-only /dev read-only once populated.
+    #[error("remount /dev read-only")]
+    ReadonlyDev(#[source] SysError),
     /// pivot_root or its fallback.
     #[error("switch root to {0}")]
     Pivot(PathBuf, #[source] SysError),
@@ -91,13 +94,47 @@ pub enum RootfsError {
 /// Whether the spec bind-mounts /dev from the host (then runrs creates no devices).
 pub fn dev_is_bind(spec: &Spec) -> bool {
     spec.mounts().iter().flatten().any(|m| {
-        Path::new("/").join(safe::relative(m.destination())) == Path::new("/dev")
+        is_dev(m.destination())
             && (m.typ().as_deref() == Some("bind")
                 || m.options()
                     .iter()
                     .flatten()
                     .any(|o| o == "bind" || o == "rbind"))
     })
+}
+
+/// Whether a mount destination is the container's /dev.
+pub(crate) fn is_dev(dest: &Path) -> bool {
+    Path::new("/").join(safe::relative(dest)) == Path::new("/dev")
+}
+
+/// Make a read-only /dev filesystem (`{destination: /dev, options: [ro, …]}`) read-only,
+/// now that it is populated: it was mounted writable so that the devices, symlinks,
+/// pts, shm and console could be made in it (runc's finalizeRootfs). The mounts below
+/// it keep their own flags.
+pub fn readonly_dev(spec: &Spec, root: BorrowedFd<'_>) -> Result<(), RootfsError> {
+    let Some(m) = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .rev()
+        .find(|m| is_dev(m.destination()))
+    else {
+        return Ok(());
+    };
+    let opts = flags::parse(m.options().as_deref().unwrap_or_default());
+    if opts.is_bind() || m.typ().as_deref() == Some("bind") || opts.flags & c::MS_RDONLY == 0 {
+        return Ok(());
+    }
+    let dev = safe::open_in_root(root, Path::new("/dev")).map_err(RootfsError::ReadonlyDev)?;
+    sys::mount(
+        None,
+        &sys::fd_path(dev.as_fd()),
+        None,
+        c::MS_REMOUNT | opts.flags | c::MS_RDONLY,
+        None,
+    )
+    .map_err(RootfsError::ReadonlyDev)
 }
 
 /// Set the propagation of `/` (rootfsPropagation, default rslave) and bind-mount the
