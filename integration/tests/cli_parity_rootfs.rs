@@ -3,8 +3,8 @@
 //! `RUNRS_TEST_RUNTIME=/usr/sbin/runc`.
 
 use anyhow::{ensure, Result};
-use integration::config::sh;
-use integration::{Bundle, Runtime};
+use integration::config::{remove, sh};
+use integration::{proc, Bundle, Runtime};
 
 /// Issue 16: `/dev` as a read-only tmpfs is populated first (devices, symlinks, pts,
 /// shm), then made read-only, as runc does; the mounts below it stay writable. runrs
@@ -32,5 +32,72 @@ fn a_read_only_dev_tmpfs_is_populated_first() -> Result<()> {
     for want in ["populated", "null=ok", "dev=ro", "shm=rw"] {
         ensure!(out.lines().any(|l| l == want), "no {want:?} in: {out}");
     }
+    rt.assert_no_leftovers(&b)
+}
+
+/// Mount points at or below `dir` in the test's mount namespace.
+fn mounts_below(dir: &std::path::Path) -> Result<Vec<String>> {
+    let dir = dir.to_string_lossy().into_owned();
+    Ok(proc::self_mounts()?
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|p| p == &dir || p.starts_with(&format!("{dir}/")))
+        .collect())
+}
+
+/// Issue 16: a config without namespaces (each one not listed is the runtime's, runtime
+/// spec) runs, as with runc 1.1: in the runtime's mount namespace, chrooted into its
+/// populated rootfs. runrs refused it ("a mount namespace is required"). runc refuses a
+/// hostname and masked or read-only paths without the namespaces they need, so the
+/// config has none. runc leaves the container's mounts on the host; runrs detaches them
+/// at delete (README, differences from runc).
+#[test]
+fn a_config_without_namespaces_runs() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-nons", |c| {
+        sh(
+            c,
+            "echo mnt=$(readlink /proc/self/ns/mnt); echo pid=$$; \
+             test -c /dev/null && test -d /dev/pts && test -x /bin/sh && echo rootfs=ok",
+        );
+        c["linux"]["namespaces"] = serde_json::json!([]);
+        remove(c, "hostname");
+        remove(&mut c["linux"], "maskedPaths");
+        remove(&mut c["linux"], "readonlyPaths");
+    })?;
+    let out = rt.output(&b);
+    let leaked = mounts_below(&b.rootfs())?;
+    for _ in &leaked {
+        // The topmost mount at the rootfs, with everything below it (runc's leftovers).
+        let _ = nix::mount::umount2(b.rootfs().as_path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    let out = out?;
+    let host_mnt = proc::ns_link("self", "mnt")?;
+    ensure!(
+        out.lines().any(|l| l == format!("mnt={host_mnt}")),
+        "not in the runtime's mount namespace ({host_mnt}): {out}"
+    );
+    ensure!(
+        out.lines().any(|l| l.starts_with("pid=") && l != "pid=1"),
+        "pid 1: a pid namespace was made: {out}"
+    );
+    ensure!(out.lines().any(|l| l == "rootfs=ok"), "output: {out}");
+    ensure!(
+        leaked.is_empty() || integration::runtime_name() == "runc",
+        "mounts left on the host: {leaked:?}"
+    );
+    rt.assert_no_leftovers(&b)?;
+
+    // A create that fails after the mounts were made leaves none either (runrs).
+    b.configure(|c| integration::config::set_args(c, &["/runrs-it-nonexistent"]))?;
+    let out = rt.create(&b)?.fails()?;
+    let leaked = mounts_below(&b.rootfs())?;
+    for _ in &leaked {
+        let _ = nix::mount::umount2(b.rootfs().as_path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    ensure!(
+        leaked.is_empty() || integration::runtime_name() == "runc",
+        "a failed create left mounts on the host: {leaked:?} {out}"
+    );
     rt.assert_no_leftovers(&b)
 }

@@ -147,11 +147,16 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
         }
         Err(e) => return Err(Error::StateDir(dir, e)),
     }
+    // Without its own mount namespace the container mounts in ours: count what is
+    // stacked at the rootfs now, so cleanup detaches only the container's.
+    let host_mounts = (!namespaces::has(&nss, namespaces::Kind::Mount))
+        .then(|| crate::rootfs::hostns::mounts_at(&rootfs));
     let mut undo = Undo {
         dir: dir.clone(),
         cgroup: None,
         rdt: None,
         poststop: None,
+        host_mounts: host_mounts.map(|n| (rootfs.clone(), n)),
     };
     if want_notify {
         crate::notify::prepare(&mut spec, &dir)?;
@@ -220,6 +225,7 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
         no_pivot: opts.no_pivot,
         exit_status: None,
         rdt: rdt_state.clone(),
+        host_mounts,
     };
     state::save(&opts.root, &st)?;
 
@@ -476,6 +482,8 @@ struct Undo {
     cgroup: Option<CgroupPaths>,
     rdt: Option<rdt::RdtState>,
     poststop: Option<(Vec<oci_spec::runtime::Hook>, OciState)>,
+    /// The rootfs and the mounts stacked there before (no mount namespace of its own).
+    host_mounts: Option<(PathBuf, usize)>,
 }
 
 impl Undo {
@@ -484,6 +492,7 @@ impl Undo {
         self.cgroup = None;
         self.rdt = None;
         self.poststop = None;
+        self.host_mounts = None;
     }
 }
 
@@ -502,6 +511,9 @@ impl Drop for Undo {
             if let Err(e) = rdt::remove(&r) {
                 tracing::warn!("cleanup after failed create: {}", crate::error::chain(&e));
             }
+        }
+        if let Some((rootfs, keep)) = self.host_mounts.take() {
+            crate::rootfs::hostns::detach_above(&rootfs, keep);
         }
         if !self.dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.dir);

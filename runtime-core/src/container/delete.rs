@@ -85,6 +85,9 @@ impl Container {
         if let Some(r) = &self.state.rdt {
             crate::rdt::remove(r)?;
         }
+        if let Some(keep) = self.state.host_mounts {
+            crate::rootfs::hostns::detach_above(&self.state.rootfs, keep);
+        }
         let st = self.state.oci(Status::Stopped);
         let dir = self.dir();
         std::fs::remove_dir_all(&dir).map_err(|e| Error::StateDir(dir.clone(), e))?;

@@ -9,6 +9,7 @@
 
 pub mod devices;
 pub mod flags;
+pub mod hostns;
 pub mod mounts;
 mod no_pivot;
 pub mod paths;
@@ -86,9 +87,6 @@ pub enum RootfsError {
     /// pivot_root or its fallback.
     #[error("switch root to {0}")]
     Pivot(PathBuf, #[source] SysError),
-    /// A mount namespace is required to prepare a rootfs.
-    #[error("linux.namespaces: a mount namespace is required")]
-    NoMountNamespace,
 }
 
 /// Whether the spec bind-mounts /dev from the host (then runrs creates no devices).
@@ -139,8 +137,13 @@ pub fn readonly_dev(spec: &Spec, root: BorrowedFd<'_>) -> Result<(), RootfsError
 
 /// Set the propagation of `/` (rootfsPropagation, default rslave) and bind-mount the
 /// rootfs onto itself so it is a mount point pivot_root can use. Returns an O_PATH
-/// descriptor of the rootfs.
-pub fn enter(spec: &Spec, rootfs: &Path) -> Result<OwnedFd, RootfsError> {
+/// descriptor of the rootfs. Without a mount namespace of its own (`own_mntns` false,
+/// see [`hostns`]) the propagation of the runtime's mounts is left alone (runc would
+/// change the host's).
+pub fn enter(spec: &Spec, rootfs: &Path, own_mntns: bool) -> Result<OwnedFd, RootfsError> {
+    if !own_mntns {
+        return bind_root(rootfs);
+    }
     let prop = spec
         .linux()
         .as_ref()
@@ -150,6 +153,10 @@ pub fn enter(spec: &Spec, rootfs: &Path) -> Result<OwnedFd, RootfsError> {
     sys::mount(None, "/", None, prop | c::MS_REC, None)
         .map_err(|e| RootfsError::Propagation("/".into(), e))?;
     parent_mount_private(rootfs)?;
+    bind_root(rootfs)
+}
+
+fn bind_root(rootfs: &Path) -> Result<OwnedFd, RootfsError> {
     let r = rootfs.to_string_lossy();
     sys::mount(Some(&r), &r, Some("bind"), c::MS_BIND | c::MS_REC, None)
         .map_err(|e| RootfsError::BindRoot(rootfs.to_path_buf(), e))?;
@@ -230,9 +237,21 @@ pub fn readonly_root(rootfs: &Path) -> Result<(), RootfsError> {
 
 /// Make the rootfs the process' root: pivot_root(".", ".") and detach the old root
 /// (runc's trick, needs no directory in the rootfs), or MS_MOVE + chroot after the
-/// host's full proc and sysfs mounts are out of reach ([`no_pivot`]).
-pub fn switch_root(rootfs: &Path, root: BorrowedFd<'_>, no_pivot: bool) -> Result<(), RootfsError> {
+/// host's full proc and sysfs mounts are out of reach ([`no_pivot`]); without a mount
+/// namespace of its own, chroot alone (moving or pivoting would change the runtime's
+/// root; runc chroots too).
+pub fn switch_root(
+    rootfs: &Path,
+    root: BorrowedFd<'_>,
+    no_pivot: bool,
+    own_mntns: bool,
+) -> Result<(), RootfsError> {
     let err = |e| RootfsError::Pivot(rootfs.to_path_buf(), e);
+    if !own_mntns {
+        sys::fchdir(root).map_err(err)?;
+        sys::chroot(Path::new(".")).map_err(err)?;
+        return sys::chdir(Path::new("/")).map_err(err);
+    }
     if no_pivot {
         no_pivot::hide_host_procfs(rootfs).map_err(err)?;
         sys::fchdir(root).map_err(err)?;
