@@ -101,3 +101,41 @@ fn a_config_without_namespaces_runs() -> Result<()> {
     );
     rt.assert_no_leftovers(&b)
 }
+
+/// A process exec'd into a container without namespaces sees the container's rootfs,
+/// as its init does (runrs); runc 1.1 fails such an exec ("ns paths are empty"), so
+/// with runc the test only checks that the exec fails cleanly. Before, runrs ran the
+/// process in the host's root directory.
+#[test]
+fn exec_into_a_container_without_namespaces_sees_its_rootfs() -> Result<()> {
+    let rt = Runtime::new()?;
+    let b = Bundle::with_config("par-nons-exec", |c| {
+        integration::config::set_args(c, &["sleep", "60"]);
+        c["linux"]["namespaces"] = serde_json::json!([]);
+        remove(c, "hostname");
+        remove(&mut c["linux"], "maskedPaths");
+        remove(&mut c["linux"], "readonlyPaths");
+    })?;
+    std::fs::write(b.rootfs().join("in-rootfs"), "yes\n")?;
+    let created = rt.create_and_start(&b);
+    let out = match &created {
+        Ok(_) => Some(rt.cli(["exec", b.id(), "cat", "/in-rootfs"])?),
+        Err(_) => None,
+    };
+    let _ = rt.delete_force(b.id());
+    for _ in mounts_below(&b.rootfs())? {
+        let _ = nix::mount::umount2(b.rootfs().as_path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    created?;
+    let out = out.ok_or_else(|| anyhow::anyhow!("no exec"))?;
+    if integration::runtime_name() == "runc" {
+        out.fails()?;
+    } else {
+        let out = out.ok()?;
+        ensure!(
+            out.stdout.trim() == "yes",
+            "exec did not see the rootfs: {out}"
+        );
+    }
+    rt.assert_no_leftovers(&b)
+}
