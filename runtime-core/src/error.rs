@@ -48,6 +48,9 @@ pub enum Error {
     /// The container's cgroup already holds processes.
     #[error("the container's cgroup {0} is not empty")]
     CgroupBusy(String),
+    /// The container's (pre-existing) cgroup is frozen: init would hang in it.
+    #[error("the container's cgroup {0} is frozen (thaw it or choose another cgroupsPath)")]
+    CgroupFrozen(String),
     /// A verb the container's status does not allow.
     #[error("cannot {action} container {id}: it is {status}, must be {want}")]
     WrongState {
@@ -63,6 +66,10 @@ pub enum Error {
     /// The container is not running.
     #[error("container {0} is not running")]
     NotRunning(String),
+    /// The OOM killer ended init before the container was created: the memory limit
+    /// (the first field) is below what init needs; the second says what the cgroup saw.
+    #[error("init was killed by the OOM killer before the container was created: memory limit {0} is too low ({1})")]
+    InitOom(i64, String),
     /// Init exited between create and start.
     #[error("container {0}: init exited before it was started")]
     InitDied(String),
@@ -128,6 +135,7 @@ impl Error {
             | Error::Notify(crate::notify::NotifyError::BadAnnotation(..))
             | Error::Notify(crate::notify::NotifyError::BadTimeout(..)) => Kind::InvalidArgument,
             Error::Rdt(crate::rdt::RdtError::Exists(_)) => Kind::AlreadyExists,
+            Error::InitOom(..) => Kind::InvalidArgument,
             Error::Notify(crate::notify::NotifyError::ExitedBeforeReady { .. })
             | Error::Notify(crate::notify::NotifyError::Timeout { .. })
             | Error::Notify(crate::notify::NotifyError::NotPrepared(_))
@@ -139,7 +147,8 @@ impl Error {
             Error::WrongState { .. }
             | Error::NotRunning(_)
             | Error::InitDied(_)
-            | Error::CgroupBusy(_) => Kind::FailedPrecondition,
+            | Error::CgroupBusy(_)
+            | Error::CgroupFrozen(_) => Kind::FailedPrecondition,
             Error::Criu(e) => e.kind(),
             Error::Spawn(crate::process::spawn::SpawnError::Init { kind, .. }) => *kind,
             _ => Kind::Internal,

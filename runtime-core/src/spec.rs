@@ -355,6 +355,15 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         ("linux.maskedPaths", linux.masked_paths()),
         ("linux.readonlyPaths", linux.readonly_paths()),
     ] {
+        if let Some(p) = paths.iter().flatten().next() {
+            if !private_ns(spec, LinuxNamespaceType::Mount) {
+                return Err(invalid(
+                    field,
+                    p.clone(),
+                    "restricting paths needs a private mount namespace",
+                ));
+            }
+        }
         for (i, p) in paths.iter().flatten().enumerate() {
             if !p.starts_with('/') {
                 return Err(invalid(
@@ -524,6 +533,18 @@ mod tests {
         v["hostname"] = "x".into();
         let e = check(v).expect_err("invalid").to_string();
         assert!(e.contains("UTS"), "{e}");
+    }
+
+    #[test]
+    fn masked_paths_need_a_mount_namespace() {
+        let mut v = base();
+        v["linux"]["namespaces"] = serde_json::json!([]);
+        v["linux"]["maskedPaths"] = serde_json::json!(["/proc/kcore"]);
+        let e = check(v).expect_err("invalid").to_string();
+        assert!(
+            e.contains("linux.maskedPaths") && e.contains("mount namespace"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -142,6 +142,10 @@ pub struct ContainerState {
     /// The container's Intel RDT groups (linux.intelRdt).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdt: Option<crate::rdt::RdtState>,
+    /// Without a mount namespace of its own (see [`crate::rootfs::hostns`]): how many
+    /// mounts were stacked at the rootfs path before create; delete detaches the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_mounts: Option<usize>,
 }
 
 impl ContainerState {
@@ -412,6 +416,7 @@ mod tests {
             no_pivot: false,
             exit_status: None,
             rdt: None,
+            host_mounts: None,
         };
         std::fs::create_dir_all(dir(tmp.path(), "c1")).expect("state dir");
         let writers: Vec<_> = (0..4)

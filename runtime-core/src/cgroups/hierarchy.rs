@@ -194,6 +194,7 @@ impl Hierarchies {
             systemd: None,
             rootless: false,
             denied: Vec::new(),
+            shared: false,
         })
     }
 }

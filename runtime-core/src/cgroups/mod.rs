@@ -158,6 +158,12 @@ pub struct CgroupPaths {
     /// Controllers left out because a rootless runtime may not create their cgroup.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub denied: Vec<String>,
+    /// The cgroup already held processes when the container was created (runc 1.1
+    /// warns and goes on): those are not the container's, so cleanup leaves them
+    /// (and the directories they keep busy) alone when the container has its own pid
+    /// namespace.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 impl CgroupPaths {

@@ -24,6 +24,7 @@ fn paths(mode: Mode, dirs: &[(&str, &Path)]) -> CgroupPaths {
         systemd: None,
         rootless: false,
         denied: Vec::new(),
+        shared: false,
     }
 }
 

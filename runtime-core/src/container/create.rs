@@ -128,6 +128,10 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
         .map(|p| p.to_str().unwrap_or_default());
     let mut cgroup = resolve_cgroup(&hier, cgroups_path, &opts.id, extras.systemd_cgroup)?;
     let rootless_cgroups = extras.rootless && cgroups_path.is_none();
+    // Init would freeze on joining it and create never return; runc refuses too.
+    if crate::cgroups::is_frozen(&cgroup) {
+        return Err(Error::CgroupFrozen(cgroup.path.clone()));
+    }
 
     // From here on, undo on failure.
     std::fs::DirBuilder::new()
@@ -143,18 +147,33 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
         }
         Err(e) => return Err(Error::StateDir(dir, e)),
     }
+    // Without its own mount namespace the container mounts in ours: count what is
+    // stacked at the rootfs now, so cleanup detaches only the container's.
+    let host_mounts = (!namespaces::has(&nss, namespaces::Kind::Mount))
+        .then(|| crate::rootfs::hostns::mounts_at(&rootfs));
     let mut undo = Undo {
         dir: dir.clone(),
         cgroup: None,
         rdt: None,
         poststop: None,
+        host_mounts: host_mounts.map(|n| (rootfs.clone(), n)),
     };
     if want_notify {
         crate::notify::prepare(&mut spec, &dir)?;
     }
 
-    if cgroup.exists() && !cgroup.pids()?.is_empty() {
-        return Err(Error::CgroupBusy(cgroup.path.clone()));
+    let foreign = if cgroup.exists() {
+        cgroup.pids()?.len()
+    } else {
+        0
+    };
+    if foreign > 0 {
+        // runc 1.1 warns and goes on (1.2 refuses); cleanup leaves these processes alone.
+        tracing::warn!(
+            "the container's cgroup {} is not empty: {foreign} process(es) found",
+            cgroup.path
+        );
+        cgroup.shared = true;
     }
     // From here on, removing the cgroup (and stopping a systemd unit) is undo's.
     undo.cgroup = Some(cgroup.clone());
@@ -206,6 +225,7 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
         no_pivot: opts.no_pivot,
         exit_status: None,
         rdt: rdt_state.clone(),
+        host_mounts,
     };
     state::save(&opts.root, &st)?;
 
@@ -273,7 +293,7 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
             st.oci(Status::Stopped),
         ));
     }
-    let spawned = spawned?;
+    let spawned = spawned.map_err(|e| explain_death(e, &cgroup, &spec))?;
     drop(console);
     drop(fifo);
     // Init joined the RDT groups itself before forking; naming it here too is a no-op
@@ -351,6 +371,46 @@ pub(crate) fn systemd_place(
     crate::cgroups::limits::apply_spec(hier, cgroup, spec)
 }
 
+/// A silent death of init explained when the kernel knows why: an OOM kill in the
+/// container's memory cgroup. A limit below what init needs is accepted by the kernel
+/// while the cgroup is empty (init joins it after the limits are written), so no write
+/// fails; runc's init is already in the cgroup when it writes the limit and gets EBUSY
+/// ("unable to set memory limit to 1").
+fn explain_death(e: spawn::SpawnError, cg: &CgroupPaths, spec: &Spec) -> Error {
+    let limit = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit());
+    let (Some(limit), spawn::SpawnError::Died(_)) = (limit, &e) else {
+        return e.into();
+    };
+    let Some(dir) = crate::cgroups::oom::memory_dir(cg) else {
+        return e.into();
+    };
+    if crate::cgroups::oom::oom_kill_count(cg) == 0 {
+        return e.into();
+    }
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .map(|s| format!("{f}: {}", s.trim()))
+            .ok()
+    };
+    let seen: Vec<String> = if cg.mode == Mode::Unified {
+        [read("memory.max"), read("memory.peak")]
+    } else {
+        [
+            read("memory.limit_in_bytes"),
+            read("memory.max_usage_in_bytes"),
+        ]
+    }
+    .into_iter()
+    .flatten()
+    .collect();
+    Error::InitOom(limit, seen.join(", "))
+}
+
 fn kill_init(pid: i32) {
     // The container init we just made.
     let _ = crate::sys::kill(pid, crate::sys::c::SIGKILL);
@@ -422,6 +482,8 @@ struct Undo {
     cgroup: Option<CgroupPaths>,
     rdt: Option<rdt::RdtState>,
     poststop: Option<(Vec<oci_spec::runtime::Hook>, OciState)>,
+    /// The rootfs and the mounts stacked there before (no mount namespace of its own).
+    host_mounts: Option<(PathBuf, usize)>,
 }
 
 impl Undo {
@@ -430,13 +492,17 @@ impl Undo {
         self.cgroup = None;
         self.rdt = None;
         self.poststop = None;
+        self.host_mounts = None;
     }
 }
 
 impl Drop for Undo {
     fn drop(&mut self) {
         if let Some(cg) = self.cgroup.take() {
-            drain_cgroup(&cg, Duration::from_secs(5));
+            // Spawn killed init; what a shared cgroup holds besides is not ours.
+            if !cg.shared {
+                drain_cgroup(&cg, Duration::from_secs(5));
+            }
             if let Err(e) = cg.remove() {
                 tracing::warn!("cleanup after failed create: {e}");
             }
@@ -445,6 +511,9 @@ impl Drop for Undo {
             if let Err(e) = rdt::remove(&r) {
                 tracing::warn!("cleanup after failed create: {}", crate::error::chain(&e));
             }
+        }
+        if let Some((rootfs, keep)) = self.host_mounts.take() {
+            crate::rootfs::hostns::detach_above(&rootfs, keep);
         }
         if !self.dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.dir);

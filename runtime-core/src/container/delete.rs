@@ -67,12 +67,26 @@ impl Container {
                 let _ = crate::cgroups::freeze(cg, false);
             }
             // Without its own pid namespace, the container's other processes survive
-            // init: kill them too (runc does the same).
-            drain_cgroup(cg, Duration::from_secs(10));
-            cg.remove()?;
+            // init: kill them too (runc does the same). In a cgroup that held processes
+            // before the container (see `CgroupPaths::shared`) those are not ours: with
+            // a pid namespace, leave them and the directories they keep (runc too).
+            let own_pidns = crate::namespaces::creates(
+                &crate::namespaces::from_spec(&self.state.config),
+                crate::namespaces::Kind::Pid,
+            );
+            if !(cg.shared && own_pidns) {
+                drain_cgroup(cg, Duration::from_secs(10));
+            }
+            match cg.remove() {
+                Err(e) if cg.shared => tracing::warn!("leave the shared cgroup {}: {e}", cg.path),
+                r => r?,
+            }
         }
         if let Some(r) = &self.state.rdt {
             crate::rdt::remove(r)?;
+        }
+        if let Some(keep) = self.state.host_mounts {
+            crate::rootfs::hostns::detach_above(&self.state.rootfs, keep);
         }
         let st = self.state.oci(Status::Stopped);
         let dir = self.dir();

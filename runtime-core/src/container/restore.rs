@@ -239,6 +239,7 @@ pub fn restore(opts: RestoreOptions) -> Result<Container, Error> {
         no_pivot: opts.no_pivot,
         exit_status: None,
         rdt: None,
+        host_mounts: None,
     };
     state::save(&opts.root, &st)?;
 

@@ -322,6 +322,7 @@ mod tests {
             systemd: None,
             rootless: false,
             denied: Vec::new(),
+            shared: false,
         }
     }
 

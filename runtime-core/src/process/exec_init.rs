@@ -55,6 +55,14 @@ pub(super) fn stage2(
     };
     // A forked child is never a group leader: setsid succeeds.
     sys::setsid();
+    if !namespaces::has(&cfg.namespaces, Kind::Mount) {
+        // The container shares the runtime's mount namespace and runs chrooted into its
+        // rootfs (see crate::rootfs::hostns): so does what is exec'd into it, rather
+        // than seeing the host's files (runc 1.1 fails such an exec).
+        sys::chroot(&cfg.rootfs)
+            .and_then(|()| sys::chdir(Path::new("/")))
+            .map_err(|e| InitError::Sys("enter the container's rootfs", e))?;
+    }
     if process.terminal() == Some(true) {
         // Joining the mount namespace made its root ours: the container's devpts is at
         // /dev/pts.

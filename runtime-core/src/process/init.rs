@@ -367,9 +367,7 @@ fn stage2_inner(
     // (runtime.md "State"; runc passes getpid() too).
     let own_pid = std::process::id() as i32;
 
-    if !namespaces::has(&cfg.namespaces, Kind::Mount) {
-        return Err(rootfs::RootfsError::NoMountNamespace.into());
-    }
+    let own_mntns = namespaces::has(&cfg.namespaces, Kind::Mount);
     // In a user namespace, the config's or the caller's (rootless Podman runs the
     // runtime as uid 0 of its own): no mknod, bind mounts instead (runc does the same).
     let userns = namespaces::has(&cfg.namespaces, Kind::User) || namespaces::running_in_userns();
@@ -379,7 +377,7 @@ fn stage2_inner(
             cfg.rootfs.display()
         )
     });
-    let root = rootfs::enter(spec, &cfg.rootfs)?;
+    let root = rootfs::enter(spec, &cfg.rootfs, own_mntns)?;
     let ctx = MountContext {
         root: root.as_fd(),
         cgroup: &cfg.cgroup,
@@ -449,17 +447,20 @@ fn stage2_inner(
     }
     sysctl::apply(spec, host_proc.as_fd())?;
     rootfs::protect_paths(spec, root.as_fd(), devnull.as_fd())?;
+    rootfs::readonly_dev(spec, root.as_fd())?;
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         rootfs::readonly_root(&cfg.rootfs)?;
     }
     progress(cfg, s, || {
-        if cfg.no_pivot {
+        if !own_mntns {
+            "switch root: chroot (no mount namespace)".into()
+        } else if cfg.no_pivot {
             "switch root: MS_MOVE and chroot (--no-pivot)".into()
         } else {
             "switch root: pivot_root".into()
         }
     });
-    rootfs::switch_root(&cfg.rootfs, root.as_fd(), cfg.no_pivot)?;
+    rootfs::switch_root(&cfg.rootfs, root.as_fd(), cfg.no_pivot, own_mntns)?;
     if !rootfs::dev_is_bind(spec) {
         rootfs::devices::reopen_devnull()?;
     }

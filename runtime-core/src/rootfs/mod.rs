@@ -9,6 +9,7 @@
 
 pub mod devices;
 pub mod flags;
+pub mod hostns;
 pub mod mounts;
 mod no_pivot;
 pub mod paths;
@@ -80,18 +81,18 @@ pub enum RootfsError {
     /// Remounting the root read-only.
     #[error("remount rootfs read-only")]
     ReadonlyRoot(#[source] SysError),
+    /// Remounting a read-only /dev read-only once populated.
+    #[error("remount /dev read-only")]
+    ReadonlyDev(#[source] SysError),
     /// pivot_root or its fallback.
     #[error("switch root to {0}")]
     Pivot(PathBuf, #[source] SysError),
-    /// A mount namespace is required to prepare a rootfs.
-    #[error("linux.namespaces: a mount namespace is required")]
-    NoMountNamespace,
 }
 
 /// Whether the spec bind-mounts /dev from the host (then runrs creates no devices).
 pub fn dev_is_bind(spec: &Spec) -> bool {
     spec.mounts().iter().flatten().any(|m| {
-        Path::new("/").join(safe::relative(m.destination())) == Path::new("/dev")
+        is_dev(m.destination())
             && (m.typ().as_deref() == Some("bind")
                 || m.options()
                     .iter()
@@ -100,10 +101,49 @@ pub fn dev_is_bind(spec: &Spec) -> bool {
     })
 }
 
+/// Whether a mount destination is the container's /dev.
+pub(crate) fn is_dev(dest: &Path) -> bool {
+    Path::new("/").join(safe::relative(dest)) == Path::new("/dev")
+}
+
+/// Make a read-only /dev filesystem (`{destination: /dev, options: [ro, …]}`) read-only,
+/// now that it is populated: it was mounted writable so that the devices, symlinks,
+/// pts, shm and console could be made in it (runc's finalizeRootfs). The mounts below
+/// it keep their own flags.
+pub fn readonly_dev(spec: &Spec, root: BorrowedFd<'_>) -> Result<(), RootfsError> {
+    let Some(m) = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .rev()
+        .find(|m| is_dev(m.destination()))
+    else {
+        return Ok(());
+    };
+    let opts = flags::parse(m.options().as_deref().unwrap_or_default());
+    if opts.is_bind() || m.typ().as_deref() == Some("bind") || opts.flags & c::MS_RDONLY == 0 {
+        return Ok(());
+    }
+    let dev = safe::open_in_root(root, Path::new("/dev")).map_err(RootfsError::ReadonlyDev)?;
+    sys::mount(
+        None,
+        &sys::fd_path(dev.as_fd()),
+        None,
+        c::MS_REMOUNT | opts.flags | c::MS_RDONLY,
+        None,
+    )
+    .map_err(RootfsError::ReadonlyDev)
+}
+
 /// Set the propagation of `/` (rootfsPropagation, default rslave) and bind-mount the
 /// rootfs onto itself so it is a mount point pivot_root can use. Returns an O_PATH
-/// descriptor of the rootfs.
-pub fn enter(spec: &Spec, rootfs: &Path) -> Result<OwnedFd, RootfsError> {
+/// descriptor of the rootfs. Without a mount namespace of its own (`own_mntns` false,
+/// see [`hostns`]) the propagation of the runtime's mounts is left alone (runc would
+/// change the host's).
+pub fn enter(spec: &Spec, rootfs: &Path, own_mntns: bool) -> Result<OwnedFd, RootfsError> {
+    if !own_mntns {
+        return bind_root(rootfs);
+    }
     let prop = spec
         .linux()
         .as_ref()
@@ -113,6 +153,10 @@ pub fn enter(spec: &Spec, rootfs: &Path) -> Result<OwnedFd, RootfsError> {
     sys::mount(None, "/", None, prop | c::MS_REC, None)
         .map_err(|e| RootfsError::Propagation("/".into(), e))?;
     parent_mount_private(rootfs)?;
+    bind_root(rootfs)
+}
+
+fn bind_root(rootfs: &Path) -> Result<OwnedFd, RootfsError> {
     let r = rootfs.to_string_lossy();
     sys::mount(Some(&r), &r, Some("bind"), c::MS_BIND | c::MS_REC, None)
         .map_err(|e| RootfsError::BindRoot(rootfs.to_path_buf(), e))?;
@@ -193,9 +237,21 @@ pub fn readonly_root(rootfs: &Path) -> Result<(), RootfsError> {
 
 /// Make the rootfs the process' root: pivot_root(".", ".") and detach the old root
 /// (runc's trick, needs no directory in the rootfs), or MS_MOVE + chroot after the
-/// host's full proc and sysfs mounts are out of reach ([`no_pivot`]).
-pub fn switch_root(rootfs: &Path, root: BorrowedFd<'_>, no_pivot: bool) -> Result<(), RootfsError> {
+/// host's full proc and sysfs mounts are out of reach ([`no_pivot`]); without a mount
+/// namespace of its own, chroot alone (moving or pivoting would change the runtime's
+/// root; runc chroots too).
+pub fn switch_root(
+    rootfs: &Path,
+    root: BorrowedFd<'_>,
+    no_pivot: bool,
+    own_mntns: bool,
+) -> Result<(), RootfsError> {
     let err = |e| RootfsError::Pivot(rootfs.to_path_buf(), e);
+    if !own_mntns {
+        sys::fchdir(root).map_err(err)?;
+        sys::chroot(Path::new(".")).map_err(err)?;
+        return sys::chdir(Path::new("/")).map_err(err);
+    }
     if no_pivot {
         no_pivot::hide_host_procfs(rootfs).map_err(err)?;
         sys::fchdir(root).map_err(err)?;

@@ -245,7 +245,9 @@ fn plain(
         .unwrap_or_else(|| typ.to_string());
     let mut flags = opts.flags;
     // tmpcopyup writes into the new tmpfs: mount it writable, remount read-only after.
-    let ro_later = lower.is_some() && flags & c::MS_RDONLY != 0;
+    // So for /dev, which is populated later (`super::readonly_dev` makes it read-only).
+    let dev = super::is_dev(dest);
+    let ro_later = (lower.is_some() || dev) && flags & c::MS_RDONLY != 0;
     if ro_later {
         flags &= !c::MS_RDONLY;
     }
@@ -260,7 +262,7 @@ fn plain(
     let mounted = safe::open_in_root(ctx.root, dest)?;
     if let Some(lower) = lower {
         copy_tree(lower.as_fd(), mounted.as_fd())?;
-        if ro_later {
+        if ro_later && !dev {
             sys::mount(
                 None,
                 &fd_path(mounted.as_fd()),

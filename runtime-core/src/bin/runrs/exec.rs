@@ -2,10 +2,11 @@
 //! the process starts from the container's own process spec (env, cwd, user,
 //! capabilities, rlimits, no_new_privs, labels) with the flags applied on top.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use oci_spec::runtime::{Capability, Process};
-use runtime_core::container::{ConsoleSocket, Container, ExecOptions};
+use runtime_core::container::{ConsoleSocket, Container, ExecExtras, ExecOptions};
 use runtime_core::process::spawn::{InitStdio, Reap};
 
 use crate::run::Foreground;
@@ -60,9 +61,44 @@ pub struct ExecArgs {
     /// Pass N extra descriptors (3..3+N) to the process.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: u32,
-    /// Accepted for compatibility; exec in a paused container is refused.
+    /// Allow exec in a paused container (the process stays frozen until resume).
     #[arg(long = "ignore-paused")]
     ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup: [<controller>[,<controller>...]:]<path>
+    /// (repeatable, one per controller; without a controller: every hierarchy).
+    #[arg(long = "cgroup")]
+    cgroup: Vec<String>,
+}
+
+/// `--cgroup` values as controller → sub-cgroup path ("" for every hierarchy), with
+/// runc 1.1's rules and wording (`getSubCgroupPaths`).
+fn sub_cgroups(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut paths = BTreeMap::new();
+    for a in args {
+        let parts: Vec<&str> = a.splitn(3, ':').collect();
+        match parts[..] {
+            [path] => {
+                if args.len() != 1 {
+                    anyhow::bail!("invalid --cgroup argument: {a} (missing <controller>: prefix)");
+                }
+                paths.insert(String::new(), path.to_string());
+            }
+            [ctrls, path] => {
+                for ctrl in ctrls.split(',') {
+                    if ctrl.is_empty() {
+                        anyhow::bail!("invalid --cgroup argument: {a} (empty <controller> prefix)");
+                    }
+                    if paths.insert(ctrl.to_string(), path.to_string()).is_some() {
+                        anyhow::bail!(
+                            "invalid --cgroup argument(s): controller {ctrl} specified multiple times"
+                        );
+                    }
+                }
+            }
+            _ => anyhow::bail!("invalid --cgroup argument: {a}"),
+        }
+    }
+    Ok(paths)
 }
 
 fn process_from(a: &ExecArgs, c: &Container) -> anyhow::Result<Process> {
@@ -173,28 +209,38 @@ pub fn exec(a: ExecArgs, root: PathBuf) -> anyhow::Result<i32> {
 fn exec_process(a: ExecArgs, root: PathBuf) -> anyhow::Result<i32> {
     let c = Container::load(&root, &a.id)?;
     let process = process_from(&a, &c)?;
+    let extras = ExecExtras {
+        ignore_paused: a.ignore_paused,
+        sub_cgroups: sub_cgroups(&a.cgroup)?,
+    };
     let terminal = process.terminal() == Some(true);
     let mut console_socket = a.console_socket.clone().map(ConsoleSocket::Path);
     let pid_file = a.pid_file.clone().map(crate::absolute);
     if a.detach {
-        c.exec(ExecOptions {
+        c.exec_with(
+            ExecOptions {
+                process,
+                console_socket,
+                pid_file,
+                preserve_fds: a.preserve_fds,
+                stdio: InitStdio::Inherit,
+                reap: Reap::Here,
+            },
+            &extras,
+        )?;
+        return Ok(0);
+    }
+    let fg = Foreground::prepare(terminal, &mut console_socket)?;
+    let pid = c.exec_with(
+        ExecOptions {
             process,
             console_socket,
             pid_file,
             preserve_fds: a.preserve_fds,
             stdio: InitStdio::Inherit,
             reap: Reap::Here,
-        })?;
-        return Ok(0);
-    }
-    let fg = Foreground::prepare(terminal, &mut console_socket)?;
-    let pid = c.exec(ExecOptions {
-        process,
-        console_socket,
-        pid_file,
-        preserve_fds: a.preserve_fds,
-        stdio: InitStdio::Inherit,
-        reap: Reap::Here,
-    })?;
+        },
+        &extras,
+    )?;
     fg.wait(pid, || Ok(()))
 }

@@ -1,0 +1,80 @@
+//! A container without a mount namespace of its own (none listed in linux.namespaces:
+//! the runtime's is inherited, as the runtime spec says). Its rootfs and mounts are made
+//! in the runtime's mount namespace and it enters its rootfs with chroot(2), as runc
+//! does; unlike runc, which leaves those mounts behind on the host, delete detaches them.
+//! What to detach is told by counting the mounts stacked at the rootfs path before
+//! create (a containerd rootfs is itself a mount point, which must stay). See
+//! mount_namespaces(7), proc_pid_mountinfo(5).
+
+use std::path::Path;
+
+use crate::sys::{self, c};
+
+/// How many mounts are stacked at `path` in this mount namespace.
+pub fn mounts_at(path: &Path) -> usize {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    count_at(&text, path)
+}
+
+fn count_at(mountinfo: &str, path: &Path) -> usize {
+    let want = path.to_string_lossy();
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mp| unescape(mp) == want)
+        .count()
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo` octal escapes.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|o| o.iter().all(|d| (b'0'..=b'7').contains(d)));
+        match (b[i], oct) {
+            (b'\\', Some(o)) => {
+                out.push((o[0] - b'0') * 64 + (o[1] - b'0') * 8 + (o[2] - b'0'));
+                i += 4;
+            }
+            (x, _) => {
+                out.push(x);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Detach (lazily, with everything mounted below them) the mounts stacked at `path`
+/// above the first `keep`: the rootfs bind and the container's mounts.
+pub fn detach_above(path: &Path, keep: usize) {
+    let mut left = mounts_at(path).saturating_sub(keep);
+    while left > 0 {
+        if let Err(e) = sys::umount2(path, c::MNT_DETACH) {
+            tracing::warn!("detach the container's mounts at {}: {e}", path.display());
+            return;
+        }
+        left -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_are_counted_at_their_unescaped_path() {
+        let mi = "27 1 254:0 / / rw - ext4 /dev/vda rw\n\
+                  46 27 254:0 /b/root /b/root rw - ext4 /dev/vda rw\n\
+                  47 46 0:40 / /b/root/proc rw - proc proc rw\n\
+                  48 46 254:0 /b/root /b/root rw - ext4 /dev/vda rw\n\
+                  49 27 0:41 / /a\\040b rw - tmpfs tmpfs rw\n";
+        assert_eq!(count_at(mi, Path::new("/b/root")), 2);
+        assert_eq!(count_at(mi, Path::new("/b/root/proc")), 1);
+        assert_eq!(count_at(mi, Path::new("/a b")), 1);
+        assert_eq!(count_at(mi, Path::new("/b")), 0);
+    }
+}
