@@ -138,3 +138,94 @@ fn an_unprivileged_caller_runs_a_rootless_container() -> Result<()> {
     );
     Ok(())
 }
+
+/// An unprivileged caller's user namespace with more than its own id (runc: through the
+/// setuid newuidmap/newgidmap, which check /etc/subuid and /etc/subgid): the test user
+/// `runrs-rootless` (integration/scripts/install-clients.sh gives it its ranges) maps
+/// its own uid to 0 and 65536 subordinate ids from 1, as the container's maps show.
+#[test]
+fn an_unprivileged_caller_maps_its_subordinate_ids() -> Result<()> {
+    integration::rootfs::check_prerequisites()?;
+    const USER: &str = "runrs-rootless";
+    let user = nix::unistd::User::from_name(USER)?.ok_or_else(|| {
+        anyhow::anyhow!("user {USER} missing: run integration/scripts/install-clients.sh")
+    })?;
+    let range = |file: &str| -> Result<u32> {
+        std::fs::read_to_string(file)?
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() == 3 && f[0] == USER)
+                    .then(|| f[1].parse().ok())
+                    .flatten()
+            })
+            .ok_or_else(|| anyhow::anyhow!("{file} has no range for {USER}"))
+    };
+    let (sub_u, sub_g) = (range("/etc/subuid")?, range("/etc/subgid")?);
+    let (uid, gid) = (user.uid.as_raw(), user.gid.as_raw());
+    let xdg = tempfile::Builder::new().prefix("runrs-it-xdg-").tempdir()?;
+    let bundle = tempfile::Builder::new().prefix("runrs-it-rl-").tempdir()?;
+    for (p, mode) in [(xdg.path(), 0o700), (bundle.path(), 0o755)] {
+        nix::unistd::chown(p, Some(user.uid), Some(user.gid))?;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
+    }
+    let mut cp = Command::new("cp");
+    cp.arg("-a")
+        .arg(integration::rootfs::busybox_rootfs()?)
+        .arg(bundle.path().join("rootfs"));
+    run_capture(cp, None, CMD_TIMEOUT)?.ok()?;
+    let as_user = |args: &[&str]| -> Result<integration::CmdOutput> {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()])
+            .arg("--clear-groups")
+            .arg(runtime_path()?)
+            .args(args)
+            .current_dir(bundle.path())
+            .env("XDG_RUNTIME_DIR", xdg.path())
+            .env_remove("NOTIFY_SOCKET");
+        run_capture(c, None, CMD_TIMEOUT)
+    };
+    as_user(&["spec", "--rootless"])?.ok()?;
+    let config = bundle.path().join("config.json");
+    let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&config)?)?;
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = serde_json::json!([
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map /proc/self/gid_map; echo mapped-ok"
+    ]);
+    spec["linux"]["uidMappings"] = serde_json::json!([
+        {"containerID": 0, "hostID": uid, "size": 1},
+        {"containerID": 1, "hostID": sub_u, "size": 65536}
+    ]);
+    spec["linux"]["gidMappings"] = serde_json::json!([
+        {"containerID": 0, "hostID": gid, "size": 1},
+        {"containerID": 1, "hostID": sub_g, "size": 65536}
+    ]);
+    std::fs::write(&config, serde_json::to_vec(&spec)?)?;
+    let id = format!("runrs-it-rlmap-{}", std::process::id());
+    let out = as_user(&["run", &id])?;
+    let lines: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let sub = |start: u32| ["1".to_string(), start.to_string(), "65536".to_string()];
+    let own = |id: u32| ["0".to_string(), id.to_string(), "1".to_string()];
+    ensure!(
+        out.success()
+            && lines.len() == 5
+            && lines[0] == own(uid)
+            && lines[1] == sub(sub_u)
+            && lines[2] == own(gid)
+            && lines[3] == sub(sub_g)
+            && out.stdout.contains("mapped-ok"),
+        "run as {USER} with subordinate ids: {out}"
+    );
+    let list = as_user(&["list", "-q"])?;
+    ensure!(
+        list.success() && list.stdout.trim().is_empty(),
+        "left behind: {list}"
+    );
+    Ok(())
+}

@@ -3,6 +3,8 @@
 //! profile, compiled here once so init only has to load it. A failure leaves nothing
 //! behind because nothing exists yet.
 
+use std::path::PathBuf;
+
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Process, Spec};
 
 use crate::error::Error;
@@ -48,41 +50,72 @@ fn render(maps: &[LinuxIdMapping]) -> String {
 }
 
 /// Without privileges a process may only map its own id, once (user_namespaces(7));
-/// wider mappings need the setuid newuidmap/newgidmap helpers, which runrs does not use.
+/// wider mappings go through the setuid newuidmap/newgidmap helpers (uidmap package),
+/// which check them against /etc/subuid and /etc/subgid, as runc does. Refused here only
+/// when a helper is missing.
 pub fn check_id_maps(spec: &Spec, euid: u32, egid: u32) -> Result<(), SpecError> {
+    check_id_maps_with(spec, euid, egid, &id_map_tool)
+}
+
+fn check_id_maps_with(
+    spec: &Spec,
+    euid: u32,
+    egid: u32,
+    tool: &dyn Fn(&str) -> Option<PathBuf>,
+) -> Result<(), SpecError> {
     if euid == 0 || !crate::spec::new_ns(spec, LinuxNamespaceType::User) {
         return Ok(());
     }
     let l = spec.linux().as_ref();
-    for (field, maps, own, kind) in [
+    for (field, maps, own, kind, helper) in [
         (
             "linux.uidMappings",
             l.and_then(|l| l.uid_mappings().as_deref()),
             euid,
             "uid",
+            "newuidmap",
         ),
         (
             "linux.gidMappings",
             l.and_then(|l| l.gid_mappings().as_deref()),
             egid,
             "gid",
+            "newgidmap",
         ),
     ] {
         let maps = maps.unwrap_or_default();
-        let own_only = maps.len() == 1 && maps[0].host_id() == own && maps[0].size() == 1;
-        if !own_only {
+        let triples: Vec<[u32; 3]> = maps
+            .iter()
+            .map(|m| [m.container_id(), m.host_id(), m.size()])
+            .collect();
+        if maps.is_empty() || (!own_id_only(&triples, own) && tool(helper).is_none()) {
             return Err(SpecError::Invalid {
                 field: field.into(),
                 value: render(maps),
                 reason: format!(
                     "runrs runs unprivileged (euid {euid}) and can only map its own {kind} {own} \
-                     with size 1; other mappings need newuidmap/newgidmap, which runrs does not use \
-                     (run as root, or map \"hostID\": {own}, \"size\": 1)"
+                     with size 1 by itself; other mappings need {helper} (the uidmap package), \
+                     which is not installed"
                 ),
             });
         }
     }
     Ok(())
+}
+
+/// Whether `maps` maps only the id `own`, with size 1 (what an unprivileged process may
+/// write itself).
+pub fn own_id_only(maps: &[[u32; 3]], own: u32) -> bool {
+    maps.len() == 1 && maps[0][1] == own && maps[0][2] == 1
+}
+
+/// The setuid id-mapping helper `name` (newuidmap, newgidmap): on PATH, else in /usr/bin.
+pub fn id_map_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/bin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 #[cfg(test)]
@@ -100,10 +133,13 @@ mod tests {
     }
 
     #[test]
-    fn unprivileged_maps_only_own_id() {
-        check_id_maps(&spec(1000, 1), 1000, 1000).expect("own ids");
-        check_id_maps(&spec(100_000, 65536), 0, 0).expect("root maps anything");
-        let e = check_id_maps(&spec(100_000, 65536), 1000, 1000)
+    fn unprivileged_maps_need_the_helpers_beyond_own_id() {
+        let none = |_: &str| None;
+        let found = |t: &str| Some(PathBuf::from("/usr/bin").join(t));
+        check_id_maps_with(&spec(1000, 1), 1000, 1000, &none).expect("own ids");
+        check_id_maps_with(&spec(100_000, 65536), 0, 0, &none).expect("root maps anything");
+        check_id_maps_with(&spec(100_000, 65536), 1000, 1000, &found).expect("newuidmap");
+        let e = check_id_maps_with(&spec(100_000, 65536), 1000, 1000, &none)
             .expect_err("needs newuidmap")
             .to_string();
         assert!(
@@ -112,12 +148,14 @@ mod tests {
                 && e.contains("newuidmap"),
             "{e}"
         );
-        let e = check_id_maps(&spec(1000, 1), 1000, 2000)
+        let e = check_id_maps_with(&spec(1000, 1), 1000, 2000, &none)
             .expect_err("gid")
             .to_string();
         assert!(
             e.contains("linux.gidMappings") && e.contains("gid 2000"),
             "{e}"
         );
+        assert!(own_id_only(&[[0, 1000, 1]], 1000));
+        assert!(!own_id_only(&[[0, 1000, 1], [1, 100_000, 10]], 1000));
     }
 }

@@ -79,6 +79,16 @@ pub enum SpawnError {
         #[source]
         source: std::io::Error,
     },
+    /// newuidmap/newgidmap refused or failed.
+    #[error("{tool} of pid {pid}: {message}")]
+    IdMapTool {
+        /// newuidmap or newgidmap.
+        tool: &'static str,
+        /// The process.
+        pid: i32,
+        /// What it said.
+        message: String,
+    },
     /// Init reported a failure.
     #[error("{message}")]
     Init {
@@ -323,47 +333,84 @@ impl Drop for Guard<'_> {
     }
 }
 
-/// uid/gid maps of a new user namespace.
+/// uid/gid maps of a new user namespace: (container id, host id, size) triples.
 struct IdMaps {
-    uid: String,
-    gid: String,
+    uid: Vec<[u32; 3]>,
+    gid: Vec<[u32; 3]>,
 }
 
 impl IdMaps {
     fn from_spec(spec: &Spec) -> Self {
-        let fmt = |m: Option<&Vec<LinuxIdMapping>>| {
+        let triples = |m: Option<&Vec<LinuxIdMapping>>| {
             m.into_iter()
                 .flatten()
-                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-                .collect::<String>()
+                .map(|m| [m.container_id(), m.host_id(), m.size()])
+                .collect()
         };
         let l = spec.linux().as_ref();
         IdMaps {
-            uid: fmt(l.and_then(|l| l.uid_mappings().as_ref())),
-            gid: fmt(l.and_then(|l| l.gid_mappings().as_ref())),
+            uid: triples(l.and_then(|l| l.uid_mappings().as_ref())),
+            gid: triples(l.and_then(|l| l.gid_mappings().as_ref())),
         }
     }
 
+    /// Write the maps of `pid`: directly as root, or for an unprivileged runtime
+    /// mapping only its own id; other mappings of an unprivileged runtime go through
+    /// the setuid newuidmap/newgidmap helpers, which check them against /etc/subuid and
+    /// /etc/subgid (as runc does). The maps were checked by security::preflight.
     #[allow(
         clippy::disallowed_methods,
         reason = "host procfs files of the child, not under a rootfs"
     )]
     fn write(&self, pid: i32) -> Result<(), SpawnError> {
-        if crate::sys::effective_ids().0 != 0 {
-            // An unprivileged writer must give up setgroups before it may write gid_map
-            // (user_namespaces(7)); the maps were checked by security::preflight.
-            std::fs::write(format!("/proc/{pid}/setgroups"), "deny").map_err(|source| {
-                SpawnError::IdMap {
-                    file: "setgroups",
-                    pid,
-                    source,
-                }
-            })?;
-        }
-        for (file, text) in [("uid_map", &self.uid), ("gid_map", &self.gid)] {
+        let (euid, egid) = crate::sys::effective_ids();
+        for (file, tool, maps, own) in [
+            ("uid_map", "newuidmap", &self.uid, euid),
+            ("gid_map", "newgidmap", &self.gid, egid),
+        ] {
+            if euid != 0 && !crate::security::own_id_only(maps, own) {
+                map_with_tool(tool, pid, maps)?;
+                continue;
+            }
+            if euid != 0 && file == "gid_map" {
+                // An unprivileged writer must give up setgroups before it may write
+                // gid_map (user_namespaces(7)).
+                std::fs::write(format!("/proc/{pid}/setgroups"), "deny").map_err(|source| {
+                    SpawnError::IdMap {
+                        file: "setgroups",
+                        pid,
+                        source,
+                    }
+                })?;
+            }
+            let text: String = maps
+                .iter()
+                .map(|[c, h, n]| format!("{c} {h} {n}\n"))
+                .collect();
             std::fs::write(format!("/proc/{pid}/{file}"), text)
                 .map_err(|source| SpawnError::IdMap { file, pid, source })?;
         }
         Ok(())
     }
+}
+
+/// `newuidmap PID C H N ...` (or newgidmap).
+fn map_with_tool(tool: &'static str, pid: i32, maps: &[[u32; 3]]) -> Result<(), SpawnError> {
+    let fail = |message: String| SpawnError::IdMapTool { tool, pid, message };
+    let path = crate::security::id_map_tool(tool)
+        .ok_or_else(|| fail("not found (install the uidmap package)".into()))?;
+    let out = std::process::Command::new(&path)
+        .arg(pid.to_string())
+        .args(maps.iter().flatten().map(u32::to_string))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| fail(format!("run {}: {e}", path.display())))?;
+    if !out.status.success() {
+        return Err(fail(format!(
+            "{}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
 }
