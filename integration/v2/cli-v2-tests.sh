@@ -14,6 +14,8 @@
 #            prints the oom event, `events --stats` reports v2 numbers
 #  rootless  uid 65534 in a delegated subtree: `spec --rootless` + `run` puts the
 #            container beside its own cgroup with pids.max set (runrs, then runc)
+#  podman-rootless  Podman 4.3 as the test user runrs-rootless in a delegated subtree:
+#            --pids-limit in the container's cgroup, exit code (runrs, then runc)
 #  cleanup   delete leaves no cgroup behind (also after SIGKILL and when paused)
 set -uo pipefail
 RUNRS=${1:?usage: $0 RUNRS ROOTFS}
@@ -238,8 +240,42 @@ t_rootless() {
   [ $e = 0 ] && ok rootless || notok rootless "see above"
 }
 
+# --- rootless Podman, delegated subtree ---------------------------------------------
+# Podman 4.3 as the test user runrs-rootless (install-clients.sh makes it, with subuid and
+# subgid ranges) from a shell in a subtree delegated to it: the container's cgroup is made
+# in the subtree and --pids-limit lands in it (seen from inside, through its cgroup
+# namespace), the exit code passes through. runrs, then runc. The image archive is the
+# one run-v2.sh builds beside the runrs binary.
+t_podman_rootless() {
+  local e=0 u=runrs-rootless d=$CG/$PREFIX-podman img rt out rc
+  img=$(dirname "$RUNRS")/busybox.tar
+  id $u >/dev/null 2>&1 || { notok podman-rootless "user $u missing (integration/scripts/install-clients.sh)"; return; }
+  [ -s "$img" ] || { notok podman-rootless "no image archive at $img"; return; }
+  local w=$WORK/podman
+  mkdir -p "$w/home" "$w/xdg" "$w/storage" "$d/shell"
+  chown -R $u: "$w" "$d"; chmod 700 "$w/xdg"; chmod 755 "$WORK"
+  echo "+pids +memory" > "$d/cgroup.subtree_control"
+  pod() { sh -c 'echo $$ > "$1/shell/cgroup.procs"; shift; exec "$@"' sh "$d" \
+    runuser -u $u -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$w/home" XDG_RUNTIME_DIR="$w/xdg" \
+    podman --root "$w/storage" --runroot "$w/xdg/c" --storage-driver vfs --cgroup-manager cgroupfs \
+    --events-backend file "$@"; }
+  pod load -q -i "$img" >/dev/null 2>&1 || { notok podman-rootless "podman load failed"; return; }
+  for rt in "$RUNRS" /usr/sbin/runc; do
+    out=$(pod --runtime "$rt" run --rm --network none --pids-limit 50 busybox \
+      sh -c 'echo pids=$(cat /sys/fs/cgroup/pids.max); exit 3' 2>&1); rc=$?
+    check "$(basename "$rt") exit code" 3 $rc || e=1
+    echo "$out" | grep -qx "pids=50" || { echo "  $(basename "$rt"): $out"; e=1; }
+  done
+  pod system reset -f >/dev/null 2>&1
+  pkill -KILL -u $u; wait_for 10 sh -c "! pgrep -u $u >/dev/null" || { echo "  processes of $u left"; e=1; }
+  local left; left=$(find "$d" -mindepth 1 -maxdepth 1 -type d ! -name shell)
+  [ -z "$left" ] || { echo "  container cgroups left: $left"; e=1; }
+  rmdir "$d/shell" "$d" 2>/dev/null || { echo "  $d not removable"; e=1; }
+  [ $e = 0 ] && ok podman-rootless || notok podman-rootless "see above"
+}
+
 note "kernel $(uname -r), controllers: $(cat $CG/cgroup.controllers)"
-for t in ${V2_TESTS:-t_limits t_devices t_pause t_pids t_oom t_rootless}; do
+for t in ${V2_TESTS:-t_limits t_devices t_pause t_pids t_oom t_rootless t_podman_rootless}; do
   start=$SECONDS
   $t
   cleanup

@@ -29,7 +29,11 @@ command -v qemu-system-x86_64 >/dev/null || { echo "run-v2: qemu-system-x86_64 m
 work=$(mktemp -d /tmp/runrs-res-v2.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cp "$RUNRS" "$work/runrs"
-chmod 755 "$work" "$work/runrs"   # the rootless test runs it as uid 65534
+chmod 755 "$work" "$work/runrs"   # the rootless tests run it as other users
+# The image the rootless Podman test loads.
+bash "$REPO/integration/scripts/make-busybox-image.sh" "$work/busybox.tar" docker.io/library/busybox:latest >/dev/null \
+  || { echo "run-v2: could not build the busybox image archive" >&2; exit 2; }
+chmod 644 "$work/busybox.tar"
 rc=0
 "$VM" -C "$work" --ro "$ROOTFS" --ro "$HERE" -- \
   bash "$HERE/cli-v2-tests.sh" "$work/runrs" "$ROOTFS" || rc=$?
