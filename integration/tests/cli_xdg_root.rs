@@ -45,52 +45,103 @@ fn a_non_root_caller_keeps_state_in_xdg_runtime_dir() -> Result<()> {
     Ok(())
 }
 
+/// A caller with `uid`/`gid` (by setpriv), its XDG_RUNTIME_DIR, and a bundle it owns
+/// with a copy of the busybox rootfs and the config `spec --rootless` wrote.
+struct Unprivileged {
+    uid: u32,
+    gid: u32,
+    xdg: tempfile::TempDir,
+    bundle: tempfile::TempDir,
+}
+
+impl Unprivileged {
+    fn new(uid: u32, gid: u32) -> Result<Self> {
+        integration::rootfs::check_prerequisites()?;
+        let u = Unprivileged {
+            uid,
+            gid,
+            xdg: tempfile::Builder::new().prefix("runrs-it-xdg-").tempdir()?,
+            bundle: tempfile::Builder::new().prefix("runrs-it-rl-").tempdir()?,
+        };
+        for (p, mode) in [(u.xdg.path(), 0o700), (u.bundle.path(), 0o755)] {
+            nix::unistd::chown(
+                p,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )?;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
+        }
+        let mut cp = Command::new("cp");
+        cp.arg("-a")
+            .arg(integration::rootfs::busybox_rootfs()?)
+            .arg(u.bundle.path().join("rootfs"));
+        run_capture(cp, None, CMD_TIMEOUT)?.ok()?;
+        u.run(&["spec", "--rootless"])?.ok()?;
+        Ok(u)
+    }
+
+    /// The runtime with `args`, as this caller, in the bundle.
+    fn run(&self, args: &[&str]) -> Result<integration::CmdOutput> {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid",
+            &self.uid.to_string(),
+            "--regid",
+            &self.gid.to_string(),
+        ])
+        .arg("--clear-groups")
+        .arg(runtime_path()?)
+        .args(args)
+        .current_dir(self.bundle.path())
+        .env("XDG_RUNTIME_DIR", self.xdg.path())
+        .env_remove("NOTIFY_SOCKET");
+        run_capture(c, None, CMD_TIMEOUT)
+    }
+
+    fn spec(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::from_slice(&std::fs::read(
+            self.bundle.path().join("config.json"),
+        )?)?)
+    }
+
+    /// Writes `spec` with `args` as a non-terminal process.
+    fn write(&self, spec: &mut serde_json::Value, args: &[&str]) -> Result<()> {
+        spec["process"]["terminal"] = false.into();
+        spec["process"]["args"] = serde_json::json!(args);
+        std::fs::write(
+            self.bundle.path().join("config.json"),
+            serde_json::to_vec(spec)?,
+        )?;
+        Ok(())
+    }
+
+    /// Nothing left in the state root.
+    fn assert_clean(&self) -> Result<()> {
+        let list = self.run(&["list", "-q"])?;
+        ensure!(
+            list.success() && list.stdout.trim().is_empty(),
+            "left behind: {list}"
+        );
+        Ok(())
+    }
+}
+
 /// runc's rootless mode (issue 14, item 1): an unprivileged caller runs `spec --rootless`
 /// and `run` (its own user namespace mapping only its uid, no cgroup it may not create,
 /// device nodes bind-mounted); a limit for a cgroup it could not create fails naming it,
 /// and `--rootless false` makes a cgroup it may not create fail the run.
 #[test]
 fn an_unprivileged_caller_runs_a_rootless_container() -> Result<()> {
-    integration::rootfs::check_prerequisites()?;
-    let nobody = nix::unistd::Uid::from_raw(65534);
-    let nogroup = nix::unistd::Gid::from_raw(65534);
-    let own = |p: &std::path::Path, mode: u32| -> Result<()> {
-        nix::unistd::chown(p, Some(nobody), Some(nogroup))?;
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
-        Ok(())
-    };
-    let xdg = tempfile::Builder::new().prefix("runrs-it-xdg-").tempdir()?;
-    own(xdg.path(), 0o700)?;
-    let bundle = tempfile::Builder::new().prefix("runrs-it-rl-").tempdir()?;
-    own(bundle.path(), 0o755)?;
-    let rootfs = bundle.path().join("rootfs");
-    let mut cp = Command::new("cp");
-    cp.arg("-a")
-        .arg(integration::rootfs::busybox_rootfs()?)
-        .arg(&rootfs);
-    run_capture(cp, None, CMD_TIMEOUT)?.ok()?;
-    let as_nobody = |args: &[&str]| -> Result<integration::CmdOutput> {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-            .arg(runtime_path()?)
-            .args(args)
-            .current_dir(bundle.path())
-            .env("XDG_RUNTIME_DIR", xdg.path())
-            .env_remove("NOTIFY_SOCKET");
-        run_capture(c, None, CMD_TIMEOUT)
-    };
-    as_nobody(&["spec", "--rootless"])?.ok()?;
-    let config = bundle.path().join("config.json");
-    let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&config)?)?;
-    spec["process"]["terminal"] = false.into();
-    spec["process"]["args"] = serde_json::json!([
+    let u = Unprivileged::new(65534, 65534)?;
+    let mut spec = u.spec()?;
+    let args = [
         "sh",
         "-c",
-        "cat /proc/self/uid_map; ls -l /dev/null; echo rootless-ok"
-    ]);
-    std::fs::write(&config, serde_json::to_vec(&spec)?)?;
+        "cat /proc/self/uid_map; ls -l /dev/null; echo rootless-ok",
+    ];
+    u.write(&mut spec, &args)?;
     let id = format!("runrs-it-rl-{}", std::process::id());
-    let out = as_nobody(&["run", &id])?;
+    let out = u.run(&["run", &id])?;
     ensure!(
         out.success() && out.stdout.contains("rootless-ok"),
         "rootless run: {out}"
@@ -113,8 +164,8 @@ fn an_unprivileged_caller_runs_a_rootless_container() -> Result<()> {
 
     // A limit on a cgroup it could not create: runc's message.
     spec["linux"]["resources"] = serde_json::json!({"pids": {"limit": 10}});
-    std::fs::write(&config, serde_json::to_vec(&spec)?)?;
-    let out = as_nobody(&["run", &id])?;
+    u.write(&mut spec, &args)?;
+    let out = u.run(&["run", &id])?;
     ensure!(
         !out.success()
             && out
@@ -124,19 +175,13 @@ fn an_unprivileged_caller_runs_a_rootless_container() -> Result<()> {
     );
     // --rootless false: the cgroup it may not create fails the run.
     spec["linux"]["resources"] = serde_json::json!({});
-    std::fs::write(&config, serde_json::to_vec(&spec)?)?;
-    let out = as_nobody(&["--rootless", "false", "run", &id])?;
+    u.write(&mut spec, &args)?;
+    let out = u.run(&["--rootless", "false", "run", &id])?;
     ensure!(
         !out.success() && out.stderr.contains("ermission denied"),
         "--rootless false as uid 65534: {out}"
     );
-    // Nothing left: no container in the state root.
-    let list = as_nobody(&["list", "-q"])?;
-    ensure!(
-        list.success() && list.stdout.trim().is_empty(),
-        "left behind: {list}"
-    );
-    Ok(())
+    u.assert_clean()
 }
 
 /// An unprivileged caller's user namespace with more than its own id (runc: through the
@@ -145,7 +190,6 @@ fn an_unprivileged_caller_runs_a_rootless_container() -> Result<()> {
 /// its own uid to 0 and 65536 subordinate ids from 1, as the container's maps show.
 #[test]
 fn an_unprivileged_caller_maps_its_subordinate_ids() -> Result<()> {
-    integration::rootfs::check_prerequisites()?;
     const USER: &str = "runrs-rootless";
     let user = nix::unistd::User::from_name(USER)?.ok_or_else(|| {
         anyhow::anyhow!("user {USER} missing: run integration/scripts/install-clients.sh")
@@ -163,37 +207,8 @@ fn an_unprivileged_caller_maps_its_subordinate_ids() -> Result<()> {
     };
     let (sub_u, sub_g) = (range("/etc/subuid")?, range("/etc/subgid")?);
     let (uid, gid) = (user.uid.as_raw(), user.gid.as_raw());
-    let xdg = tempfile::Builder::new().prefix("runrs-it-xdg-").tempdir()?;
-    let bundle = tempfile::Builder::new().prefix("runrs-it-rl-").tempdir()?;
-    for (p, mode) in [(xdg.path(), 0o700), (bundle.path(), 0o755)] {
-        nix::unistd::chown(p, Some(user.uid), Some(user.gid))?;
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
-    }
-    let mut cp = Command::new("cp");
-    cp.arg("-a")
-        .arg(integration::rootfs::busybox_rootfs()?)
-        .arg(bundle.path().join("rootfs"));
-    run_capture(cp, None, CMD_TIMEOUT)?.ok()?;
-    let as_user = |args: &[&str]| -> Result<integration::CmdOutput> {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()])
-            .arg("--clear-groups")
-            .arg(runtime_path()?)
-            .args(args)
-            .current_dir(bundle.path())
-            .env("XDG_RUNTIME_DIR", xdg.path())
-            .env_remove("NOTIFY_SOCKET");
-        run_capture(c, None, CMD_TIMEOUT)
-    };
-    as_user(&["spec", "--rootless"])?.ok()?;
-    let config = bundle.path().join("config.json");
-    let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&config)?)?;
-    spec["process"]["terminal"] = false.into();
-    spec["process"]["args"] = serde_json::json!([
-        "sh",
-        "-c",
-        "cat /proc/self/uid_map /proc/self/gid_map; echo mapped-ok"
-    ]);
+    let u = Unprivileged::new(uid, gid)?;
+    let mut spec = u.spec()?;
     spec["linux"]["uidMappings"] = serde_json::json!([
         {"containerID": 0, "hostID": uid, "size": 1},
         {"containerID": 1, "hostID": sub_u, "size": 65536}
@@ -202,9 +217,16 @@ fn an_unprivileged_caller_maps_its_subordinate_ids() -> Result<()> {
         {"containerID": 0, "hostID": gid, "size": 1},
         {"containerID": 1, "hostID": sub_g, "size": 65536}
     ]);
-    std::fs::write(&config, serde_json::to_vec(&spec)?)?;
+    u.write(
+        &mut spec,
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map; echo mapped-ok",
+        ],
+    )?;
     let id = format!("runrs-it-rlmap-{}", std::process::id());
-    let out = as_user(&["run", &id])?;
+    let out = u.run(&["run", &id])?;
     let lines: Vec<Vec<&str>> = out
         .stdout
         .lines()
@@ -222,10 +244,5 @@ fn an_unprivileged_caller_maps_its_subordinate_ids() -> Result<()> {
             && out.stdout.contains("mapped-ok"),
         "run as {USER} with subordinate ids: {out}"
     );
-    let list = as_user(&["list", "-q"])?;
-    ensure!(
-        list.success() && list.stdout.trim().is_empty(),
-        "left behind: {list}"
-    );
-    Ok(())
+    u.assert_clean()
 }

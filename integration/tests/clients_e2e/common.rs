@@ -104,6 +104,31 @@ impl Drop for Work {
     }
 }
 
+/// Podman's global flags for private storage (vfs under `root`, `runroot`, `tmpdir`
+/// when given), the cgroupfs manager, file events and `runtime`.
+pub fn podman_flags(
+    c: &mut Command,
+    root: &Path,
+    runroot: &Path,
+    tmpdir: Option<&Path>,
+    runtime: &Path,
+) {
+    c.arg("--root").arg(root).arg("--runroot").arg(runroot);
+    if let Some(t) = tmpdir {
+        c.arg("--tmpdir").arg(t);
+    }
+    c.args([
+        "--storage-driver",
+        "vfs",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "file",
+        "--runtime",
+    ])
+    .arg(runtime);
+}
+
 /// Runs a client command, capturing its output (not requiring success).
 pub fn run(cmd: Command) -> Result<CmdOutput> {
     run_capture(cmd, None, CLIENT_TIMEOUT)

@@ -56,24 +56,15 @@ impl Podman {
     fn cmd(&self, args: &[&str]) -> Command {
         let d = &self.dir;
         let mut c = Command::new(PODMAN);
-        c.env("CONTAINERS_CONF", d.join("containers.conf"))
-            .arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("runroot"))
-            .arg("--tmpdir")
-            .arg(d.join("tmp"))
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-                "--runtime",
-            ])
-            .arg(&self.runtime)
-            .args(args);
+        c.env("CONTAINERS_CONF", d.join("containers.conf"));
+        common::podman_flags(
+            &mut c,
+            &d.join("root"),
+            &d.join("runroot"),
+            Some(&d.join("tmp")),
+            &self.runtime,
+        );
+        c.args(args);
         c
     }
 

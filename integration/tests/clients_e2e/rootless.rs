@@ -14,7 +14,7 @@ use anyhow::{ensure, Context, Result};
 use integration::cmd::CmdOutput;
 use integration::containerd::runner::Runner;
 
-use crate::common::{expect_code, run, wait_for, Work, RUNC};
+use crate::common::{expect_code, podman_flags, run, wait_for, Work, RUNC};
 
 /// The test user (install-clients.sh makes it).
 pub const USER: &str = "runrs-rootless";
@@ -42,22 +42,15 @@ impl Rootless {
                 "CONTAINERS_CONF={}",
                 d.join("containers.conf").display()
             ))
-            .arg(PODMAN)
-            .arg("--root")
-            .arg(d.join("storage"))
-            .arg("--runroot")
-            .arg(d.join("xdg/containers"))
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-                "--runtime",
-            ])
-            .arg(&self.runtime)
-            .args(args);
+            .arg(PODMAN);
+        podman_flags(
+            &mut c,
+            &d.join("storage"),
+            &d.join("xdg/containers"),
+            None,
+            &self.runtime,
+        );
+        c.args(args);
         c
     }
 

@@ -216,21 +216,11 @@ fn exec_process(a: ExecArgs, root: PathBuf) -> anyhow::Result<i32> {
     let terminal = process.terminal() == Some(true);
     let mut console_socket = a.console_socket.clone().map(ConsoleSocket::Path);
     let pid_file = a.pid_file.clone().map(crate::absolute);
-    if a.detach {
-        c.exec_with(
-            ExecOptions {
-                process,
-                console_socket,
-                pid_file,
-                preserve_fds: a.preserve_fds,
-                stdio: InitStdio::Inherit,
-                reap: Reap::Here,
-            },
-            &extras,
-        )?;
-        return Ok(0);
-    }
-    let fg = Foreground::prepare(terminal, &mut console_socket)?;
+    let fg = if a.detach {
+        None
+    } else {
+        Some(Foreground::prepare(terminal, &mut console_socket)?)
+    };
     let pid = c.exec_with(
         ExecOptions {
             process,
@@ -242,5 +232,8 @@ fn exec_process(a: ExecArgs, root: PathBuf) -> anyhow::Result<i32> {
         },
         &extras,
     )?;
-    fg.wait(pid, || Ok(()))
+    match fg {
+        None => Ok(0),
+        Some(fg) => fg.wait(pid, || Ok(())),
+    }
 }
