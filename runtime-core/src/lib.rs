@@ -15,6 +15,7 @@ pub mod features;
 #[cfg(test)]
 mod fuzz;
 pub(crate) mod hooks;
+pub(crate) mod idmap;
 pub mod lsm;
 pub(crate) mod namespaces;
 pub mod notify;

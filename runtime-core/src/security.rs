@@ -54,7 +54,7 @@ fn render(maps: &[LinuxIdMapping]) -> String {
 /// which check them against /etc/subuid and /etc/subgid, as runc does. Refused here only
 /// when a helper is missing.
 pub fn check_id_maps(spec: &Spec, euid: u32, egid: u32) -> Result<(), SpecError> {
-    check_id_maps_with(spec, euid, egid, &id_map_tool)
+    check_id_maps_with(spec, euid, egid, &crate::idmap::tool)
 }
 
 fn check_id_maps_with(
@@ -88,7 +88,8 @@ fn check_id_maps_with(
             .iter()
             .map(|m| [m.container_id(), m.host_id(), m.size()])
             .collect();
-        if maps.is_empty() || (!own_id_only(&triples, own) && tool(helper).is_none()) {
+        if maps.is_empty() || (!crate::idmap::own_id_only(&triples, own) && tool(helper).is_none())
+        {
             return Err(SpecError::Invalid {
                 field: field.into(),
                 value: render(maps),
@@ -101,21 +102,6 @@ fn check_id_maps_with(
         }
     }
     Ok(())
-}
-
-/// Whether `maps` maps only the id `own`, with size 1 (what an unprivileged process may
-/// write itself).
-pub fn own_id_only(maps: &[[u32; 3]], own: u32) -> bool {
-    maps.len() == 1 && maps[0][1] == own && maps[0][2] == 1
-}
-
-/// The setuid id-mapping helper `name` (newuidmap, newgidmap): on PATH, else in /usr/bin.
-pub fn id_map_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/bin")])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 #[cfg(test)]
@@ -155,7 +141,5 @@ mod tests {
             e.contains("linux.gidMappings") && e.contains("gid 2000"),
             "{e}"
         );
-        assert!(own_id_only(&[[0, 1000, 1]], 1000));
-        assert!(!own_id_only(&[[0, 1000, 1], [1, 100_000, 10]], 1000));
     }
 }

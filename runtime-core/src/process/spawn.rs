@@ -368,7 +368,7 @@ impl IdMaps {
             ("uid_map", "newuidmap", &self.uid, euid),
             ("gid_map", "newgidmap", &self.gid, egid),
         ] {
-            if euid != 0 && !crate::security::own_id_only(maps, own) {
+            if euid != 0 && !crate::idmap::own_id_only(maps, own) {
                 map_with_tool(tool, pid, maps)?;
                 continue;
             }
@@ -397,7 +397,7 @@ impl IdMaps {
 /// `newuidmap PID C H N ...` (or newgidmap).
 fn map_with_tool(tool: &'static str, pid: i32, maps: &[[u32; 3]]) -> Result<(), SpawnError> {
     let fail = |message: String| SpawnError::IdMapTool { tool, pid, message };
-    let path = crate::security::id_map_tool(tool)
+    let path = crate::idmap::tool(tool)
         .ok_or_else(|| fail("not found (install the uidmap package)".into()))?;
     let out = std::process::Command::new(&path)
         .arg(pid.to_string())
