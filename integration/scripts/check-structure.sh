@@ -6,7 +6,9 @@
 #   2. no .rs file over 600 lines in runtime-core/src or shim/src (LONG_OK lists the
 #      files still waiting for their split: reported, not failed);
 #   3. no import cycle between runtime-core's top-level modules (from `crate::x`
-#      references; `sys` is a leaf by rule 1's design and must import nothing).
+#      references; `sys` is a leaf by rule 1's design and must import nothing);
+#   4. the shim and the runrs CLI use runtime-core only through its face: the names
+#      runtime-core/src/lib.rs re-exports and its `host` facade, no module path.
 # Prints every offender and exits 1 when any rule fails. Usage: check-structure.sh [ROOT]
 set -euo pipefail
 cd "${1:-$(dirname "$0")/../..}"
@@ -247,6 +249,25 @@ for comp in comps:
     cyc = one_cycle(comp)
     steps = ", ".join(f"{a} -> {b} ({where[(a, b)]})" for a, b in zip(cyc, cyc[1:]))
     (fail if CYCLES_ENFORCED else warn)(f"import cycle among runtime-core modules {{{', '.join(comp)}}}: {steps}")
+
+# 4. the public face: the shim and the runrs CLI use runtime-core only through the names
+#    runtime-core/src/lib.rs re-exports (and its `host` facade), never its modules.
+lib = open("runtime-core/src/lib.rs").read()
+modules = set(re.findall(r"^(?:pub(?:\(crate\))? )?mod (\w+);", lib, re.M)) - {"host"}
+callers = list(rust_files("shim/src")) + list(rust_files("runtime-core/src/bin"))
+for path in callers:
+    text = open(path).read()
+    for m in re.finditer(r"runtime_core::(\{[^}]*\}|\w+)", text):
+        seg = m.group(1)
+        if seg.startswith("{"):
+            # The first path segment of each item of a group (`a`, `b as c`, `d::e`).
+            heads = [i.strip().split("::")[0].split()[0] for i in seg.strip("{}").split(",") if i.strip()]
+            bad = [h for h in heads if h in modules]
+        else:
+            bad = [seg] if seg in modules and text[m.end():m.end() + 2] == "::" else []
+        if bad:
+            line = text.count("\n", 0, m.start()) + 1
+            fail(f"{path}:{line}: runtime_core::{bad[0]} is a module of runtime-core; use its face (the names runtime-core/src/lib.rs re-exports)")
 
 if failed:
     sys.exit(1)

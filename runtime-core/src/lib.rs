@@ -31,7 +31,44 @@ pub mod state;
 pub mod sys;
 pub(crate) mod sysctl;
 
-pub use container::{Container, CreateOptions, StartOptions, Started};
-pub use error::{Error, Kind};
+// ----- The public face -------------------------------------------------------------------
+// Everything the shim and the runrs CLI use, re-exported here (README "Layout");
+// integration/scripts/check-structure.sh keeps both to these names. The modules above are
+// the library's inside.
+
+// Containers and their verbs (create, start, exec, kill, pause/resume, update, stats,
+// checkpoint, restore, delete are methods of Container or functions here).
+pub use container::{
+    create, create_with, list, parse_signal, process_handle, restore, signal_pidfd, ConsoleSocket,
+    Container, CreateExtras, CreateOptions, ExecExtras, ExecOptions, RestoreOptions, StartOptions,
+    Started,
+};
+// Processes: stdio, who reaps, the console, exit statuses.
+pub use process::console::{recv_master, resize as resize_console};
+pub use process::spawn::{InitStdio, Reap};
+pub use reap::{exit_code, set_child_waiter, ChildWaiter};
+// Checkpoint and restore.
+pub use criu::{parse_namespaces, parse_page_server, CheckpointOptions, CriuError};
+// Cgroup events and statistics.
+pub use cgroups::oom::{OomEvent, OomWatcher};
+pub use cgroups::stats::{BlkioEntry, MemoryEntry, Stats};
+pub use cgroups::{systemd_driver_unavailable, Mode as CgroupMode, DEFAULT_ROOT as CGROUP_ROOT};
+// Bundles, configs, state, readiness, features.
+pub use bundle::{mount_all, unmount_all, RootfsMount};
+pub use features::{features, json as features_json, pretty as features_pretty};
+pub use notify::{HostSocket, DEFAULT_READY_TIMEOUT};
+pub use spec::{load as load_spec, new_ns};
+pub use state::{now_rfc3339, ContainerState, OciState, Status};
+// The process entry points (init, the criu helper) and errors.
+pub use entry::maybe_run;
+pub use error::{chain, Error, Kind};
 pub use namespaces::running_in_userns;
-pub use state::{OciState, Status};
+
+/// The kernel-boundary helpers the shim's own syscall module and the CLI use.
+pub mod host {
+    pub use crate::sys::term::winsize;
+    pub use crate::sys::{
+        adopt_inherited_fd, c, fd_is_open, isatty, kill, pidfd_open, poll_one, real_ids,
+        set_child_subreaper, wait_any_nohang, SysError,
+    };
+}

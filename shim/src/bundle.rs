@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use runtime_core::bundle::RootfsMount;
+use runtime_core::RootfsMount;
 
 use crate::error::{Result, ShimError};
 
@@ -60,8 +60,8 @@ impl Rootfs {
                 )))
             }
         }
-        runtime_core::bundle::mount_all(mounts, &target)
-            .map_err(|e| ShimError::Internal(runtime_core::error::chain(&e)))?;
+        runtime_core::mount_all(mounts, &target)
+            .map_err(|e| ShimError::Internal(runtime_core::chain(&e)))?;
         Ok(Some(Rootfs(target)))
     }
 
@@ -77,8 +77,7 @@ pub fn unmount_rootfs(bundle: &Path) -> Result<()> {
 }
 
 fn unmount(target: &Path) -> Result<()> {
-    runtime_core::bundle::unmount_all(target)
-        .map_err(|e| ShimError::Internal(runtime_core::error::chain(&e)))
+    runtime_core::unmount_all(target).map_err(|e| ShimError::Internal(runtime_core::chain(&e)))
 }
 
 #[cfg(test)]

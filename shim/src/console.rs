@@ -4,7 +4,7 @@
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
-use runtime_core::container::ConsoleSocket;
+use runtime_core::ConsoleSocket;
 
 use crate::error::{Result, ShimError};
 
@@ -34,8 +34,8 @@ impl Pair {
 impl Receiver {
     /// The pty master runtime-core sent (blocking).
     pub fn master(self) -> Result<OwnedFd> {
-        runtime_core::process::console::recv_master(std::os::fd::AsFd::as_fd(&self.0))
-            .map_err(|e| ShimError::Internal(runtime_core::error::chain(&e)))
+        runtime_core::recv_master(std::os::fd::AsFd::as_fd(&self.0))
+            .map_err(|e| ShimError::Internal(runtime_core::chain(&e)))
     }
 }
 

@@ -45,7 +45,7 @@ impl Container {
     /// do while the container is still to be restored.
     pub async fn write_state(
         &self,
-        change: impl FnOnce(&mut runtime_core::state::ContainerState),
+        change: impl FnOnce(&mut runtime_core::ContainerState),
     ) -> Result<()> {
         let mut core = self.core.lock().await;
         let Some(k) = core.as_mut() else {
@@ -112,7 +112,7 @@ impl Runtime for Container {
         if let Ok(core) = self.core().await {
             let r = tokio::task::spawn_blocking(move || core.signal_all(crate::sys::SIGKILL)).await;
             if let Ok(Err(e)) = r {
-                tracing::debug!(id = %self.id, "kill the rest: {}", runtime_core::error::chain(&e));
+                tracing::debug!(id = %self.id, "kill the rest: {}", runtime_core::chain(&e));
             }
         }
     }

@@ -6,8 +6,8 @@
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use runtime_core::container::RestoreOptions;
-use runtime_core::process::spawn::InitStdio;
+use runtime_core::InitStdio;
+use runtime_core::RestoreOptions;
 
 use crate::console;
 use crate::error::Result;
@@ -88,10 +88,10 @@ pub fn cri_work_dir(spec: &oci_spec::runtime::Spec, id: &str) -> Option<PathBuf>
 
 /// `o` with [`cri_work_dir`] as its work path when the request named none.
 pub fn with_cri_work_dir(
-    mut o: runtime_core::criu::CheckpointOptions,
+    mut o: runtime_core::CheckpointOptions,
     spec: &oci_spec::runtime::Spec,
     id: &str,
-) -> runtime_core::criu::CheckpointOptions {
+) -> runtime_core::CheckpointOptions {
     if o.work_path.is_none() {
         o.work_path = cri_work_dir(spec, id);
         if let Some(w) = &o.work_path {
@@ -134,8 +134,8 @@ impl PendingRestore {
         o.stdio = self.stdio;
         o.console_socket = console_socket;
         o.systemd_cgroup = self.systemd_cgroup;
-        let core = runtime_core::container::restore(o)?;
-        let handle = runtime_core::container::process_handle(core.pid());
+        let core = runtime_core::restore(o)?;
+        let handle = runtime_core::process_handle(core.pid());
         let master = receiver.map(console::Receiver::master).transpose()?;
         Ok(Restored {
             core,

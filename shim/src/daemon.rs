@@ -37,7 +37,7 @@ pub fn run(flags: Flags) -> Result<(), String> {
 async fn serve(flags: Flags) -> Result<(), String> {
     crate::logging::init(flags.debug);
     if let Err(e) = crate::sys::set_child_subreaper() {
-        tracing::warn!("{}", runtime_core::error::chain(&e));
+        tracing::warn!("{}", runtime_core::chain(&e));
     }
     let reaper = Reaper::start().map_err(|e| format!("install SIGCHLD handler: {e}"))?;
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
@@ -59,7 +59,7 @@ async fn serve(flags: Flags) -> Result<(), String> {
             // kill -9 of the shim its socket still accepts connections, so `delete`
             // takes it for a live shim of the group and leaves it behind.
             let l = crate::sys::adopt_listener(fd)
-                .map_err(|e| format!("listener: {}", runtime_core::error::chain(&e)))?;
+                .map_err(|e| format!("listener: {}", runtime_core::chain(&e)))?;
             let path = l
                 .local_addr()
                 .ok()

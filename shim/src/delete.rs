@@ -31,19 +31,11 @@ pub fn run(flags: &Flags) {
                 status = s;
             }
             if let Err(e) = c.delete(true) {
-                eprintln!(
-                    "delete container {}: {}",
-                    flags.id,
-                    runtime_core::error::chain(&e)
-                );
+                eprintln!("delete container {}: {}", flags.id, runtime_core::chain(&e));
             }
         }
         Err(e) if e.kind() == runtime_core::Kind::NotFound => {}
-        Err(e) => eprintln!(
-            "load container {}: {}",
-            flags.id,
-            runtime_core::error::chain(&e)
-        ),
+        Err(e) => eprintln!("load container {}: {}", flags.id, runtime_core::chain(&e)),
     }
     if let Err(e) = bundle::unmount_rootfs(&bundle) {
         eprintln!("unmount rootfs: {e}");

@@ -53,7 +53,7 @@ impl ShimError {
 
 impl From<ShimError> for ttrpc::Error {
     fn from(e: ShimError) -> Self {
-        let msg = runtime_core::error::chain(&e);
+        let msg = runtime_core::chain(&e);
         tracing::debug!("request failed: {msg}");
         ttrpc::Error::RpcStatus(ttrpc::get_status(e.code(), msg))
     }

@@ -19,7 +19,7 @@ pub fn run() -> std::io::Result<()> {
     let options = Any::parse_from_bytes(&input)
         .ok()
         .filter(|a| !a.type_url.is_empty());
-    let features = runtime_core::features::features();
+    let features = runtime_core::features();
     let info = RuntimeInfo {
         name: "io.containerd.runrs.v2".into(),
         version: Some(RuntimeVersion {
@@ -31,7 +31,7 @@ pub fn run() -> std::io::Result<()> {
         options: options.into(),
         features: Some(Any {
             type_url: FEATURES_TYPE.into(),
-            value: runtime_core::features::json(),
+            value: runtime_core::features_json(),
             ..Default::default()
         })
         .into(),

@@ -63,7 +63,7 @@ pub fn parse(uri: &str) -> Result<(String, Vec<String>)> {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    crate::sys::pipe().map_err(|e| ShimError::Internal(runtime_core::error::chain(&e)))
+    crate::sys::pipe().map_err(|e| ShimError::Internal(runtime_core::chain(&e)))
 }
 
 /// Start the logger of `uri`; returns the container's stdout and stderr write ends.
@@ -94,7 +94,7 @@ pub async fn start(
     drop((out_r, err_r, ready_w));
     let logger = Logger {
         pid,
-        pidfd: runtime_core::sys::pidfd_open(pid).ok(),
+        pidfd: runtime_core::host::pidfd_open(pid).ok(),
         reaper: reaper.clone(),
     };
     // Ready: one byte, or EOF when the logger exits without signalling.
@@ -116,9 +116,8 @@ impl Drop for Logger {
             return;
         };
         let pid = self.pid;
-        let signal = move |sig: i32| {
-            runtime_core::container::signal_pidfd(std::os::fd::AsFd::as_fd(&pidfd), sig, pid)
-        };
+        let signal =
+            move |sig: i32| runtime_core::signal_pidfd(std::os::fd::AsFd::as_fd(&pidfd), sig, pid);
         if signal(crate::sys::SIGTERM).is_err() {
             return; // already gone
         }

@@ -32,7 +32,7 @@ mod translate;
 fn main() {
     // A container's init is this binary re-executed: it must branch off before any
     // thread or runtime exists.
-    runtime_core::entry::maybe_run();
+    runtime_core::maybe_run();
     let args: Vec<String> = std::env::args().collect();
     if args
         .iter()

@@ -138,7 +138,7 @@ impl Monitor {
         tokio::spawn(
             async move {
                 let Ok(raw) = exited.await else { return };
-                let status = runtime_core::process::reap::exit_code(raw) as u32;
+                let status = runtime_core::exit_code(raw) as u32;
                 // A Create or Start still being reported goes first.
                 drop(rt.gate().lock().await);
                 if p.is_init() {
@@ -220,7 +220,7 @@ async fn handle_exit(
         // Persisted before the exit is visible: a Wait that returns lets the client
         // Delete, which removes the state dir (a save still writing there failed it).
         if let Err(e) = rt.persist_exit(exit.status).await {
-            tracing::warn!(id = %rt.id(), "persist the exit status: {}", runtime_core::error::chain(&e));
+            tracing::warn!(id = %rt.id(), "persist the exit status: {}", runtime_core::chain(&e));
         }
     }
     tracing::info!(id = %rt.id(), exec = %exec_id(p), status = exit.status, "exited");

@@ -14,8 +14,8 @@ use oci_spec::runtime::LinuxNamespaceType;
 pub fn kill_all_on_exit(core: Option<&runtime_core::Container>, bundle: &Path) -> bool {
     match core {
         Some(c) => !c.own_pid_ns(),
-        None => !runtime_core::spec::load(bundle)
-            .map(|s| runtime_core::spec::new_ns(&s, LinuxNamespaceType::Pid))
+        None => !runtime_core::load_spec(bundle)
+            .map(|s| runtime_core::new_ns(&s, LinuxNamespaceType::Pid))
             .unwrap_or(false),
     }
 }

@@ -99,14 +99,12 @@ impl Process {
     }
 
     /// Send `sig` through the process' handle; an error with ESRCH once it is gone.
-    pub fn signal(&self, sig: i32) -> std::result::Result<(), runtime_core::sys::SysError> {
+    pub fn signal(&self, sig: i32) -> std::result::Result<(), runtime_core::host::SysError> {
         // One syscall under the lock: nothing waits on it for long.
         let handle = self.handle.lock().unwrap_or_else(|e| e.into_inner());
         match handle.as_ref() {
-            Some(fd) => {
-                runtime_core::container::signal_pidfd(std::os::fd::AsFd::as_fd(fd), sig, self.pid())
-            }
-            None => Err(runtime_core::sys::SysError::new(
+            Some(fd) => runtime_core::signal_pidfd(std::os::fd::AsFd::as_fd(fd), sig, self.pid()),
+            None => Err(runtime_core::host::SysError::new(
                 "pidfd_send_signal",
                 format!("pid {} signal {sig}", self.pid()),
                 std::io::Error::from_raw_os_error(crate::sys::ESRCH),
@@ -381,7 +379,7 @@ mod tests {
             .expect("sleep");
         let pid = child.id() as i32;
         let p = exec("e1");
-        p.set_pid(pid, runtime_core::container::process_handle(pid));
+        p.set_pid(pid, runtime_core::process_handle(pid));
         p.signal(0).expect("alive");
         p.signal(9).expect("killed");
         child.wait().expect("reaped");

@@ -12,7 +12,7 @@
 //! other pids is dropped with the window; an exit that no waiter and no window wants is
 //! dropped at once. containerd's Go shim does the same (subscribe to exits before start).
 //! runtime-core's own child waits (hooks, criu) go through the same registry via
-//! [`runtime_core::process::reap::ChildWaiter`], so no status is ever stolen.
+//! [`runtime_core::ChildWaiter`], so no status is ever stolen.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -74,7 +74,7 @@ impl Reaper {
             }
         });
         let waiter = r.clone();
-        runtime_core::process::reap::set_child_waiter(Box::new(waiter));
+        runtime_core::set_child_waiter(Box::new(waiter));
         Ok(r)
     }
 
@@ -153,7 +153,7 @@ impl Reaper {
     }
 }
 
-impl runtime_core::process::reap::ChildWaiter for Reaper {
+impl runtime_core::ChildWaiter for Reaper {
     fn open_window(&self) -> u64 {
         self.open_window_id()
     }
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn runtime_core_waits_through_its_window() {
-        use runtime_core::process::reap::ChildWaiter;
+        use runtime_core::ChildWaiter;
         let r = Reaper::default();
         let id = r.open_window();
         r.dispatch(300, 1 << 8);

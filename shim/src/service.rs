@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use containerd_shim_protos::topics;
-use runtime_core::container::{CreateOptions, ExecOptions};
-use runtime_core::process::spawn::{InitStdio, Reap};
+use runtime_core::{CreateOptions, ExecOptions};
+use runtime_core::{InitStdio, Reap};
 use tokio::sync::Notify;
 
 use crate::bundle::{self, Rootfs};
@@ -137,7 +137,7 @@ impl Service {
         let opts = &req.options;
         if opts.systemd_cgroup {
             let run = std::path::Path::new("/run");
-            if let Some(why) = runtime_core::cgroups::systemd_driver_unavailable(run) {
+            if let Some(why) = runtime_core::systemd_driver_unavailable(run) {
                 return Err(ShimError::InvalidArgument(format!("SystemdCgroup: {why}")));
             }
         }
@@ -180,11 +180,11 @@ impl Service {
                 e
             };
             let (receiver, console_socket) = console::split(console);
-            let extras = runtime_core::container::CreateExtras {
+            let extras = runtime_core::CreateExtras {
                 systemd_cgroup,
                 ..Default::default()
             };
-            let core = runtime_core::container::create_with(
+            let core = runtime_core::create_with(
                 CreateOptions {
                     id,
                     bundle: b.clone(),
@@ -346,7 +346,7 @@ impl Service {
                 reap: Reap::External,
             })?;
             // Opened at once: the process is ours until the reaper collects it.
-            let handle = runtime_core::container::process_handle(pid);
+            let handle = runtime_core::process_handle(pid);
             let master = receiver.map(console::Receiver::master).transpose()?;
             Ok((pid, handle, master))
         })
@@ -436,7 +436,7 @@ impl Service {
                 if e.errno() == Some(crate::sys::ESRCH) {
                     ShimError::NotFound("process already finished".into())
                 } else {
-                    ShimError::Internal(runtime_core::error::chain(&e))
+                    ShimError::Internal(runtime_core::chain(&e))
                 }
             });
         }
@@ -486,7 +486,7 @@ impl Service {
     }
 
     /// The container's resource usage.
-    pub async fn stats(&self, id: &str) -> Result<runtime_core::cgroups::stats::Stats> {
+    pub async fn stats(&self, id: &str) -> Result<runtime_core::Stats> {
         let core = self.get(id).await?.core().await?;
         blocking(move || Ok(core.stats()?)).await
     }
@@ -514,11 +514,7 @@ impl Service {
     }
 
     /// Checkpoint the container into `o.image_path`.
-    pub async fn checkpoint(
-        &self,
-        id: &str,
-        o: runtime_core::criu::CheckpointOptions,
-    ) -> Result<()> {
+    pub async fn checkpoint(&self, id: &str, o: runtime_core::CheckpointOptions) -> Result<()> {
         let c = self.get(id).await?;
         let mut core = c.core().await?;
         let o = crate::criu::with_cri_work_dir(o, &core.state.config, id);
@@ -528,7 +524,7 @@ impl Service {
         if stopped {
             // Into the shim's own copy, not `core` (a clone from before the checkpoint,
             // without the exit status the monitor saves: issue 15).
-            c.write_state(|s| s.recorded_status = runtime_core::state::Status::Stopped)
+            c.write_state(|s| s.recorded_status = runtime_core::Status::Stopped)
                 .await?;
         }
         // containerd (1.6 to 2.1) does not publish TaskCheckpointed for a task checkpoint,
@@ -566,7 +562,7 @@ impl Container {
         let watcher = match tokio::task::spawn_blocking(move || core.oom_watcher()).await {
             Ok(Ok(w)) => w,
             Ok(Err(e)) => {
-                tracing::debug!("no OOM watch: {}", runtime_core::error::chain(&e));
+                tracing::debug!("no OOM watch: {}", runtime_core::chain(&e));
                 return;
             }
             Err(_) => return,
@@ -582,10 +578,10 @@ impl Container {
                     return;
                 };
                 match g.get_inner_mut().read() {
-                    Ok(Some(runtime_core::cgroups::oom::OomEvent::Oom { kills })) => {
+                    Ok(Some(runtime_core::OomEvent::Oom { kills })) => {
                         monitor.oom(rt.clone(), kills)
                     }
-                    Ok(Some(runtime_core::cgroups::oom::OomEvent::Gone)) | Err(_) => return,
+                    Ok(Some(runtime_core::OomEvent::Gone)) | Err(_) => return,
                     Ok(None) => g.clear_ready(),
                 }
             }

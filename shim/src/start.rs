@@ -115,7 +115,7 @@ fn shim_cgroup(input: &[u8]) -> Option<String> {
 }
 
 fn move_to_cgroup(pid: i32, cg: &str) {
-    let root = std::path::Path::new(runtime_core::cgroups::DEFAULT_ROOT);
+    let root = std::path::Path::new(runtime_core::CGROUP_ROOT);
     let Ok(rd) = std::fs::read_dir(root) else {
         return;
     };

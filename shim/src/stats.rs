@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use containerd_shim_protos::cgroups::metrics as v1;
 use containerd_shim_protos::cgroups_v2::metrics as v2;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
-use runtime_core::cgroups::stats::{BlkioEntry, Stats};
-use runtime_core::cgroups::Mode;
+use runtime_core::CgroupMode as Mode;
+use runtime_core::{BlkioEntry, Stats};
 
 use crate::events::to_any;
 
@@ -36,7 +36,7 @@ fn blkio(list: &[BlkioEntry]) -> Vec<v1::BlkIOEntry> {
         .collect()
 }
 
-fn entry(e: &runtime_core::cgroups::stats::MemoryEntry) -> v1::MemoryEntry {
+fn entry(e: &runtime_core::MemoryEntry) -> v1::MemoryEntry {
     v1::MemoryEntry {
         limit: e.limit,
         usage: e.usage,

@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
-use runtime_core::process::spawn::InitStdio;
+use runtime_core::InitStdio;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -337,12 +337,8 @@ impl Io {
     /// Resize the terminal, if there is one.
     pub fn resize(&self, width: u32, height: u32) -> Result<()> {
         if let Some(m) = &self.master {
-            runtime_core::process::console::resize(
-                m.get_ref().as_fd(),
-                height as u16,
-                width as u16,
-            )
-            .map_err(|e| ShimError::Internal(runtime_core::error::chain(&e)))?;
+            runtime_core::resize_console(m.get_ref().as_fd(), height as u16, width as u16)
+                .map_err(|e| ShimError::Internal(runtime_core::chain(&e)))?;
         }
         Ok(())
     }

@@ -30,7 +30,7 @@ pub use libc::{O_APPEND, O_CREAT, O_NONBLOCK, O_RDONLY, O_WRONLY};
 
 /// A failed system call: which, on what, and the OS error (runtime-core's type: one
 /// error shape for every kernel call of the runtime).
-pub use runtime_core::sys::SysError;
+pub use runtime_core::host::SysError;
 
 /// The OS error of a call that returned `ret` (negative: failed).
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {

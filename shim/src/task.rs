@@ -14,7 +14,7 @@ use crate::translate;
 
 fn rpc<T>(r: Result<T>) -> ttrpc::Result<T> {
     r.map_err(|e| {
-        tracing::info!("request failed: {}", runtime_core::error::chain(&e));
+        tracing::info!("request failed: {}", runtime_core::chain(&e));
         ttrpc::Error::from(e)
     })
 }

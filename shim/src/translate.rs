@@ -12,8 +12,8 @@ use containerd_shim_protos::events::task::{
     TaskOOM, TaskPaused, TaskResumed, TaskStart,
 };
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
-use runtime_core::bundle::RootfsMount;
-use runtime_core::criu::CheckpointOptions;
+use runtime_core::CheckpointOptions;
+use runtime_core::RootfsMount;
 
 use crate::error::{Result, ShimError};
 use crate::events::timestamp;
@@ -162,13 +162,11 @@ pub fn checkpoint(req: &api::CheckpointTaskRequest) -> Result<CheckpointOptions>
     o.ext_unix_sk = co.external_unix_sockets;
     o.shell_job = co.terminal;
     o.file_locks = co.file_locks;
-    o.empty_ns = runtime_core::criu::parse_namespaces(&co.empty_namespaces)
-        .map_err(|e| ShimError::InvalidArgument(runtime_core::error::chain(&e)))?;
+    o.empty_ns = runtime_core::parse_namespaces(&co.empty_namespaces)
+        .map_err(|e| ShimError::InvalidArgument(runtime_core::chain(&e)))?;
     if !co.cgroups_mode.is_empty() {
         o.manage_cgroups_mode = Some(co.cgroups_mode.parse().map_err(
-            |e: runtime_core::criu::CriuError| {
-                ShimError::InvalidArgument(runtime_core::error::chain(&e))
-            },
+            |e: runtime_core::CriuError| ShimError::InvalidArgument(runtime_core::chain(&e)),
         )?);
     }
     Ok(o)

@@ -4,8 +4,8 @@
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use runtime_core::container::Container;
-use runtime_core::criu::{self, CheckpointOptions};
+use runtime_core::CheckpointOptions;
+use runtime_core::Container;
 
 /// `checkpoint` flags.
 #[derive(clap::Args, Debug)]
@@ -66,10 +66,10 @@ pub fn default_image_path() -> PathBuf {
 
 /// Take ownership of a descriptor number given on the command line.
 pub fn inherited_fd(flag: &str, fd: i32) -> anyhow::Result<OwnedFd> {
-    if !runtime_core::sys::fd_is_open(fd) {
+    if !runtime_core::host::fd_is_open(fd) {
         anyhow::bail!("{flag} {fd}: not an open descriptor");
     }
-    Ok(runtime_core::sys::adopt_inherited_fd(fd, flag, false)?)
+    Ok(runtime_core::host::adopt_inherited_fd(fd, flag, false)?)
 }
 
 /// Run `checkpoint`.
@@ -95,7 +95,7 @@ pub fn checkpoint(a: CheckpointArgs, root: &Path, criu_bin: &str) -> anyhow::Res
     o.page_server = a
         .page_server
         .as_deref()
-        .map(criu::parse_page_server)
+        .map(runtime_core::parse_page_server)
         .transpose()?;
     o.file_locks = a.file_locks;
     o.pre_dump = a.pre_dump;
@@ -104,7 +104,7 @@ pub fn checkpoint(a: CheckpointArgs, root: &Path, criu_bin: &str) -> anyhow::Res
         .as_deref()
         .map(str::parse)
         .transpose()?;
-    o.empty_ns = criu::parse_namespaces(&a.empty_ns)?;
+    o.empty_ns = runtime_core::parse_namespaces(&a.empty_ns)?;
     o.auto_dedup = a.auto_dedup;
     c.checkpoint(&o)?;
     if !(o.leave_running || o.pre_dump) {

@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use runtime_core::cgroups::oom::{OomEvent, OomWatcher};
-use runtime_core::cgroups::stats::{BlkioEntry, MemoryEntry, Stats};
-use runtime_core::cgroups::Mode;
-use runtime_core::container::Container;
-use runtime_core::sys::c;
-use runtime_core::{sys, Status};
+use runtime_core::host::c;
+use runtime_core::CgroupMode as Mode;
+use runtime_core::Container;
+use runtime_core::{host as sys, Status};
+use runtime_core::{BlkioEntry, MemoryEntry, Stats};
+use runtime_core::{OomEvent, OomWatcher};
 use serde::Serialize;
 
 /// Arguments of `runrs events`.
@@ -43,7 +43,7 @@ pub fn run(root: &std::path::Path, a: Args) -> anyhow::Result<i32> {
     let mut watcher = match c.oom_watcher() {
         Ok(w) => Some(w),
         Err(e) => {
-            tracing::warn!("no OOM events: {}", runtime_core::error::chain(&e));
+            tracing::warn!("no OOM events: {}", runtime_core::chain(&e));
             None
         }
     };
@@ -74,7 +74,7 @@ pub fn run(root: &std::path::Path, a: Args) -> anyhow::Result<i32> {
         }
         match c.stats() {
             Ok(s) => print_event("stats", c.id(), Some(&s))?,
-            Err(e) => tracing::error!("{}", runtime_core::error::chain(&e)),
+            Err(e) => tracing::error!("{}", runtime_core::chain(&e)),
         }
     }
 }

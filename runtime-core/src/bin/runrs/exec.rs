@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use oci_spec::runtime::{Capability, Process};
-use runtime_core::container::{ConsoleSocket, Container, ExecExtras, ExecOptions};
-use runtime_core::process::spawn::{InitStdio, Reap};
+use runtime_core::{ConsoleSocket, Container, ExecExtras, ExecOptions};
+use runtime_core::{InitStdio, Reap};
 
 use crate::run::Foreground;
 

@@ -3,6 +3,6 @@
 
 /// Print the document; always succeeds.
 pub fn print() -> anyhow::Result<i32> {
-    println!("{}", runtime_core::features::pretty());
+    println!("{}", runtime_core::features_pretty());
     Ok(0)
 }

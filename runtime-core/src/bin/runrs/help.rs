@@ -59,7 +59,7 @@ pub fn no_topic(name: &str) -> ! {
 }
 
 fn print_version() {
-    let f = runtime_core::features::features();
+    let f = runtime_core::features();
     let seccomp = f
         .annotations
         .get("io.github.seccomp.libseccomp.version")

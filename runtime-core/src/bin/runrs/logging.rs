@@ -58,7 +58,7 @@ where
     ) -> fmt::Result {
         let mut v = MsgVisitor(String::new());
         event.record(&mut v);
-        let time = runtime_core::state::now_rfc3339();
+        let time = runtime_core::now_rfc3339();
         let lvl = level(event.metadata().level());
         match self.0 {
             Format::Json => {

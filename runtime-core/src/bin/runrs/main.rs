@@ -19,8 +19,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use runtime_core::container::{self, ConsoleSocket, Container, CreateExtras, CreateOptions};
-use runtime_core::process::spawn::{InitStdio, Reap};
+use runtime_core::{ConsoleSocket, Container, CreateExtras, CreateOptions};
+use runtime_core::{InitStdio, Reap};
 
 /// runrs: an OCI container runtime, command-line compatible with runc.
 #[derive(Parser, Debug)]
@@ -316,7 +316,7 @@ fn usage_error(raw: &[std::ffi::OsString], e: clap::Error) -> ! {
 }
 
 fn main() {
-    runtime_core::entry::maybe_run();
+    runtime_core::maybe_run();
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let mut cmd = argv::overriding(Cli::command());
     cmd.build();
@@ -362,9 +362,7 @@ fn main() {
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     if cli.systemd_cgroup {
-        if let Some(why) =
-            runtime_core::cgroups::systemd_driver_unavailable(std::path::Path::new("/run"))
-        {
+        if let Some(why) = runtime_core::systemd_driver_unavailable(std::path::Path::new("/run")) {
             anyhow::bail!("--systemd-cgroup: {why}");
         }
     }
@@ -379,7 +377,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Create(a) => {
-            container::create_with(a.into_options(root), &extras?)?;
+            runtime_core::create_with(a.into_options(root), &extras?)?;
             Ok(0)
         }
         Cmd::Start { id, ready } => {
@@ -407,7 +405,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::List { format, quiet } => list(&root, &format, quiet),
         Cmd::Kill { id, signal, all } => {
-            let sig = container::parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?;
+            let sig = runtime_core::parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?;
             Container::load(&root, &id)?.kill(sig, all)?;
             Ok(0)
         }
@@ -466,7 +464,7 @@ fn list(root: &std::path::Path, format: &str, quiet: bool) -> anyhow::Result<i32
             .create(root)
             .map_err(|e| anyhow::anyhow!("create state root {}: {e}", root.display()))?;
     }
-    let cs = container::list(root)?;
+    let cs = runtime_core::list(root)?;
     if quiet {
         for c in &cs {
             println!("{}", c.id());

@@ -4,7 +4,7 @@
 //! runc does.
 
 use anyhow::Context;
-use runtime_core::container::Container;
+use runtime_core::Container;
 
 /// Arguments of `runrs ps`.
 #[derive(clap::Args, Debug)]

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use runtime_core::notify::{HostSocket, DEFAULT_READY_TIMEOUT};
 use runtime_core::StartOptions;
+use runtime_core::{HostSocket, DEFAULT_READY_TIMEOUT};
 
 /// `--ready-timeout`.
 #[derive(clap::Args, Debug, Clone, Copy)]

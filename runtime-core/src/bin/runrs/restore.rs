@@ -4,8 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use runtime_core::container::{self, ConsoleSocket, RestoreOptions};
-use runtime_core::criu;
+use runtime_core::{ConsoleSocket, RestoreOptions};
 
 use crate::run::Foreground;
 
@@ -91,20 +90,20 @@ pub fn restore(
         .as_deref()
         .map(str::parse)
         .transpose()?;
-    o.empty_ns = criu::parse_namespaces(&a.empty_ns)?;
+    o.empty_ns = runtime_core::parse_namespaces(&a.empty_ns)?;
     o.auto_dedup = a.auto_dedup;
     o.lazy_pages = a.lazy_pages;
     o.systemd_cgroup = systemd_cgroup;
     if a.detach {
-        container::restore(o)?;
+        runtime_core::restore(o)?;
         return Ok(0);
     }
     let terminal = terminal_of(&o.bundle);
     let fg = Foreground::prepare(terminal, &mut o.console_socket)?;
     if a.no_subreaper {
-        runtime_core::sys::set_child_subreaper(false);
+        runtime_core::host::set_child_subreaper(false);
     }
-    let mut c = container::restore(o)?;
+    let mut c = runtime_core::restore(o)?;
     let code = match fg.wait(c.pid(), || Ok(())) {
         Ok(code) => code,
         Err(e) => {
@@ -118,7 +117,7 @@ pub fn restore(
 }
 
 fn terminal_of(bundle: &Path) -> bool {
-    runtime_core::spec::load(bundle)
+    runtime_core::load_spec(bundle)
         .ok()
         .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
         .unwrap_or(false)

@@ -9,11 +9,10 @@ use std::os::unix::net::UnixStream;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::SignalFd;
 use nix::sys::termios;
-use runtime_core::container::{self, ConsoleSocket, CreateExtras, CreateOptions};
-use runtime_core::process::console;
-use runtime_core::process::spawn::{InitStdio, Reap};
-use runtime_core::sys::{self, c};
+use runtime_core::host::{self as sys, c};
 use runtime_core::StartOptions;
+use runtime_core::{ConsoleSocket, CreateExtras, CreateOptions};
+use runtime_core::{InitStdio, Reap};
 
 /// Signals forwarded to the container (SIGCHLD is ours, SIGWINCH resizes the pty).
 const FORWARD: [Signal; 10] = [
@@ -67,7 +66,7 @@ impl Foreground {
     /// go), forward signals until it exits, and return its exit code.
     pub fn wait(self, pid: i32, start: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<i32> {
         let master = match &self.ours {
-            Some(sock) => Some(console::recv_master(sock.as_fd())?),
+            Some(sock) => Some(runtime_core::recv_master(sock.as_fd())?),
             None => None,
         };
         let _raw = master.as_ref().and_then(RawGuard::enter);
@@ -110,12 +109,12 @@ pub fn run(
     keep: bool,
     start: &StartOptions,
 ) -> anyhow::Result<i32> {
-    let terminal = runtime_core::spec::load(&opts.bundle)
+    let terminal = runtime_core::load_spec(&opts.bundle)
         .ok()
         .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
         .unwrap_or(false);
     if detach {
-        let mut c = container::create_with(opts, extras)?;
+        let mut c = runtime_core::create_with(opts, extras)?;
         if let Err(e) = c.start_with(start) {
             let _ = c.delete(true);
             return Err(e.into());
@@ -125,7 +124,7 @@ pub fn run(
     let fg = Foreground::prepare(terminal, &mut opts.console_socket)?;
     opts.reap = Reap::Here;
     opts.stdio = InitStdio::Inherit;
-    let mut c = container::create_with(opts, extras)?;
+    let mut c = runtime_core::create_with(opts, extras)?;
     let pid = c.pid();
     let mut started = c.clone();
     let code = match fg.wait(pid, || Ok(started.start_with(start).map(|_| ())?)) {
@@ -147,7 +146,7 @@ fn reap_until(pid: i32) -> Option<i32> {
     let mut result = None;
     while let Some((r, status)) = sys::wait_any_nohang() {
         if r == pid {
-            result = Some(sys::exit_code(status));
+            result = Some(runtime_core::exit_code(status));
         }
     }
     result
@@ -190,9 +189,9 @@ fn relay(master: &OwnedFd) -> anyhow::Result<std::thread::JoinHandle<()>> {
 }
 
 fn copy_winsize(master: &OwnedFd) {
-    if let Some((rows, cols)) = sys::term::winsize(std::io::stdin().as_fd()) {
+    if let Some((rows, cols)) = sys::winsize(std::io::stdin().as_fd()) {
         if rows > 0 {
-            let _ = console::resize(master.as_fd(), rows, cols);
+            let _ = runtime_core::resize_console(master.as_fd(), rows, cols);
         }
     }
 }

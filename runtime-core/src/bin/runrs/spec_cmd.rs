@@ -50,7 +50,7 @@ pub fn default_spec(rootless: bool) -> Value {
         "readonlyPaths": READONLY,
     });
     if rootless {
-        let (uid, gid) = runtime_core::sys::real_ids();
+        let (uid, gid) = runtime_core::host::real_ids();
         linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
         linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
         linux["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}]);

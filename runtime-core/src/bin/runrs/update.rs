@@ -6,7 +6,7 @@ use std::io::Read;
 
 use anyhow::Context;
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
-use runtime_core::container::Container;
+use runtime_core::Container;
 
 /// Arguments of `runrs update`.
 #[derive(clap::Args, Debug)]
