@@ -277,7 +277,7 @@ fn run_one(kind: &'static str, index: usize, h: &Hook, state: &[u8]) -> Result<(
 }
 
 /// A started hook; killed (with its process group) and reaped if dropped early.
-/// Reaping goes through [`crate::process::reap`], so a process-wide reaper (the shim)
+/// Reaping goes through [`crate::reap`], so a process-wide reaper (the shim)
 /// is never robbed of an exit status.
 struct Running {
     kind: &'static str,

@@ -3,32 +3,32 @@
 //! capabilities, rlimits, hooks; created by re-executing the runrs binary into a
 //! single-threaded init (see DESIGN.md). Also home of the `runrs` CLI.
 
-pub mod bundle;
-pub mod capabilities;
-pub mod cgroups;
-pub mod container;
-pub mod criu;
-pub mod entry;
-pub mod error;
+pub(crate) mod bundle;
+pub(crate) mod capabilities;
+pub(crate) mod cgroups;
+pub(crate) mod container;
+pub(crate) mod criu;
+pub(crate) mod entry;
+pub(crate) mod error;
 pub(crate) mod fault;
-pub mod features;
+pub(crate) mod features;
 #[cfg(test)]
 mod fuzz;
 pub(crate) mod hooks;
 pub(crate) mod idmap;
-pub mod lsm;
+pub(crate) mod lsm;
 pub(crate) mod namespaces;
-pub mod notify;
-pub mod process;
-pub mod rdt;
-pub mod reap;
+pub(crate) mod notify;
+pub(crate) mod process;
+pub(crate) mod rdt;
+pub(crate) mod reap;
 pub(crate) mod rlimits;
 pub(crate) mod rootfs;
 pub(crate) mod seccomp;
 pub(crate) mod security;
-pub mod spec;
-pub mod state;
-pub mod sys;
+pub(crate) mod spec;
+pub(crate) mod state;
+pub(crate) mod sys;
 pub(crate) mod sysctl;
 
 // ----- The public face -------------------------------------------------------------------
@@ -63,6 +63,15 @@ pub use state::{now_rfc3339, ContainerState, OciState, Status};
 pub use entry::maybe_run;
 pub use error::{chain, Error, Kind};
 pub use namespaces::running_in_userns;
+
+/// For runtime-core's own integration tests (tests/cli, tests/security) only: internals
+/// they check directly. Not part of the face.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::capabilities::NAMES as CAPABILITY_NAMES;
+    pub use crate::cgroups::devices::{bpf, with_defaults, Policy};
+    pub use crate::lsm::{apparmor_enabled, selinux_enabled};
+}
 
 /// The kernel-boundary helpers the shim's own syscall module and the CLI use.
 pub mod host {

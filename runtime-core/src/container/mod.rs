@@ -17,7 +17,7 @@ mod update;
 
 pub use create::{create, create_with, ConsoleSocket, CreateExtras, CreateOptions};
 pub use exec::{ExecExtras, ExecOptions};
-pub use kill::{parse_signal, process_handle, signal_pid, signal_pidfd};
+pub use kill::{parse_signal, process_handle, signal_pidfd};
 pub use restore::{restore, RestoreOptions};
 pub use start::{StartOptions, Started};
 

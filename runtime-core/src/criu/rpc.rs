@@ -3,7 +3,7 @@
 //! each, descriptors as SCM_RIGHTS). While it works it sends NOTIFY responses that
 //! must each be answered with a NOTIFY request (notify_success) before it goes on.
 //!
-//! criu is a child of the caller and is reaped through [`crate::process::reap`], so a
+//! criu is a child of the caller and is reaped through [`crate::reap`], so a
 //! process with its own reaper (the shim) keeps working. See criu.org "RPC".
 
 use std::io::IoSlice;

@@ -7,8 +7,6 @@ pub mod console;
 mod exec_init;
 pub mod execve;
 pub mod init;
-/// Who reaps children (moved to the top level: hooks and criu use it too).
-pub use crate::reap;
 pub mod spawn;
 pub mod sync;
 #[cfg(test)]

@@ -147,11 +147,6 @@ impl Resctrl {
         })
     }
 
-    /// The root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     fn read(&self, rel: &str) -> Option<String> {
         std::fs::read_to_string(self.root.join(rel))
             .ok()
@@ -505,7 +500,7 @@ mod schemata;
 mod stats;
 
 use schemata::*;
-pub use stats::{stats, MonDomain, Stats};
+pub use stats::{stats, Stats};
 
 #[cfg(test)]
 mod tests;

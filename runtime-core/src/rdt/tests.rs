@@ -1,6 +1,7 @@
 //! rdt against a fake resctrl tree laid out like the kernel's (two L3 domains, CAT
 //! with a 20-bit mask, MBA in percent with a 10 % minimum, L3 monitoring).
 
+use super::stats::MonDomain;
 use super::*;
 
 struct Fake {

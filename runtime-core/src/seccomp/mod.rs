@@ -47,6 +47,7 @@ pub struct Program {
 
 impl Program {
     /// Whether loading returns a listener descriptor (a rule uses SCMP_ACT_NOTIFY).
+    #[cfg(test)]
     pub fn notifies(&self) -> bool {
         self.flags & kernel::FLAG_NEW_LISTENER != 0
     }

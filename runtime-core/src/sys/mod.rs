@@ -20,7 +20,7 @@
 //! - [`term`]: pty and terminal ioctls;
 //! - [`seccomp`], [`bpf`], [`net`]: the seccomp(2) and bpf(2) calls, the loopback link.
 
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -97,17 +97,6 @@ pub fn cstr(path: &Path) -> SysResult<CString> {
     })
 }
 
-/// Convert a string-like value to a C string.
-pub fn cstring(s: &OsStr) -> SysResult<CString> {
-    CString::new(s.as_bytes()).map_err(|_| {
-        SysError::new(
-            "string",
-            s.to_string_lossy().into_owned(),
-            io::Error::from_raw_os_error(libc::EINVAL),
-        )
-    })
-}
-
 /// Run `f` until it does not fail with EINTR; `f` returns -1 and sets errno on failure.
 fn retry<F: FnMut() -> libc::c_long>(mut f: F) -> io::Result<libc::c_long> {
     loop {
@@ -138,14 +127,6 @@ pub fn c_string(call: &'static str, s: &[u8]) -> SysResult<CString> {
             io::Error::from_raw_os_error(libc::EINVAL),
         )
     })
-}
-
-/// The current errno description of a C function result, for `CStr` arguments.
-pub fn check(r: libc::c_int, call: &'static str, arg: &CStr) -> SysResult<libc::c_int> {
-    if r < 0 {
-        return Err(SysError::last(call, arg.to_string_lossy().into_owned()));
-    }
-    Ok(r)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use runtime_core::cgroups::devices::{bpf, with_defaults, Policy};
+use runtime_core::testing::{bpf, with_defaults, Policy};
 
 fn cgroup2_mount() -> Option<PathBuf> {
     let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;

@@ -197,7 +197,7 @@ fn cve_2025_52565_console_symlink_is_refused() {
     let l = UnixListener::bind(&sock).expect("bind");
     let holder = std::thread::spawn(move || {
         let (c, _) = l.accept().expect("accept");
-        runtime_core::process::console::recv_master(c.as_fd()).ok()
+        runtime_core::recv_master(c.as_fd()).ok()
     });
     let mut cmd = w.command();
     cmd.args(["create", "--console-socket"])

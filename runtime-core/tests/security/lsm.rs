@@ -1,6 +1,6 @@
 //! AppArmor and SELinux labels on a host without them: create fails, naming the field
 //! and the missing module, and leaves nothing behind. (On a host with the module the
-//! label would be applied; that path cannot run here, see runtime_core::lsm.)
+//! label would be applied; that path cannot run here, see runtime-core/src/lsm.rs.)
 
 use serde_json::json;
 
@@ -17,19 +17,19 @@ fn labels_the_host_cannot_apply_are_refused() {
             ("process", "apparmorProfile"),
             "process.apparmorProfile",
             "AppArmor",
-            runtime_core::lsm::apparmor_enabled(),
+            runtime_core::testing::apparmor_enabled(),
         ),
         (
             ("process", "selinuxLabel"),
             "process.selinuxLabel",
             "SELinux",
-            runtime_core::lsm::selinux_enabled(),
+            runtime_core::testing::selinux_enabled(),
         ),
         (
             ("linux", "mountLabel"),
             "linux.mountLabel",
             "SELinux",
-            runtime_core::lsm::selinux_enabled(),
+            runtime_core::testing::selinux_enabled(),
         ),
     ];
     for (i, ((parent, key), field, lsm, host_has_it)) in cases.into_iter().enumerate() {

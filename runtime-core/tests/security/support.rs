@@ -329,7 +329,7 @@ pub fn cap_mask(names: &[&str]) -> u64 {
     names
         .iter()
         .map(|n| {
-            let i = runtime_core::capabilities::NAMES
+            let i = runtime_core::testing::CAPABILITY_NAMES
                 .iter()
                 .position(|x| x == n)
                 .unwrap_or_else(|| panic!("unknown capability {n}"));
