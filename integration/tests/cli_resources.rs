@@ -342,10 +342,12 @@ fn fork_bomb_stays_at_pids_max() -> Result<()> {
     wait_until("the kernel to refuse a fork", || {
         Ok((refused()? > 0).then_some(()))
     })?;
+    // A refused fork (pids.events "max" above) is the proof the bomb reached the limit;
+    // after it the bomb may shrink (its branches die when a fork fails), so only the
+    // ceiling is checked from here on (a floor made the test flaky under load).
     for _ in 0..50 {
         let n: u32 = cg_read(&b, "pids", "pids.current")?.parse()?;
         ensure!(n <= 32, "pids.current {n} above pids.max 32");
-        ensure!(n >= 16, "pids.current {n}: the bomb did not grow");
     }
     rt.delete_force(b.id())?.ok()?;
     rt.assert_no_leftovers(&b)

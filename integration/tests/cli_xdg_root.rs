@@ -161,6 +161,17 @@ fn an_unprivileged_caller_runs_a_rootless_container() -> Result<()> {
         out.stdout.contains("crw-rw-rw-"),
         "/dev/null is not the host's device node: {out}"
     );
+    // An empty cgroupsPath is no cgroupsPath (runc).
+    spec["linux"]["cgroupsPath"] = "".into();
+    u.write(&mut spec, &args)?;
+    let out = u.run(&["run", &id])?;
+    ensure!(
+        out.success() && out.stdout.contains("rootless-ok"),
+        "rootless run with an empty cgroupsPath: {out}"
+    );
+    if let Some(l) = spec["linux"].as_object_mut() {
+        l.remove("cgroupsPath");
+    }
 
     // A limit on a cgroup it could not create: runc's message.
     spec["linux"]["resources"] = serde_json::json!({"pids": {"limit": 10}});

@@ -127,7 +127,8 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_str().unwrap_or_default());
     let mut cgroup = resolve_cgroup(&hier, cgroups_path, &opts.id, extras.systemd_cgroup)?;
-    let rootless_cgroups = extras.rootless && cgroups_path.is_none();
+    // runc: only without a cgroupsPath (none, or empty).
+    let rootless_cgroups = extras.rootless && cgroups_path.is_none_or(str::is_empty);
     // Init would freeze on joining it and create never return; runc refuses too.
     if crate::cgroups::is_frozen(&cgroup) {
         return Err(Error::CgroupFrozen(cgroup.path.clone()));
