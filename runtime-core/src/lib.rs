@@ -17,6 +17,7 @@ mod fuzz;
 pub(crate) mod hooks;
 pub(crate) mod idmap;
 pub(crate) mod lsm;
+pub(crate) mod mountinfo;
 pub(crate) mod namespaces;
 pub(crate) mod notify;
 pub(crate) mod process;

@@ -66,11 +66,13 @@ impl Hierarchies {
             if fstype != "cgroup" && fstype != "cgroup2" {
                 continue;
             }
-            let mountpoint = PathBuf::from(unescape(pre[4]));
+            let mountpoint = crate::mountinfo::unescape(pre[4]);
             if !mountpoint.starts_with(root) {
                 continue;
             }
-            let mroot = unescape(pre[3]);
+            let mroot = crate::mountinfo::unescape(pre[3])
+                .to_string_lossy()
+                .into_owned();
             let controllers = if fstype == "cgroup2" {
                 if mountpoint == root {
                     unified_at_root = true;
@@ -240,25 +242,4 @@ pub fn clean_path(p: &str) -> String {
         }
     }
     format!("/{}", out.join("/"))
-}
-
-fn unescape(s: &str) -> String {
-    // mountinfo escapes space, tab, newline and backslash as \ooo.
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -17,35 +17,11 @@ pub fn mounts_at(path: &Path) -> usize {
 }
 
 fn count_at(mountinfo: &str, path: &Path) -> usize {
-    let want = path.to_string_lossy();
     mountinfo
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .filter(|mp| unescape(mp) == want)
+        .filter(|mp| crate::mountinfo::unescape(mp) == path)
         .count()
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\ooo` octal escapes.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .filter(|o| o.iter().all(|d| (b'0'..=b'7').contains(d)));
-        match (b[i], oct) {
-            (b'\\', Some(o)) => {
-                out.push((o[0] - b'0') * 64 + (o[1] - b'0') * 8 + (o[2] - b'0'));
-                i += 4;
-            }
-            (x, _) => {
-                out.push(x);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Detach (lazily, with everything mounted below them) the mounts stacked at `path`

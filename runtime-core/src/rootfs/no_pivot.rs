@@ -14,30 +14,6 @@ use std::path::{Path, PathBuf};
 use crate::sys::c;
 use crate::sys::{self, SysError};
 
-/// Undo mountinfo's octal escapes (`\040` for a space, `\011`, `\012`, `\134`).
-fn unescape(field: &str) -> PathBuf {
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|x| (b'0'..=b'7').contains(x)));
-        match (b[i], octal) {
-            (b'\\', Some(d)) => {
-                let v = d.iter().fold(0u32, |a, x| a * 8 + u32::from(x - b'0'));
-                out.push(u8::try_from(v).unwrap_or(b'?'));
-                i += 4;
-            }
-            (x, _) => {
-                out.push(x);
-                i += 1;
-            }
-        }
-    }
-    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
-}
-
 /// The mountpoints of full (root `/`) proc and sysfs mounts in `mountinfo` that are
 /// not inside `rootfs`, in mountinfo order.
 pub(super) fn revealing_mounts(mountinfo: &str, rootfs: &Path) -> Vec<PathBuf> {
@@ -47,7 +23,7 @@ pub(super) fn revealing_mounts(mountinfo: &str, rootfs: &Path) -> Vec<PathBuf> {
             let (left, right) = l.split_once(" - ")?;
             let f: Vec<&str> = left.split(' ').collect();
             let fstype = right.split(' ').next()?;
-            let (root, point) = (f.get(3)?, unescape(f.get(4)?));
+            let (root, point) = (f.get(3)?, crate::mountinfo::unescape(f.get(4)?));
             let full = *root == "/" && matches!(fstype, "proc" | "sysfs");
             (full && !point.starts_with(rootfs)).then_some(point)
         })
