@@ -9,6 +9,9 @@
 //! that comes before the wait is kept, while the exit of an earlier process that had the
 //! same pid (pids are recycled) can never be taken for the new child's.
 
+use std::io::{Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
 
 /// Something that can report a child's exit on behalf of runtime-core.
@@ -59,6 +62,39 @@ impl Drop for ExitWindow {
             w.close_window(id);
         }
     }
+}
+
+/// Run `cmd` to its end with `input` on its stdin, and collect its stdout and stderr:
+/// `Command::output` for runtime-core's helper programs (newuidmap, the D-Bus helper),
+/// with the exit taken through [`ExitWindow`] so a process-wide reaper is never raced.
+/// For programs that read all their input first and write little to stderr (stdout
+/// is read to its end before stderr).
+pub fn output(cmd: &mut Command, input: &[u8]) -> std::io::Result<Output> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let window = ExitWindow::open();
+    let mut child = cmd.spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A program that does not read its input (or died) shows in its status.
+        let _ = stdin.write_all(input);
+    }
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let read_out = match child.stdout.take() {
+        Some(mut o) => o.read_to_end(&mut stdout).map(drop),
+        None => Ok(()),
+    };
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_end(&mut stderr);
+    }
+    // Always reaped, even when reading failed.
+    let raw = window.wait(child.id() as i32)?;
+    read_out?;
+    Ok(Output {
+        status: ExitStatus::from_raw(raw),
+        stdout,
+        stderr,
+    })
 }
 
 /// Exit code of a raw wait status: the code, or 128 + signal.

@@ -399,11 +399,10 @@ fn map_with_tool(tool: &'static str, pid: i32, maps: &[[u32; 3]]) -> Result<(), 
     let fail = |message: String| SpawnError::IdMapTool { tool, pid, message };
     let path = crate::idmap::tool(tool)
         .ok_or_else(|| fail("not found (install the uidmap package)".into()))?;
-    let out = std::process::Command::new(&path)
-        .arg(pid.to_string())
-        .args(maps.iter().flatten().map(u32::to_string))
-        .stdin(std::process::Stdio::null())
-        .output()
+    let mut cmd = std::process::Command::new(&path);
+    cmd.arg(pid.to_string())
+        .args(maps.iter().flatten().map(u32::to_string));
+    let out = crate::reap::output(&mut cmd, &[])
         .map_err(|e| fail(format!("run {}: {e}", path.display())))?;
     if !out.status.success() {
         return Err(fail(format!(
