@@ -189,6 +189,16 @@ if E2E_DIR=/tmp/e2e E2E_SHIM_DIR=$BIN E2E_RUNTIMES=io.containerd.runrs.v2 "$E2E/
     why=$(no_leftovers "ctr-$RT-c1.scope" "ctr-$RT-c1.scope" none c1)
     [ -z "$why" ] && ok "$RT ctr: nothing left" || notok "$RT ctr leftovers" "$why"
   done
+  # The shim reaches systemd through the runrs binary beside it: a shim installed alone
+  # fails the create with that said, and leaves no unit or cgroup.
+  mkdir -p $WORK/alone && cp "$BIN/containerd-shim-runrs-v2" $WORK/alone/
+  out=$(timeout 120 ctr run --rm --runtime $WORK/alone/containerd-shim-runrs-v2 --runtime-config-path $WORK/sd.toml \
+    --cgroup system.slice:ctr-alone:c2 "$E2E_IMAGE" c2 true 2>&1); rc=$?
+  ctr container rm c2 >/dev/null 2>&1
+  if [ $rc != 0 ] && echo "$out" | grep -q "run the D-Bus helper $WORK/alone/runrs: No such file"; then ok "runrs ctr: a shim without runrs beside it says so"
+  else notok "runrs ctr: shim alone" "rc=$rc $(echo "$out" | tr '\n' '|')"; fi
+  why=$(no_leftovers "ctr-alone-c2.scope" "ctr-alone-c2.scope" none c2)
+  [ -z "$why" ] && ok "runrs ctr: shim alone: nothing left" || notok "runrs ctr: shim alone: leftovers" "$why"
   E2E_DIR=/tmp/e2e "$E2E/containerd-down.sh" >/dev/null 2>&1
 else
   sed 's/^/  /' /tmp/cup.log | tail -20; notok "containerd" "containerd-up.sh failed"

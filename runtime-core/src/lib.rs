@@ -60,7 +60,8 @@ pub use features::{features, json as features_json, pretty as features_pretty};
 pub use notify::{HostSocket, DEFAULT_READY_TIMEOUT};
 pub use spec::{load as load_spec, new_ns};
 pub use state::{now_rfc3339, ContainerState, OciState, Status};
-// The process entry points (init, the criu helper) and errors.
+// The process entry points (init, the criu helper, the D-Bus helper) and errors.
+pub use cgroups::systemd::link_dbus as link_systemd_dbus;
 pub use entry::maybe_run;
 pub use error::{chain, Error, Kind};
 pub use namespaces::running_in_userns;
@@ -72,6 +73,17 @@ pub mod testing {
     pub use crate::capabilities::NAMES as CAPABILITY_NAMES;
     pub use crate::cgroups::devices::{bpf, with_defaults, Policy};
     pub use crate::lsm::{apparmor_enabled, selinux_enabled};
+
+    /// StopUnit through `helper` (the systemd driver's D-Bus helper), with `env` added
+    /// to the helper's environment.
+    pub fn systemd_stop_through(
+        helper: &std::path::Path,
+        env: &[(&str, &str)],
+        unit: &str,
+    ) -> Result<(), String> {
+        let call = crate::cgroups::systemd::Call::Stop { name: unit.into() };
+        crate::cgroups::systemd::through_helper(helper, env, &call)
+    }
 }
 
 /// The kernel-boundary helpers the shim's own syscall module and the CLI use.

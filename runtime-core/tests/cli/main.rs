@@ -15,3 +15,4 @@ mod notify;
 mod rdt;
 mod resources;
 mod resources_support;
+mod systemd_helper;

@@ -317,6 +317,8 @@ fn usage_error(raw: &[std::ffi::OsString], e: clap::Error) -> ! {
 
 fn main() {
     runtime_core::maybe_run();
+    // The CLI talks to systemd in process, and is the shim's D-Bus helper.
+    runtime_core::link_systemd_dbus();
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let mut cmd = argv::overriding(Cli::command());
     cmd.build();

@@ -3,12 +3,16 @@
 //! go-systemd does). Every call here blocks the calling thread (runtime-core is
 //! synchronous; zbus runs its connection on its own small executor) and waits for the
 //! unit's job with a timeout, so a caller never hangs on a stuck systemd.
+//!
+//! Only binaries that opt in link this (the runrs CLI, through
+//! [`super::call::link_dbus`]); the shim reaches systemd through that binary (`call.rs`).
 
 use std::time::Duration;
 
 use futures_lite::StreamExt;
 use zbus::zvariant::{OwnedObjectPath, Value};
 
+use super::call::Call;
 use super::Prop;
 
 const DEST: &str = "org.freedesktop.systemd1";
@@ -87,14 +91,27 @@ async fn manager(conn: &zbus::Connection) -> Result<zbus::Proxy<'static>, DbusEr
         .map_err(call_err("create the Manager proxy"))
 }
 
-fn value(p: Prop) -> Value<'static> {
-    match p {
+fn value(p: &Prop) -> Value<'static> {
+    match p.clone() {
         Prop::Bool(b) => Value::from(b),
         Prop::U64(v) => Value::from(v),
         Prop::Str(s) => Value::from(s),
         Prop::U32s(v) => Value::from(v),
         Prop::Bytes(v) => Value::from(v),
         Prop::DeviceAllow(v) => Value::from(v),
+    }
+}
+
+fn values(props: &[(String, Prop)]) -> Vec<(&str, Value<'static>)> {
+    props.iter().map(|(k, v)| (k.as_str(), value(v))).collect()
+}
+
+/// Carry out one request.
+pub(super) fn run(call: &Call) -> Result<(), DbusError> {
+    match call {
+        Call::Start { name, props, reuse } => start_unit(name, props, *reuse),
+        Call::Set { name, props } => set_properties(name, props),
+        Call::Stop { name } => stop_unit(name),
     }
 }
 
@@ -146,14 +163,10 @@ where
 /// StartTransientUnit in "replace" mode. A failed leftover of the same name (a
 /// container that was not deleted) is reset and the start tried once more; an
 /// existing unit is used as it is when `reuse` (slices: kubelet-made parents).
-pub fn start_unit(
-    name: &str,
-    props: Vec<(&'static str, Prop)>,
-    reuse: bool,
-) -> Result<(), DbusError> {
+fn start_unit(name: &str, props: &[(String, Prop)], reuse: bool) -> Result<(), DbusError> {
     zbus::block_on(async {
         let conn = connect().await?;
-        let props: Vec<(&str, Value<'_>)> = props.into_iter().map(|(k, v)| (k, value(v))).collect();
+        let props = values(props);
         let aux: Vec<(&str, Vec<(&str, Value<'_>)>)> = Vec::new();
         let body = (name, "replace", &props, &aux);
         match run_job(&conn, "StartTransientUnit", &body).await {
@@ -182,11 +195,11 @@ pub fn start_unit(
 
 /// SetUnitProperties with runtime=true (the change does not survive a reboot, like
 /// the unit itself).
-pub fn set_properties(name: &str, props: Vec<(&'static str, Prop)>) -> Result<(), DbusError> {
+fn set_properties(name: &str, props: &[(String, Prop)]) -> Result<(), DbusError> {
     zbus::block_on(async {
         let conn = connect().await?;
         let m = manager(&conn).await?;
-        let props: Vec<(&str, Value<'_>)> = props.into_iter().map(|(k, v)| (k, value(v))).collect();
+        let props = values(props);
         m.call::<_, _, ()>("SetUnitProperties", &(name, true, &props))
             .await
             .map_err(call_err("SetUnitProperties"))
@@ -195,7 +208,7 @@ pub fn set_properties(name: &str, props: Vec<(&'static str, Prop)>) -> Result<()
 
 /// StopUnit and wait for it; a unit that does not exist (any more) is fine. A failed
 /// unit is reset so that nothing of it is left in systemd's list.
-pub fn stop_unit(name: &str) -> Result<(), DbusError> {
+fn stop_unit(name: &str) -> Result<(), DbusError> {
     zbus::block_on(async {
         let conn = connect().await?;
         let res = match run_job(&conn, "StopUnit", &(name, "replace")).await {

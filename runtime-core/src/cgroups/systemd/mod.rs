@@ -11,9 +11,12 @@
 //! like the cgroupfs driver. See systemd.resource-control(5), systemd.scope(5),
 //! org.freedesktop.systemd1(5) and systemd's CGROUP_DELEGATION.md.
 
+mod call;
 mod dbus;
 mod props;
 
+pub use call::link_dbus;
+pub(crate) use call::{through_helper, Call};
 pub use props::{properties, Prop};
 
 use std::path::Path;
@@ -188,7 +191,12 @@ pub fn start(
         }
     }
     all.extend(props);
-    dbus::start_unit(&unit.name, all, unit.is_slice()).map_err(|e| systemd_error(unit, "start", e))
+    call::call(&Call::Start {
+        name: unit.name.clone(),
+        props: named(all),
+        reuse: unit.is_slice(),
+    })
+    .map_err(|e| systemd_error(unit, "start", e))
 }
 
 /// Set properties of a running unit (an update).
@@ -196,20 +204,31 @@ pub fn set_properties(unit: &Unit, props: Vec<(&'static str, Prop)>) -> Result<(
     if props.is_empty() {
         return Ok(());
     }
-    dbus::set_properties(&unit.name, props).map_err(|e| systemd_error(unit, "update", e))
+    call::call(&Call::Set {
+        name: unit.name.clone(),
+        props: named(props),
+    })
+    .map_err(|e| systemd_error(unit, "update", e))
 }
 
 /// Stop the unit (no error when it is gone already: a scope whose processes all
 /// exited is stopped and collected by systemd itself).
 pub fn stop(unit: &Unit) -> Result<(), CgroupError> {
-    dbus::stop_unit(&unit.name).map_err(|e| systemd_error(unit, "stop", e))
+    call::call(&Call::Stop {
+        name: unit.name.clone(),
+    })
+    .map_err(|e| systemd_error(unit, "stop", e))
 }
 
-fn systemd_error(unit: &Unit, what: &'static str, e: dbus::DbusError) -> CgroupError {
+fn named(props: Vec<(&'static str, Prop)>) -> Vec<(String, Prop)> {
+    props.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+fn systemd_error(unit: &Unit, what: &'static str, reason: String) -> CgroupError {
     CgroupError::Systemd {
         unit: unit.name.clone(),
         what,
-        reason: e.to_string(),
+        reason,
     }
 }
 

@@ -11,7 +11,7 @@ use crate::cgroups::limits::conv;
 use crate::cgroups::Mode;
 
 /// A unit property value, in the D-Bus type systemd expects for its name.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Prop {
     /// `b`
     Bool(bool),
