@@ -35,11 +35,15 @@ export OUT=${OUT:-/tmp/runrs-bench-results} N=${N:-30}
 mkdir -p "$OUT"
 lock() { if command -v flock >/dev/null; then flock -o /tmp/runrs-cargo.lock "$@"; else "$@"; fi; }
 
-# Default: the shipped build (static, non-PIE), built when absent.
+# Default: the shipped build (static, non-PIE) of the tree as it is now: cargo runs every time
+# (a no-op when up to date), so binaries left in target/ by an earlier experiment are never
+# measured in its place.
 bin=${RUNRS_BIN_DIR:-$ws/target/x86_64-unknown-linux-gnu/release}
-if [ ! -x "$bin/runrs" ] || [ ! -x "$bin/containerd-shim-runrs-v2" ]; then
-  [ -n "${RUNRS_BIN_DIR:-}" ] && { echo "bench: no runrs binaries in $bin" >&2; exit 1; }
+if [ -z "${RUNRS_BIN_DIR:-}" ]; then
   (cd "$ws" && lock cargo release-static)
+fi
+if [ ! -x "$bin/runrs" ] || [ ! -x "$bin/containerd-shim-runrs-v2" ]; then
+  echo "bench: no runrs binaries in $bin" >&2; exit 1
 fi
 bin=$(cd "$bin" && pwd)   # containerd's PATH and the shim links need it absolute
 
