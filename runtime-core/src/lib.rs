@@ -62,6 +62,7 @@ pub use spec::{load as load_spec, new_ns};
 pub use state::{now_rfc3339, ContainerState, OciState, Status};
 // The process entry points (init, the criu helper, the D-Bus helper) and errors.
 pub use cgroups::systemd::link_dbus as link_systemd_dbus;
+pub use cgroups::systemd::outer_uid;
 pub use entry::maybe_run;
 pub use error::{chain, Error, Kind};
 pub use namespaces::running_in_userns;
@@ -81,8 +82,12 @@ pub mod testing {
         env: &[(&str, &str)],
         unit: &str,
     ) -> Result<(), String> {
-        let call = crate::cgroups::systemd::Call::Stop { name: unit.into() };
-        crate::cgroups::systemd::through_helper(helper, env, &call)
+        use crate::cgroups::systemd::{through_helper, Call, Request};
+        let request = Request {
+            user: None,
+            call: Call::Stop { name: unit.into() },
+        };
+        through_helper(helper, env, &request).map(drop)
     }
 }
 

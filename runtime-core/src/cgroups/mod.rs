@@ -116,6 +116,10 @@ pub enum CgroupError {
         /// systemd's answer.
         reason: String,
     },
+    /// The systemd driver run by an unprivileged user cannot reach or use the user's
+    /// systemd (runc's rootless systemd cgroup manager).
+    #[error("--systemd-cgroup as an unprivileged user: {0}")]
+    SystemdUser(String),
     /// An OOM watcher could not be set up or read.
     #[error("watch {what} for OOM events")]
     Oom {

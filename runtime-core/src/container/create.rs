@@ -126,7 +126,13 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
         .as_ref()
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_str().unwrap_or_default());
-    let mut cgroup = resolve_cgroup(&hier, cgroups_path, &opts.id, extras.systemd_cgroup)?;
+    let mut cgroup = resolve_cgroup(
+        &hier,
+        cgroups_path,
+        &opts.id,
+        extras.systemd_cgroup,
+        extras.rootless,
+    )?;
     // runc: only without a cgroupsPath (none, or empty).
     let rootless_cgroups = extras.rootless && cgroups_path.is_none_or(str::is_empty);
     // Init would freeze on joining it and create never return; runc refuses too.
@@ -329,18 +335,25 @@ pub fn create_with(opts: CreateOptions, extras: &CreateExtras) -> Result<Contain
 }
 
 /// The container's cgroups: cgroupfs (a path, relative to the runtime's own cgroup
-/// unless absolute) or systemd (`slice:prefix:name`).
+/// unless absolute) or systemd (`slice:prefix:name`; `rootless`: a unit of the
+/// caller's own systemd instance).
 pub(crate) fn resolve_cgroup(
     hier: &Hierarchies,
     cgroups_path: Option<&str>,
     id: &str,
     systemd: bool,
+    rootless: bool,
 ) -> Result<CgroupPaths, Error> {
     if systemd {
         if let Some(why) = crate::cgroups::systemd::unavailable(Path::new("/run")) {
             return Err(Error::Usage(why));
         }
-        return Ok(crate::cgroups::systemd::resolve(hier, cgroups_path, id)?);
+        return Ok(crate::cgroups::systemd::resolve(
+            hier,
+            cgroups_path,
+            id,
+            rootless,
+        )?);
     }
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     Ok(hier.resolve(cgroups_path, id, &own)?)
@@ -365,8 +378,10 @@ pub(crate) fn systemd_place(
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
     let policy = devices::Policy::from_rules(&devices::rules_for(spec)?);
+    // A user's systemd cannot install a device filter (see limits::apply_spec).
+    let policy = (!cgroup.rootless).then_some(&policy);
     let proc_devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
-    let props = systemd::properties(hier.mode, &res, Some(&policy), &proc_devices);
+    let props = systemd::properties(hier.mode, &res, policy, &proc_devices);
     systemd::start(unit, (!unit.is_slice()).then_some(pid), props)?;
     cgroup.create(hier)?;
     crate::cgroups::limits::apply_spec(hier, cgroup, spec)

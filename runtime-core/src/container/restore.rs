@@ -166,7 +166,7 @@ pub fn restore(opts: RestoreOptions) -> Result<Container, Error> {
         .as_ref()
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_str().unwrap_or_default());
-    let cgroup = resolve_cgroup(&hier, cgroups_path, &opts.id, opts.systemd_cgroup)?;
+    let cgroup = resolve_cgroup(&hier, cgroups_path, &opts.id, opts.systemd_cgroup, false)?;
     let cmounts = cgroup_mounts(&hier);
     let layout = Layout {
         cgroup: &cgroup,

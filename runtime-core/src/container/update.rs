@@ -31,11 +31,12 @@ impl Container {
         let hier = Hierarchies::host()?;
         let old = self.resources();
         let new = merge(&old, patch);
-        let policy = match patch.devices() {
-            Some(_) => Some(device_policy(&self.state.config, &new)?),
-            None => None,
-        };
         let cg = &self.state.cgroup;
+        // Rootless cgroups have no device filter (see limits::apply_spec).
+        let policy = match patch.devices() {
+            Some(_) if !cg.rootless => Some(device_policy(&self.state.config, &new)?),
+            _ => None,
+        };
         // systemd driver: the unit's properties first (systemd rewrites the cgroup
         // files from them), then the exact values through cgroupfs below.
         let proc_devices = match cg.systemd {

@@ -17,19 +17,24 @@ fn parse(value: &str) -> anyhow::Result<Option<bool>> {
     }
 }
 
-/// Whether cgroup permission errors are ignored: `--rootless` when given; else (auto)
-/// for a non-zero euid, and for uid 0 in a user namespace with the cgroupfs driver
-/// (its cgroup permissions are unknown; Podman's rootless mode runs the runtime so).
+/// Whether the cgroups are rootless: `--rootless` when given; else (auto) for a
+/// non-zero euid, and for uid 0 in a user namespace: with the cgroupfs driver always
+/// (its cgroup permissions are unknown; Podman's rootless mode runs the runtime so),
+/// with the systemd driver when that uid 0 is an ordinary user outside (runc asks the
+/// user bus for its OwnerUID; here the uid map says it). Rootless cgroupfs leaves out
+/// hierarchies the caller may not write; rootless systemd uses the user's systemd.
 pub fn cgroups(flag: Option<&str>, systemd_cgroup: bool) -> anyhow::Result<bool> {
     if let Some(b) = flag.map(parse).transpose()?.flatten() {
         return Ok(b);
     }
     let euid = nix::unistd::geteuid().as_raw();
-    Ok(auto(euid, in_userns(), systemd_cgroup))
+    // On error, root (runc assumes OwnerUID 0 when busctl fails).
+    let outer = || runtime_core::outer_uid().unwrap_or(0);
+    Ok(auto(euid, in_userns(), systemd_cgroup, outer))
 }
 
-fn auto(euid: u32, in_userns: bool, systemd_cgroup: bool) -> bool {
-    euid != 0 || (in_userns && !systemd_cgroup)
+fn auto(euid: u32, in_userns: bool, systemd_cgroup: bool, outer: impl Fn() -> u32) -> bool {
+    euid != 0 || (in_userns && (!systemd_cgroup || outer() != 0))
 }
 
 #[cfg(test)]
@@ -43,9 +48,15 @@ mod tests {
         assert_eq!(parse("0").expect("0"), Some(false));
         let e = parse("yes").expect_err("yes").to_string();
         assert!(e.contains("--rootless") && e.contains("yes"), "{e}");
-        assert!(auto(1000, false, false));
-        assert!(!auto(0, false, false));
-        assert!(auto(0, true, false));
-        assert!(!auto(0, true, true));
+        let root = || 0;
+        let user = || 1001;
+        assert!(auto(1000, false, false, root));
+        assert!(auto(1000, false, true, root));
+        assert!(!auto(0, false, false, user));
+        assert!(!auto(0, false, true, user));
+        assert!(auto(0, true, false, root));
+        // uid 0 of a user namespace: rootless systemd only when it is a user outside.
+        assert!(!auto(0, true, true, root));
+        assert!(auto(0, true, true, user));
     }
 }

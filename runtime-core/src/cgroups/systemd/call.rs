@@ -18,12 +18,16 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use super::Prop;
+use super::{Prop, UserBus};
 use crate::reap;
 
 /// One request to systemd's Manager.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Call {
+    /// The Manager's ControlGroup property: the cgroup of the manager itself (`/` for
+    /// the system instance, `/user.slice/user-<uid>.slice/user@<uid>.service` for a
+    /// user's).
+    ManagerCgroup,
     /// StartTransientUnit (`reuse`: an existing unit of that name is fine).
     Start {
         /// The unit.
@@ -47,8 +51,19 @@ pub(crate) enum Call {
     },
 }
 
-/// A way to carry out a request; the error is a sentence for the user.
-type Client = fn(&Call) -> Result<(), String>;
+/// A request and the systemd instance it goes to (None: the system's).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Request {
+    /// The user's instance, for the driver run by an unprivileged user.
+    #[serde(default)]
+    pub user: Option<UserBus>,
+    /// What to do.
+    pub call: Call,
+}
+
+/// A way to carry out a request: a string for ManagerCgroup, empty otherwise; the
+/// error is a sentence for the user.
+type Client = fn(&Request) -> Result<String, String>;
 
 /// The in-process client, in a binary that linked it.
 static IN_PROCESS: OnceLock<Client> = OnceLock::new();
@@ -59,12 +74,12 @@ const HELPER_ENV: &str = "_RUNRS_SYSTEMD_DBUS";
 /// The helper: the runrs CLI, installed beside the shim (deploy/install.sh).
 const HELPER_BIN: &str = "runrs";
 
-/// Send `c` to systemd; the error is a sentence for the user.
-pub(crate) fn call(c: &Call) -> Result<(), String> {
+/// Send `r` to systemd; the error is a sentence for the user.
+pub(crate) fn call(r: &Request) -> Result<String, String> {
     if let Some(in_process) = IN_PROCESS.get() {
-        return in_process(c);
+        return in_process(r);
     }
-    through_helper(&beside_self()?, &[], c)
+    through_helper(&beside_self()?, &[], r)
 }
 
 /// `runrs` in the directory of this process' own binary.
@@ -75,9 +90,13 @@ fn beside_self() -> Result<PathBuf, String> {
     Ok(exe.with_file_name(HELPER_BIN))
 }
 
-/// Run `helper` for the one request `c`, with `env` added to its environment.
-pub(crate) fn through_helper(helper: &Path, env: &[(&str, &str)], c: &Call) -> Result<(), String> {
-    let request = serde_json::to_vec(c).map_err(|e| format!("encode the D-Bus request: {e}"))?;
+/// Run `helper` for the one request `r`, with `env` added to its environment.
+pub(crate) fn through_helper(
+    helper: &Path,
+    env: &[(&str, &str)],
+    r: &Request,
+) -> Result<String, String> {
+    let request = serde_json::to_vec(r).map_err(|e| format!("encode the D-Bus request: {e}"))?;
     let shown = helper.display();
     let mut cmd = Command::new(helper);
     cmd.arg0("runrs-systemd-dbus")
@@ -93,7 +112,7 @@ pub(crate) fn through_helper(helper: &Path, env: &[(&str, &str)], c: &Call) -> R
              runrs binary installed beside it)"
         )
     })?;
-    match serde_json::from_slice::<Result<(), String>>(&out.stdout) {
+    match serde_json::from_slice::<Result<String, String>>(&out.stdout) {
         Ok(answer) => answer,
         Err(_) => {
             let status = out.status;
@@ -115,9 +134,9 @@ fn serve_if_helper() {
     }
     std::env::remove_var(HELPER_ENV);
     let mut request = Vec::new();
-    let answer: Result<(), String> = match std::io::stdin().read_to_end(&mut request) {
+    let answer: Result<String, String> = match std::io::stdin().read_to_end(&mut request) {
         Err(e) => Err(format!("D-Bus helper: read the request: {e}")),
-        Ok(_) => match serde_json::from_slice::<Call>(&request) {
+        Ok(_) => match serde_json::from_slice::<Request>(&request) {
             Err(e) => Err(format!("D-Bus helper: malformed request: {e}")),
             Ok(c) => super::dbus::run(&c).map_err(|e| e.to_string()),
         },
@@ -134,5 +153,5 @@ fn serve_if_helper() {
 /// [`crate::entry::maybe_run`], before any thread exists.
 pub fn link_dbus() {
     serve_if_helper();
-    let _ = IN_PROCESS.set(|c| super::dbus::run(c).map_err(|e| e.to_string()));
+    let _ = IN_PROCESS.set(|r| super::dbus::run(r).map_err(|e| e.to_string()));
 }

@@ -1,6 +1,6 @@
 //! systemd's Manager interface over D-Bus (org.freedesktop.systemd1(5)) with zbus:
 //! the system bus, or systemd's private socket when no bus daemon runs (as runc's
-//! go-systemd does). Every call here blocks the calling thread (runtime-core is
+//! go-systemd does), or a user's instance (see `user.rs`). Every call here blocks the calling thread (runtime-core is
 //! synchronous; zbus runs its connection on its own small executor) and waits for the
 //! unit's job with a timeout, so a caller never hangs on a stuck systemd.
 //!
@@ -12,8 +12,8 @@ use std::time::Duration;
 use futures_lite::StreamExt;
 use zbus::zvariant::{OwnedObjectPath, Value};
 
-use super::call::Call;
-use super::Prop;
+use super::call::{Call, Request};
+use super::{Prop, UserBus};
 
 const DEST: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
@@ -33,6 +33,16 @@ pub enum DbusError {
         bus: String,
         /// The private socket's error.
         private: String,
+    },
+    /// The user's instance did not answer.
+    #[error("connect to the user's systemd at {address} as uid {uid}: {reason}")]
+    ConnectUser {
+        /// The bus address.
+        address: String,
+        /// The uid authenticated as.
+        uid: u32,
+        /// zbus' error.
+        reason: String,
     },
     /// A method call failed.
     #[error("{method}: {source}")]
@@ -66,7 +76,19 @@ fn error_name(e: &zbus::Error) -> Option<&str> {
     }
 }
 
-async fn connect() -> Result<zbus::Connection, DbusError> {
+async fn connect(user: Option<&UserBus>) -> Result<zbus::Connection, DbusError> {
+    if let Some(u) = user {
+        let conn = match zbus::connection::Builder::address(u.address.as_str()) {
+            Ok(b) if u.p2p => b.p2p().user_id(u.uid).build().await,
+            Ok(b) => b.user_id(u.uid).build().await,
+            Err(e) => Err(e),
+        };
+        return conn.map_err(|e| DbusError::ConnectUser {
+            address: u.address.clone(),
+            uid: u.uid,
+            reason: e.to_string(),
+        });
+    }
     let bus = match zbus::connection::Builder::system() {
         Ok(b) => b.build().await,
         Err(e) => Err(e),
@@ -106,13 +128,40 @@ fn values(props: &[(String, Prop)]) -> Vec<(&str, Value<'static>)> {
     props.iter().map(|(k, v)| (k.as_str(), value(v))).collect()
 }
 
-/// Carry out one request.
-pub(super) fn run(call: &Call) -> Result<(), DbusError> {
-    match call {
-        Call::Start { name, props, reuse } => start_unit(name, props, *reuse),
-        Call::Set { name, props } => set_properties(name, props),
-        Call::Stop { name } => stop_unit(name),
+/// Carry out one request: ManagerCgroup's answer, or empty.
+pub(super) fn run(r: &Request) -> Result<String, DbusError> {
+    let user = r.user.as_ref();
+    match &r.call {
+        Call::ManagerCgroup => manager_cgroup(user),
+        Call::Start { name, props, reuse } => start_unit(user, name, props, *reuse).map(empty),
+        Call::Set { name, props } => set_properties(user, name, props).map(empty),
+        Call::Stop { name } => stop_unit(user, name).map(empty),
     }
+}
+
+fn empty(_: ()) -> String {
+    String::new()
+}
+
+/// The Manager's ControlGroup property.
+fn manager_cgroup(user: Option<&UserBus>) -> Result<String, DbusError> {
+    zbus::block_on(async {
+        let conn = connect(user).await?;
+        let what = "get the Manager's ControlGroup";
+        // Uncached: a cached proxy would fetch every Manager property first.
+        let m: zbus::Proxy<'_> = zbus::proxy::Builder::new(&conn)
+            .destination(DEST)
+            .and_then(|b| b.path(PATH))
+            .and_then(|b| b.interface(MANAGER))
+            .map_err(call_err(what))?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(call_err(what))?;
+        m.get_property::<String>("ControlGroup")
+            .await
+            .map_err(call_err(what))
+    })
 }
 
 /// Run a Manager method that returns a job, and wait for the job to end.
@@ -163,9 +212,14 @@ where
 /// StartTransientUnit in "replace" mode. A failed leftover of the same name (a
 /// container that was not deleted) is reset and the start tried once more; an
 /// existing unit is used as it is when `reuse` (slices: kubelet-made parents).
-fn start_unit(name: &str, props: &[(String, Prop)], reuse: bool) -> Result<(), DbusError> {
+fn start_unit(
+    user: Option<&UserBus>,
+    name: &str,
+    props: &[(String, Prop)],
+    reuse: bool,
+) -> Result<(), DbusError> {
     zbus::block_on(async {
-        let conn = connect().await?;
+        let conn = connect(user).await?;
         let props = values(props);
         let aux: Vec<(&str, Vec<(&str, Value<'_>)>)> = Vec::new();
         let body = (name, "replace", &props, &aux);
@@ -195,9 +249,13 @@ fn start_unit(name: &str, props: &[(String, Prop)], reuse: bool) -> Result<(), D
 
 /// SetUnitProperties with runtime=true (the change does not survive a reboot, like
 /// the unit itself).
-fn set_properties(name: &str, props: &[(String, Prop)]) -> Result<(), DbusError> {
+fn set_properties(
+    user: Option<&UserBus>,
+    name: &str,
+    props: &[(String, Prop)],
+) -> Result<(), DbusError> {
     zbus::block_on(async {
-        let conn = connect().await?;
+        let conn = connect(user).await?;
         let m = manager(&conn).await?;
         let props = values(props);
         m.call::<_, _, ()>("SetUnitProperties", &(name, true, &props))
@@ -208,9 +266,9 @@ fn set_properties(name: &str, props: &[(String, Prop)]) -> Result<(), DbusError>
 
 /// StopUnit and wait for it; a unit that does not exist (any more) is fine. A failed
 /// unit is reset so that nothing of it is left in systemd's list.
-fn stop_unit(name: &str) -> Result<(), DbusError> {
+fn stop_unit(user: Option<&UserBus>, name: &str) -> Result<(), DbusError> {
     zbus::block_on(async {
-        let conn = connect().await?;
+        let conn = connect(user).await?;
         let res = match run_job(&conn, "StopUnit", &(name, "replace")).await {
             Err(DbusError::Call { source, .. })
                 if error_name(&source) == Some("org.freedesktop.systemd1.NoSuchUnit") =>

@@ -10,14 +10,19 @@
 //! Everything after placement (stats, OOM, freezer, exec) works on those directories
 //! like the cgroupfs driver. See systemd.resource-control(5), systemd.scope(5),
 //! org.freedesktop.systemd1(5) and systemd's CGROUP_DELEGATION.md.
+//!
+//! Run by an unprivileged user (rootless), the unit is the user's systemd's, in
+//! `user.slice` below the user manager's own cgroup (`user.rs`); cgroup v2 only.
 
 mod call;
 mod dbus;
 mod props;
+mod user;
 
 pub use call::link_dbus;
-pub(crate) use call::{through_helper, Call};
+pub(crate) use call::{through_helper, Call, Request};
 pub use props::{properties, Prop};
+pub use user::{outer_uid, UserBus};
 
 use std::path::Path;
 
@@ -32,6 +37,9 @@ pub const DEFAULT_PREFIX: &str = "runrs";
 /// The slice of containers whose path names none.
 pub const DEFAULT_SLICE: &str = "system.slice";
 
+/// The same under a user's systemd (runc's rootless default).
+pub const DEFAULT_USER_SLICE: &str = "user.slice";
+
 /// The container's unit, kept in its state so that update and delete reach it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unit {
@@ -39,6 +47,9 @@ pub struct Unit {
     pub name: String,
     /// The slice the scope is in (empty for a slice unit, whose parent is in its name).
     pub slice: String,
+    /// The user's systemd the unit belongs to (None: the system's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserBus>,
 }
 
 impl Unit {
@@ -63,12 +74,16 @@ pub fn unavailable(run: &Path) -> Option<String> {
     )
 }
 
-/// Parse `slice:prefix:name` (or nothing: `system.slice:runrs:<id>`) into the unit
-/// and the cgroup path systemd will give it.
-pub fn parse(cgroups_path: Option<&str>, id: &str) -> Result<(Unit, String), CgroupError> {
+/// Parse `slice:prefix:name` (or nothing: `<default slice>:runrs:<id>`) into the unit
+/// and the cgroup path systemd will give it, relative to the manager's own cgroup.
+pub fn parse(
+    cgroups_path: Option<&str>,
+    id: &str,
+    default_slice: &str,
+) -> Result<(Unit, String), CgroupError> {
     let raw = cgroups_path.unwrap_or_default();
     let (slice, prefix, name) = if raw.is_empty() {
-        (DEFAULT_SLICE, DEFAULT_PREFIX, id)
+        (default_slice, DEFAULT_PREFIX, id)
     } else {
         let parts: Vec<&str> = raw.split(':').collect();
         let [slice, prefix, name] = parts[..] else {
@@ -96,11 +111,12 @@ pub fn parse(cgroups_path: Option<&str>, id: &str) -> Result<(Unit, String), Cgr
         let unit = Unit {
             name: name.into(),
             slice: String::new(),
+            user: None,
         };
         return Ok((unit, path));
     }
     let slice = if slice.is_empty() {
-        DEFAULT_SLICE
+        default_slice
     } else {
         slice
     };
@@ -115,6 +131,7 @@ pub fn parse(cgroups_path: Option<&str>, id: &str) -> Result<(Unit, String), Cgr
         Unit {
             name,
             slice: slice.into(),
+            user: None,
         },
         path,
     ))
@@ -149,13 +166,61 @@ pub fn expand_slice(slice: &str) -> Result<String, &'static str> {
 }
 
 /// The container's cgroups under the systemd driver: the unit's path in every
-/// hierarchy, with the unit recorded.
+/// hierarchy, with the unit recorded. `rootless`: the caller's own systemd instance
+/// (its bus found from the environment, see [`UserBus::detect`]) makes the unit, below
+/// its own cgroup; the cgroups are marked rootless (no device filter: the user's
+/// systemd cannot install one, nor can the caller).
 pub fn resolve(
     hier: &Hierarchies,
     cgroups_path: Option<&str>,
     id: &str,
+    rootless: bool,
 ) -> Result<CgroupPaths, CgroupError> {
-    let (unit, path) = parse(cgroups_path, id)?;
+    if !rootless {
+        return resolve_in(hier, cgroups_path, id, None, "");
+    }
+    let refuse = CgroupError::SystemdUser;
+    if hier.mode != super::Mode::Unified {
+        return Err(refuse(
+            "cannot use rootless systemd cgroups manager on cgroup v1 (a user's systemd \
+             is delegated cgroups on the unified hierarchy only)"
+                .into(),
+        ));
+    }
+    let bus = UserBus::detect().map_err(refuse)?;
+    let base = call::call(&Request {
+        user: Some(bus.clone()),
+        call: Call::ManagerCgroup,
+    })
+    .map_err(refuse)?;
+    if !base.starts_with('/') {
+        return Err(refuse(format!(
+            "the user's systemd gave {base:?} as its cgroup (want an absolute path)"
+        )));
+    }
+    let mut cg = resolve_in(hier, cgroups_path, id, Some(bus), &base)?;
+    cg.rootless = true;
+    Ok(cg)
+}
+
+fn resolve_in(
+    hier: &Hierarchies,
+    cgroups_path: Option<&str>,
+    id: &str,
+    user: Option<UserBus>,
+    base: &str,
+) -> Result<CgroupPaths, CgroupError> {
+    let default_slice = match user {
+        Some(_) => DEFAULT_USER_SLICE,
+        None => DEFAULT_SLICE,
+    };
+    let (mut unit, path) = parse(cgroups_path, id, default_slice)?;
+    unit.user = user;
+    let path = if base.is_empty() || base == "/" {
+        path
+    } else {
+        format!("{}{path}", base.trim_end_matches('/'))
+    };
     if path == "/" {
         return Err(CgroupError::BadPath(
             cgroups_path.unwrap_or_default().into(),
@@ -191,11 +256,15 @@ pub fn start(
         }
     }
     all.extend(props);
-    call::call(&Call::Start {
-        name: unit.name.clone(),
-        props: named(all),
-        reuse: unit.is_slice(),
+    call::call(&Request {
+        user: unit.user.clone(),
+        call: Call::Start {
+            name: unit.name.clone(),
+            props: named(all),
+            reuse: unit.is_slice(),
+        },
     })
+    .map(drop)
     .map_err(|e| systemd_error(unit, "start", e))
 }
 
@@ -204,19 +273,27 @@ pub fn set_properties(unit: &Unit, props: Vec<(&'static str, Prop)>) -> Result<(
     if props.is_empty() {
         return Ok(());
     }
-    call::call(&Call::Set {
-        name: unit.name.clone(),
-        props: named(props),
+    call::call(&Request {
+        user: unit.user.clone(),
+        call: Call::Set {
+            name: unit.name.clone(),
+            props: named(props),
+        },
     })
+    .map(drop)
     .map_err(|e| systemd_error(unit, "update", e))
 }
 
 /// Stop the unit (no error when it is gone already: a scope whose processes all
 /// exited is stopped and collected by systemd itself).
 pub fn stop(unit: &Unit) -> Result<(), CgroupError> {
-    call::call(&Call::Stop {
-        name: unit.name.clone(),
+    call::call(&Request {
+        user: unit.user.clone(),
+        call: Call::Stop {
+            name: unit.name.clone(),
+        },
     })
+    .map(drop)
     .map_err(|e| systemd_error(unit, "stop", e))
 }
 

@@ -28,7 +28,7 @@ fn slices_expand_as_systemd_names_them() {
 
 #[test]
 fn paths_name_a_scope_in_a_slice() {
-    let (u, p) = parse(Some("system.slice:runrs:x"), "id").expect("test input");
+    let (u, p) = parse(Some("system.slice:runrs:x"), "id", DEFAULT_SLICE).expect("test input");
     assert_eq!(u.name, "runrs-x.scope");
     assert_eq!(u.slice, "system.slice");
     assert_eq!(p, "/system.slice/runrs-x.scope");
@@ -36,6 +36,7 @@ fn paths_name_a_scope_in_a_slice() {
     let (u, p) = parse(
         Some("kubepods-burstable-pod1.slice:cri-containerd:abc"),
         "abc",
+        DEFAULT_SLICE,
     )
     .expect("test input");
     assert_eq!(u.name, "cri-containerd-abc.scope");
@@ -46,17 +47,25 @@ fn paths_name_a_scope_in_a_slice() {
 
     // Empty slice: system.slice; no path at all: runrs-<id>.scope there.
     assert_eq!(
-        parse(Some(":p:n"), "id").expect("test input").1,
+        parse(Some(":p:n"), "id", DEFAULT_SLICE)
+            .expect("test input")
+            .1,
         "/system.slice/p-n.scope"
     );
-    let (u, p) = parse(None, "c1").expect("test input");
+    let (u, p) = parse(None, "c1", DEFAULT_USER_SLICE).expect("test input");
+    assert_eq!(
+        (u.name.as_str(), p.as_str()),
+        ("runrs-c1.scope", "/user.slice/runrs-c1.scope")
+    );
+    let (u, p) = parse(None, "c1", DEFAULT_SLICE).expect("test input");
     assert_eq!(
         (u.name.as_str(), p.as_str()),
         ("runrs-c1.scope", "/system.slice/runrs-c1.scope")
     );
 
     // A name ending in .slice makes that slice; its parent is in its name.
-    let (u, p) = parse(Some("system.slice:x:mine-sub.slice"), "id").expect("test input");
+    let (u, p) =
+        parse(Some("system.slice:x:mine-sub.slice"), "id", DEFAULT_SLICE).expect("test input");
     assert!(u.is_slice());
     assert_eq!(p, "/mine.slice/mine-sub.slice");
 }
@@ -71,14 +80,16 @@ fn bad_paths_say_what_is_expected() {
         "nope:p:n",
         "system.slice:p:a/b",
     ] {
-        let e = parse(Some(bad), "id").expect_err("must fail").to_string();
+        let e = parse(Some(bad), "id", DEFAULT_SLICE)
+            .expect_err("must fail")
+            .to_string();
         assert!(e.contains(bad), "{bad}: {e}");
         assert!(matches!(
-            parse(Some(bad), "id"),
+            parse(Some(bad), "id", DEFAULT_SLICE),
             Err(CgroupError::BadPath(..))
         ));
     }
-    let e = parse(Some("/runrs/x"), "id")
+    let e = parse(Some("/runrs/x"), "id", DEFAULT_SLICE)
         .expect_err("must fail")
         .to_string();
     assert!(e.contains("slice:prefix:name"), "{e}");
