@@ -8,13 +8,16 @@
 #       the binaries only need glibc >= 2.34 (bookworm: 2.36): the two .debs are fetched with a
 #       private apt source list (the system's apt configuration is left alone) and unpacked
 #       into /opt/docker-26 (usr/sbin/dockerd, usr/bin/docker).
-#   the user runrs-rootless with subuid/subgid ranges (rootless Podman).
+#   the user runrs-rootless with subuid/subgid ranges (rootless Podman), and
+#       dbus-user-session for its user bus (rootless Podman under systemd).
 # Idempotent. No daemon is started: if the machine has no /usr/sbin/policy-rc.d, one that
 # forbids service starts is put in place for the apt run and removed afterwards.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 APT=(apt-get -y -q -o DPkg::Lock::Timeout=300)
-PKGS=(podman conmon containernetworking-plugins catatonit slirp4netns uidmap docker.io)
+# dbus-user-session: the user's bus, which rootless Podman and runc's systemd driver use
+# to reach the user's systemd (systemd stage).
+PKGS=(podman conmon containernetworking-plugins catatonit slirp4netns uidmap dbus-user-session docker.io)
 D26=${RUNRS_DOCKER26_DIR:-/opt/docker-26}
 here=$(cd "$(dirname "$0")" && pwd)
 e2e=${RUNRS_E2E_DIR:-$here/../../../shared/e2e}

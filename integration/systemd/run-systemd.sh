@@ -29,8 +29,9 @@ for b in "$RUNRS" "$SHIM"; do
 done
 [ -x "$VM" ] || { echo "run-systemd: no VM runner at $VM" >&2; exit 2; }
 "$SHARED/vm-deps.sh" systemd || { echo "run-systemd: $SHARED/vm-deps.sh systemd could not install the VM's packages" >&2; exit 2; }
+[ -e /usr/lib/systemd/user/dbus.socket ] || { echo "run-systemd: no dbus-user-session (the user's bus for the rootless checks; deps stage)" >&2; exit 2; }
 [ -x /opt/containerd-2.1/usr/bin/containerd ] || { echo "run-systemd: no containerd 2.1 in /opt/containerd-2.1 (deps stage)" >&2; exit 2; }
-for c in qemu-system-x86_64 jq runc containerd ctr python3; do
+for c in qemu-system-x86_64 jq runc containerd ctr python3 podman; do
   command -v $c >/dev/null || { echo "run-systemd: $c is missing (deps stage)" >&2; exit 2; }
 done
 "$REPO/integration/scripts/vm-rootfs.sh" "$ROOTFS" || exit 2
@@ -47,6 +48,11 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/bin"
 cp "$RUNRS" "$work/bin/runrs"
 cp "$SHIM" "$work/bin/containerd-shim-runrs-v2"
+# The image rootless Podman loads (the rootless checks run as the test user).
+chmod 755 "$work" "$work/bin"
+bash "$REPO/integration/scripts/make-busybox-image.sh" "$work/busybox.tar" docker.io/library/busybox:latest >/dev/null \
+  || { echo "run-systemd: could not build the busybox image archive" >&2; exit 2; }
+chmod 644 "$work/busybox.tar"
 modes=("$@"); [ ${#modes[@]} -gt 0 ] || modes=(unified hybrid)
 rc=0
 for mode in "${modes[@]}"; do

@@ -19,6 +19,11 @@
 #  cri        containerd 2.1's CRI API with SystemdCgroup = true for both handlers (kubelet's
 #             *.slice parents): pod lifecycle, ExecSync, stats and UpdateContainerResources,
 #             containerd restart with pods running (the subset of cri_e2e that involves cgroups)
+#  rootless   as an unprivileged user (and as uid 0 of its user namespace, as rootless
+#             Podman runs the runtime): the unit is the user's systemd's, in user.slice below
+#             user@UID.service, with its limits; update; delete leaves nothing (unified);
+#             refused on hybrid; no user bus is said; rootless Podman with its systemd
+#             cgroup manager (run, exit code, -d in the user's libpod-<id>.scope, rm)
 #  ctr        containerd's shim with SystemdCgroup (runrs: the runtime options TOML; runc:
 #             --runc-systemd-cgroup) runs a container in /system.slice/ctr-c1.scope
 set -uo pipefail
@@ -132,6 +137,115 @@ for RT in runrs runc; do
   if [ $rc != 0 ] && echo "$out" | grep -q 'slice:prefix:name' && [ -z "$why" ]; then ok "$RT bad path: $(echo "$out" | tail -1)"
   else notok "$RT bad path" "rc=$rc out=$out $why"; fi
 done
+
+# --- rootless: the driver run by an unprivileged user talks to that user's systemd ---
+# (rootless Podman's default on a systemd host: --systemd-cgroup, user.slice:libpod:<id>)
+# The test user of the deps stage, with a lingering user manager (its bus from
+# dbus-user-session); the runtime runs as that user, and as uid 0 of a user namespace
+# of it (`unshare -rm`, how Podman runs the runtime).
+U=runrs-rootless; UID_=$(id -u $U 2>/dev/null)
+if [ -z "$UID_" ]; then notok "rootless" "no user $U (deps stage)"
+else
+UW=/tmp/sdtest-user; mkdir -p $UW; chown $U: $UW; chmod 755 $UW
+UENV=(env XDG_RUNTIME_DIR=/run/user/$UID_ HOME=$UW)
+as_user() { runuser -u $U -- "${UENV[@]}" "$@"; }
+timeout 60 systemctl start user@$UID_.service >/dev/null 2>&1 ||
+  notok "rootless" "user@$UID_.service did not start: $(systemctl status user@$UID_.service 2>&1 | tail -5 | tr '\n' '|')"
+MGR=/user.slice/user-$UID_.slice/user@$UID_.service
+# rspec RT ID CGROUPSPATH ARGS...: a rootless bundle of the user's (spec --rootless as the user)
+rspec() {
+  local rt=$1 id=$2 cgp=$3; shift 3
+  local b=$UW/$rt-$id; mkdir -p "$b"; chown $U: "$b"
+  as_user sh -c "cd $b && runrs spec --rootless"
+  jq --arg rootfs "$ROOTFS" --arg cg "$cgp" --argjson args "$(printf '%s\n' "$@" | jq -R . | jq -s .)" '
+    .process.terminal = false | .process.args = $args | .root.path = $rootfs
+    | .linux.cgroupsPath = $cg | .linux.namespaces |= map(select(.type != "cgroup"))' \
+    "$b/config.json" > "$b/c.json" && mv "$b/c.json" "$b/config.json"; chown -R $U: "$b"
+  echo "$b"
+}
+user_show() { as_user systemctl --user show -p "$2" --value "$1" 2>&1; }
+user_left() { # UNIT: why not gone, or nothing
+  local why=""
+  as_user systemctl --user list-units --all --no-legend "$1" 2>/dev/null | grep -q . && why="user unit $1 still listed;"
+  [ -e "$CG$MGR/user.slice/$1" ] && why="$why cgroup $MGR/user.slice/$1 left;"
+  echo "$why"
+}
+for RT in runrs runc; do
+  P=$RT-u
+  if [ "$MODE" = unified ]; then
+    b=$(rspec $RT t5 "user.slice:$P:t5" sleep 300)
+    edit "$b" '.linux.resources.pids.limit = 42 | .linux.resources.memory.limit = 67108864'; chown $U: "$b/config.json"
+    u=$P-t5.scope; s=$MGR/user.slice/$u
+    if as_user $RT --root $UW/state-$RT --systemd-cgroup run -d --bundle "$b" t5 </dev/null >/dev/null 2>$UW/err-$RT; then
+      got="active=$(as_user systemctl --user is-active $u) TasksMax=$(user_show $u TasksMax) pids=$(cat $CG$s/pids.max 2>&1) mem=$(cat $CG$s/memory.max 2>&1)"
+      [ "$got" = "active=active TasksMax=42 pids=42 mem=67108864" ] && ok "$RT rootless: the user's unit $s, $got" || notok "$RT rootless unit" "$got"
+      as_user $RT --root $UW/state-$RT --systemd-cgroup update --pids-limit 43 t5 >/dev/null 2>$UW/err-$RT || notok "$RT rootless update" "$(cat $UW/err-$RT)"
+      got="TasksMax=$(user_show $u TasksMax) pids=$(cat $CG$s/pids.max 2>&1)"
+      [ "$got" = "TasksMax=43 pids=43" ] && ok "$RT rootless update: $got" || notok "$RT rootless update" "$got"
+      as_user $RT --root $UW/state-$RT --systemd-cgroup delete -f t5 >/dev/null 2>$UW/err-$RT || notok "$RT rootless delete" "$(cat $UW/err-$RT)"
+      why=$(user_left $u)
+      [ -z "$why" ] && ok "$RT rootless delete: no unit or cgroup left" || notok "$RT rootless delete" "$why"
+    else notok "$RT rootless run -d" "$(cat $UW/err-$RT)"; fi
+
+    # uid 0 of a user namespace whose 0 is the user (rootless Podman's runtime): the
+    # user's systemd too, found through the uid map.
+    b=$(rspec $RT t6 "user.slice:$P:t6" cat /proc/self/cgroup)
+    # The maps name ids of the runtime's namespace, where the user is 0.
+    edit "$b" '.linux.uidMappings = [{"containerID": 0, "hostID": 0, "size": 1}] | .linux.gidMappings = .linux.uidMappings'
+    chown $U: "$b/config.json"
+    out=$(as_user unshare -rm $RT --root $UW/state-$RT --systemd-cgroup run --bundle "$b" t6 2>&1 </dev/null); rc=$?
+    want="0::$MGR/user.slice/$P-t6.scope"
+    if [ $rc = 0 ] && echo "$out" | grep -qx "$want"; then ok "$RT rootless in a user namespace: $want"
+    else notok "$RT rootless in a user namespace" "rc=$rc out=$(echo "$out" | tr '\n' '|')"; fi
+    why=$(user_left $P-t6.scope)
+    [ -z "$why" ] && ok "$RT rootless in a user namespace: nothing left" || notok "$RT rootless userns leftovers" "$why"
+  elif [ $RT = runrs ]; then
+    # A user's systemd is delegated cgroups on the unified hierarchy only (runc refuses too).
+    b=$(rspec $RT t7 "user.slice:$P:t7" true)
+    out=$(as_user $RT --root $UW/state-$RT --systemd-cgroup run --bundle "$b" t7 2>&1 </dev/null); rc=$?
+    if [ $rc != 0 ] && echo "$out" | grep -q "rootless systemd cgroups manager on cgroup v1" && [ ! -e $UW/state-$RT/t7 ]; then
+      ok "$RT rootless on hybrid refused: $(echo "$out" | tail -1)"
+    else notok "$RT rootless on hybrid" "rc=$rc out=$(echo "$out" | tr '\n' '|')"; fi
+  fi
+done
+if [ "$MODE" = unified ]; then
+  # No user manager to talk to: said, and nothing made.
+  b=$(rspec runrs t8 "user.slice:runrs-u:t8" true)
+  out=$(runuser -u $U -- env -u XDG_RUNTIME_DIR -u DBUS_SESSION_BUS_ADDRESS runrs --root $UW/state-runrs \
+    --systemd-cgroup run --bundle "$b" t8 2>&1 </dev/null); rc=$?
+  if [ $rc != 0 ] && echo "$out" | grep -q "XDG_RUNTIME_DIR is unset" && [ ! -e $UW/state-runrs/t8 ] && [ -z "$(user_left runrs-u-t8.scope)" ]; then
+    ok "runrs rootless without a user bus: $(echo "$out" | tail -1)"
+  else notok "runrs rootless without a user bus" "rc=$rc out=$(echo "$out" | tr '\n' '|')"; fi
+fi
+# Rootless Podman's default on such a host: its systemd cgroup manager (conmon in a
+# scope of the user's systemd, `--systemd-cgroup` and user.slice:libpod:<id> to the runtime).
+IMG=$(dirname "$BIN")/busybox.tar
+if [ "$MODE" = unified ] && [ ! -s "$IMG" ]; then notok "rootless podman" "no image archive at $IMG (run-systemd.sh builds it)"
+elif [ "$MODE" = unified ]; then
+  pod() { timeout 180 runuser -u $U -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=$UW XDG_RUNTIME_DIR=/run/user/$UID_ \
+    podman --root $UW/pstore --storage-driver vfs --cgroup-manager systemd --events-backend file "$@"; }
+  if ! pod load -q -i "$IMG" >$UW/pload 2>&1; then notok "rootless podman" "podman load: $(tail -3 $UW/pload | tr '\n' '|')"
+  else
+    for RT in runrs runc; do
+      rt=$(command -v $RT)
+      out=$(pod --runtime "$rt" run --rm --network none --pids-limit 50 busybox \
+        sh -c 'echo pids=$(cat /sys/fs/cgroup/pids.max); exit 3' 2>&1 </dev/null); rc=$?
+      if [ $rc = 3 ] && echo "$out" | grep -qx "pids=50"; then ok "$RT rootless podman (systemd cgroup manager): pids=50, exit code 3"
+      else notok "$RT rootless podman run" "rc=$rc out=$(echo "$out" | tr '\n' '|')"; fi
+      id=$(pod --runtime "$rt" run -d --network none --pids-limit 60 busybox sleep 300 2>$UW/perr </dev/null)
+      s=$MGR/user.slice/libpod-$id.scope
+      got="pids=$(cat $CG$s/pids.max 2>&1) unit=$(as_user systemctl --user is-active libpod-$id.scope)"
+      [ -n "$id" ] && [ "$got" = "pids=60 unit=active" ] && ok "$RT rootless podman -d: the user's unit $s, $got" ||
+        notok "$RT rootless podman -d" "id=$id $got $(tr '\n' '|' < $UW/perr)"
+      pod rm -f -t 0 "$id" >/dev/null 2>&1
+      why=$(user_left libpod-$id.scope)
+      [ -n "$id" ] && [ -z "$why" ] && ok "$RT rootless podman rm: nothing left" || notok "$RT rootless podman rm" "id=$id $why"
+    done
+  fi
+  pod system reset -f >/dev/null 2>&1
+fi
+systemctl stop user@$UID_.service >/dev/null 2>&1
+fi
 
 # --- deploy/install.sh and uninstall.sh on a node's containerd config ---
 # install_check NAME CONTAINERD CONFIG-TEXT WANT-SYSTEMD
