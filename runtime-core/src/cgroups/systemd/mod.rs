@@ -193,11 +193,6 @@ pub fn resolve(
         call: Call::ManagerCgroup,
     })
     .map_err(refuse)?;
-    if !base.starts_with('/') {
-        return Err(refuse(format!(
-            "the user's systemd gave {base:?} as its cgroup (want an absolute path)"
-        )));
-    }
     let mut cg = resolve_in(hier, cgroups_path, id, Some(bus), &base)?;
     cg.rootless = true;
     Ok(cg)
@@ -214,6 +209,11 @@ fn resolve_in(
         Some(_) => DEFAULT_USER_SLICE,
         None => DEFAULT_SLICE,
     };
+    if !base.is_empty() && (!base.starts_with('/') || base.split('/').any(|c| c == "..")) {
+        return Err(CgroupError::SystemdUser(format!(
+            "the user's systemd gave {base:?} as its cgroup (want an absolute path)"
+        )));
+    }
     let (mut unit, path) = parse(cgroups_path, id, default_slice)?;
     unit.user = user;
     let path = if base.is_empty() || base == "/" {

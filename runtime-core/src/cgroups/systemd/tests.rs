@@ -220,3 +220,61 @@ fn device_policy_as_an_allow_list() {
 }
 
 use crate::cgroups::devices::DevKind;
+
+#[test]
+fn a_users_unit_lies_below_the_user_manager() {
+    use crate::cgroups::{Hierarchies, DEFAULT_ROOT};
+    use std::path::Path;
+    let mi = "25 23 0:22 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+    let h = Hierarchies::from_mountinfo(Path::new(DEFAULT_ROOT), mi).expect("parse");
+    let bus = UserBus {
+        address: "unix:path=/run/user/1001/bus".into(),
+        uid: 1001,
+        p2p: false,
+    };
+    let mgr = "/user.slice/user-1001.slice/user@1001.service";
+    let cg = resolve_in(
+        &h,
+        Some("user.slice:libpod:abc"),
+        "abc",
+        Some(bus.clone()),
+        mgr,
+    )
+    .expect("podman's path");
+    assert_eq!(cg.path, format!("{mgr}/user.slice/libpod-abc.scope"));
+    let unit = cg.systemd.expect("unit");
+    assert_eq!(unit.user, Some(bus.clone()));
+    assert_eq!(
+        (unit.name.as_str(), unit.slice.as_str()),
+        ("libpod-abc.scope", "user.slice")
+    );
+    let cg = resolve_in(&h, None, "c1", Some(bus.clone()), mgr).expect("default");
+    assert_eq!(cg.path, format!("{mgr}/user.slice/runrs-c1.scope"));
+    // The system's manager sits at the root: paths as before.
+    let cg = resolve_in(&h, None, "c1", None, "").expect("system");
+    assert_eq!(cg.path, "/system.slice/runrs-c1.scope");
+    for bad in ["user.slice", "/a/../..", "/.."] {
+        let e = resolve_in(&h, None, "c1", Some(bus.clone()), bad).expect_err(bad);
+        assert!(matches!(e, CgroupError::SystemdUser(_)), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn user_bus_requests_survive_the_helper_protocol() {
+    let r = Request {
+        user: Some(UserBus {
+            address: "unix:path=/run/user/1001/systemd/private".into(),
+            uid: 1001,
+            p2p: true,
+        }),
+        call: Call::ManagerCgroup,
+    };
+    let json = serde_json::to_string(&r).expect("encode");
+    let back: Request = serde_json::from_str(&json).expect("decode");
+    assert_eq!(back.user, r.user);
+    assert!(matches!(back.call, Call::ManagerCgroup));
+    // A request without `user` is the system instance's.
+    let sys: Request =
+        serde_json::from_str(r#"{"call":{"Stop":{"name":"x.scope"}}}"#).expect("decode");
+    assert!(sys.user.is_none());
+}
