@@ -1,8 +1,9 @@
 //! systemd's Manager interface over D-Bus (org.freedesktop.systemd1(5)) with zbus:
 //! the system bus, or systemd's private socket when no bus daemon runs (as runc's
-//! go-systemd does), or a user's instance (see `user.rs`). Every call here blocks the calling thread (runtime-core is
-//! synchronous; zbus runs its connection on its own small executor) and waits for the
-//! unit's job with a timeout, so a caller never hangs on a stuck systemd.
+//! go-systemd does), or a user's instance (`user.rs`). Every call here blocks the
+//! calling thread (runtime-core is synchronous; zbus runs its connection on its own
+//! small executor) and waits for the unit's job with a timeout, so a caller never hangs
+//! on a stuck systemd.
 //!
 //! Only binaries that opt in link this (the runrs CLI, through
 //! [`super::call::link_dbus`]); the shim reaches systemd through that binary (`call.rs`).
