@@ -24,6 +24,8 @@
 #             user@UID.service, with its limits; update; delete leaves nothing (unified);
 #             refused on hybrid; no user bus is said; rootless Podman with its systemd
 #             cgroup manager (run, exit code, -d in the user's libpod-<id>.scope, rm)
+#  podman     (unified) rootful Podman with its systemd cgroup manager: run with a memory
+#             limit and exit code, -d in /machine.slice/libpod-<id>.scope with TasksMax, rm
 #  ctr        containerd's shim with SystemdCgroup (runrs: the runtime options TOML; runc:
 #             --runc-systemd-cgroup) runs a container in /system.slice/ctr-c1.scope
 set -uo pipefail
@@ -245,6 +247,32 @@ elif [ "$MODE" = unified ]; then
   pod system reset -f >/dev/null 2>&1
 fi
 systemctl stop user@$UID_.service >/dev/null 2>&1
+fi
+
+# --- rootful Podman with its default (systemd) cgroup manager: machine.slice:libpod:<id> ---
+IMG=$(dirname "$BIN")/busybox.tar
+if [ "$MODE" = unified ]; then
+  rpod() { timeout 180 podman --root $WORK/pstore --runroot $WORK/prun --storage-driver vfs \
+    --cgroup-manager systemd --events-backend file "$@"; }
+  if ! rpod load -q -i "$IMG" >$WORK/pload 2>&1; then notok "podman" "podman load: $(tail -3 $WORK/pload | tr '\n' '|')"
+  else
+    for RT in runrs runc; do
+      rt=$(command -v $RT)
+      out=$(rpod --runtime "$rt" run --rm --network none --memory 64m busybox \
+        sh -c 'echo mem=$(cat /sys/fs/cgroup/memory.max); exit 4' 2>&1 </dev/null); rc=$?
+      if [ $rc = 4 ] && echo "$out" | grep -qx "mem=67108864"; then ok "$RT podman (systemd cgroup manager): memory.max 64m, exit code 4"
+      else notok "$RT podman run" "rc=$rc out=$(echo "$out" | tr '\n' '|')"; fi
+      id=$(rpod --runtime "$rt" run -d --network none --pids-limit 70 busybox sleep 300 2>$WORK/perr </dev/null)
+      u=libpod-$id.scope
+      got="pids=$(cat $CG/machine.slice/$u/pids.max 2>&1) TasksMax=$(show $u TasksMax)"
+      [ -n "$id" ] && [ "$got" = "pids=70 TasksMax=70" ] && ok "$RT podman -d: /machine.slice/$u, $got" ||
+        notok "$RT podman -d" "id=$id $got $(tr '\n' '|' < $WORK/perr)"
+      rpod rm -f -t 0 "$id" >/dev/null 2>&1
+      why=$(no_leftovers "$u" "$u" none "$id")
+      [ -n "$id" ] && [ -z "$why" ] && ok "$RT podman rm: nothing left" || notok "$RT podman rm" "id=$id $why"
+    done
+  fi
+  rpod system reset -f >/dev/null 2>&1
 fi
 
 # --- deploy/install.sh and uninstall.sh on a node's containerd config ---
