@@ -178,6 +178,7 @@ if has cli; then
   suite cli cargo test -p runtime-core --test security
   log "runrs-specific CLI suite (hooks, sd_notify, RDT, features)"
   suite cli cargo test -p runtime-core --test cli
+  suite cli cargo test -p runtime-core --test spawn_race
 fi
 
 if has e2e; then

@@ -8,7 +8,11 @@
 #   3. no import cycle between runtime-core's top-level modules (from `crate::x`
 #      references; `sys` is a leaf by rule 1's design and must import nothing);
 #   4. the shim and the runrs CLI use runtime-core only through its face: the names
-#      runtime-core/src/lib.rs re-exports and its `host` facade, no module path.
+#      runtime-core/src/lib.rs re-exports and its `host` facade, no module path;
+#   5. no std `Command::spawn` (`.spawn()`) in runtime-core/src or shim/src outside
+#      runtime-core's `reap::spawn` (runtime_core::spawn_command), test modules, the CLI
+#      (no process-wide reaper) and the shim's `start` (before its reaper exists): std's
+#      spawn panics when a failed exec's child was reaped by the shim's reaper first.
 # Prints every offender and exits 1 when any rule fails. Usage: check-structure.sh [ROOT]
 set -euo pipefail
 cd "${1:-$(dirname "$0")/../..}"
@@ -268,6 +272,19 @@ for path in callers:
         if bad:
             line = text.count("\n", 0, m.start()) + 1
             fail(f"{path}:{line}: runtime_core::{bad[0]} is a module of runtime-core; use its face (the names runtime-core/src/lib.rs re-exports)")
+
+# --- 5. std spawns go through reap::spawn ---------------------------------------------
+SPAWN = re.compile(r"\.spawn\(\)")
+SPAWN_OK = {"runtime-core/src/reap.rs", "shim/src/start.rs"}
+for root in ("runtime-core/src", "shim/src"):
+    for path in rust_files(root):
+        if path in SPAWN_OK or path.startswith("runtime-core/src/bin/"):
+            continue
+        for n, t in code_lines(path):
+            if re.match(r"\s*#\[cfg\(test\)\]", t):
+                break
+            if SPAWN.search(t):
+                fail(f"{path}:{n}: `.spawn()` outside reap::spawn (runtime_core::spawn_command): {t.strip()}")
 
 if failed:
     sys.exit(1)

@@ -218,7 +218,7 @@ fn run_one(kind: &'static str, index: usize, h: &Hook, state: &[u8]) -> Result<(
     crate::sys::cloexec_from_on_exec(&mut cmd, 3);
     // Opened before the hook starts: its exit is kept even if it comes before the wait.
     let window = reap::ExitWindow::open();
-    let child = cmd.spawn().map_err(|source| HookError::Spawn {
+    let child = reap::spawn(&mut cmd).map_err(|source| HookError::Spawn {
         kind,
         index,
         path: path.clone(),

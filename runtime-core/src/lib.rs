@@ -47,7 +47,7 @@ pub use container::{
 // Processes: stdio, who reaps, the console, exit statuses.
 pub use process::console::{recv_master, resize as resize_console};
 pub use process::spawn::{InitStdio, Reap};
-pub use reap::{exit_code, set_child_waiter, ChildWaiter};
+pub use reap::{exit_code, hold_spawns, set_child_waiter, spawn as spawn_command, ChildWaiter};
 // Checkpoint and restore.
 pub use criu::{parse_namespaces, parse_page_server, CheckpointOptions, CriuError};
 // Cgroup events and statistics.

@@ -11,8 +11,8 @@
 
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitStatus, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{OnceLock, PoisonError, RwLock, RwLockWriteGuard};
 
 /// Something that can report a child's exit on behalf of runtime-core.
 pub trait ChildWaiter: Send + Sync {
@@ -26,6 +26,26 @@ pub trait ChildWaiter: Send + Sync {
 }
 
 static WAITER: OnceLock<Box<dyn ChildWaiter>> = OnceLock::new();
+
+/// std's `Command::spawn` reaps the child itself when the exec fails, and panics if
+/// somebody else reaped it first ("wait() should either return Ok or panic"): with a
+/// process-wide reaper, a hook, criu or logging binary that cannot be exec'd would
+/// abort the shim of a whole pod. Spawns hold this shared while they run ([`spawn`]);
+/// the reaper holds it exclusively around its waitpid(-1) loop ([`hold_spawns`]).
+static SPAWNS: RwLock<()> = RwLock::new(());
+
+/// `cmd.spawn()`, never raced by a process-wide reaper (see [`SPAWNS`]). Every std
+/// spawn of runtime-core and the shim goes through here.
+pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
+    let _shared = SPAWNS.read().unwrap_or_else(PoisonError::into_inner);
+    cmd.spawn()
+}
+
+/// For a process-wide reaper: hold this while collecting exits with waitpid(-1); it
+/// waits for spawns in flight (a few milliseconds: fork and exec) and keeps new ones out.
+pub fn hold_spawns() -> RwLockWriteGuard<'static, ()> {
+    SPAWNS.write().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Install the process-wide waiter (once; later calls are ignored and return false).
 pub fn set_child_waiter(w: Box<dyn ChildWaiter>) -> bool {
@@ -74,7 +94,7 @@ pub fn output(cmd: &mut Command, input: &[u8]) -> std::io::Result<Output> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let window = ExitWindow::open();
-    let mut child = cmd.spawn()?;
+    let mut child = spawn(cmd)?;
     if let Some(mut stdin) = child.stdin.take() {
         // A program that does not read its input (or died) shows in its status.
         let _ = stdin.write_all(input);

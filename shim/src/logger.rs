@@ -87,8 +87,7 @@ pub async fn start(
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     crate::sys::pass_fds(&mut cmd, src.to_vec());
-    let child = cmd
-        .spawn()
+    let child = runtime_core::spawn_command(&mut cmd)
         .map_err(|e| ShimError::InvalidArgument(format!("start logging binary {path}: {e}")))?;
     let pid = child.id() as i32;
     drop((out_r, err_r, ready_w));

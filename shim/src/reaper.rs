@@ -78,8 +78,10 @@ impl Reaper {
         Ok(r)
     }
 
-    /// Collect every exited child and dispatch its status.
+    /// Collect every exited child and dispatch its status; not while a std spawn is in
+    /// flight (see [`runtime_core::hold_spawns`]).
     fn reap_all(&self) {
+        let _no_spawns = runtime_core::hold_spawns();
         while let Some((pid, status)) = crate::sys::reap_one() {
             self.dispatch(pid, status);
         }

@@ -495,5 +495,41 @@ pub fn log_uri(c: &Ctx<'_>) -> Result<()> {
         ns.trim() == integration::containerd::NAMESPACE,
         "the logger's CONTAINER_NAMESPACE was {ns:?}"
     );
+    c.assert_clean(&id)?;
+
+    // A logging binary that cannot be exec'd: the create fails and leaves nothing. The
+    // shim's reaper used to be able to take the failed child before std's spawn did,
+    // which then panicked and aborted the shim (runtime-core/tests/spawn_race.rs proves
+    // that race; here the error itself is checked).
+    let id = c.id("lognox");
+    let noexec = dir.join("not-executable.sh");
+    std::fs::write(&noexec, LOGGER)?;
+    std::fs::set_permissions(&noexec, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    let uri = format!("binary://{}", noexec.display());
+    let out = c.cd.ctr.run(
+        [
+            "run",
+            "--rm",
+            "--log-uri",
+            &uri,
+            "--runtime",
+            c.runtime,
+            IMAGE,
+            &id,
+            "true",
+        ],
+        None,
+    )?;
+    ensure!(
+        !out.success(),
+        "ctr run with a non-executable logging binary succeeded: {out}"
+    );
+    if c.runtime != RUNC {
+        ensure!(
+            out.stderr.contains("start logging binary") && out.stderr.contains("ermission denied"),
+            "the error should name the logging binary and EACCES: {out}"
+        );
+    }
+    let _ = c.cd.ctr.run(["containers", "rm", id.as_str()], None);
     c.assert_clean(&id)
 }

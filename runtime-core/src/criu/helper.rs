@@ -89,8 +89,7 @@ pub(crate) fn spawn(
     sys::keep_open_on_exec(&mut cmd, theirs.as_fd(), 0..0);
     // Opened before the helper starts: its exit is kept even if it comes before the wait.
     let window = reap::ExitWindow::open();
-    let child = cmd
-        .spawn()
+    let child = reap::spawn(&mut cmd)
         .map_err(|e| CriuError::Helper(format!("start the restore helper: {e}")))?;
     drop(theirs);
     let pid = child.id() as i32;

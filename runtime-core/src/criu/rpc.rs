@@ -186,7 +186,7 @@ impl Swrk {
         sys::keep_open_on_exec(&mut cmd, theirs.as_fd(), 0..0);
         // Opened before criu starts: its exit is kept even if it comes before the wait.
         let window = reap::ExitWindow::open();
-        let child = cmd.spawn().map_err(|e| {
+        let child = reap::spawn(&mut cmd).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 CriuError::NotFound {
                     path: criu.into(),

@@ -164,7 +164,7 @@ pub fn spawn(
     // The sync socket and the preserved descriptors (--preserve-fds, LISTEN_FDS)
     // reach init open.
     crate::sys::keep_open_on_exec(&mut cmd, child.as_fd(), preserved);
-    let mut proc = cmd.spawn().map_err(SpawnError::Start)?;
+    let mut proc = crate::reap::spawn(&mut cmd).map_err(SpawnError::Start)?;
     drop(child);
     drop(exe);
     let stage1 = proc.id() as i32;
