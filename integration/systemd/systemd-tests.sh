@@ -34,6 +34,9 @@ BIN=${2:?}; ROOTFS=${3:?}; E2E=${4:?}; DEPLOY=${5:?}; CRI_E2E=${6:?}
 export PATH=$BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 CG=/sys/fs/cgroup
 WORK=$(mktemp -d /tmp/sdtest.XXXXXX)
+# The image the Podman checks load (run-systemd.sh builds it), and their common flags.
+IMG=$(dirname "$BIN")/busybox.tar
+PODMAN_FLAGS=(--storage-driver vfs --cgroup-manager systemd --events-backend file)
 failed=0
 ok() { echo "ok - [$MODE] $1"; }
 notok() { echo "not ok - [$MODE] $1: $2"; failed=1; }
@@ -221,11 +224,10 @@ if [ "$MODE" = unified ]; then
 fi
 # Rootless Podman's default on such a host: its systemd cgroup manager (conmon in a
 # scope of the user's systemd, `--systemd-cgroup` and user.slice:libpod:<id> to the runtime).
-IMG=$(dirname "$BIN")/busybox.tar
 if [ "$MODE" = unified ] && [ ! -s "$IMG" ]; then notok "rootless podman" "no image archive at $IMG (run-systemd.sh builds it)"
 elif [ "$MODE" = unified ]; then
   pod() { timeout 180 runuser -u $U -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=$UW XDG_RUNTIME_DIR=/run/user/$UID_ \
-    podman --root $UW/pstore --storage-driver vfs --cgroup-manager systemd --events-backend file "$@"; }
+    podman --root $UW/pstore "${PODMAN_FLAGS[@]}" "$@"; }
   if ! pod load -q -i "$IMG" >$UW/pload 2>&1; then notok "rootless podman" "podman load: $(tail -3 $UW/pload | tr '\n' '|')"
   else
     for RT in runrs runc; do
@@ -250,10 +252,8 @@ systemctl stop user@$UID_.service >/dev/null 2>&1
 fi
 
 # --- rootful Podman with its default (systemd) cgroup manager: machine.slice:libpod:<id> ---
-IMG=$(dirname "$BIN")/busybox.tar
 if [ "$MODE" = unified ]; then
-  rpod() { timeout 180 podman --root $WORK/pstore --runroot $WORK/prun --storage-driver vfs \
-    --cgroup-manager systemd --events-backend file "$@"; }
+  rpod() { timeout 180 podman --root $WORK/pstore --runroot $WORK/prun "${PODMAN_FLAGS[@]}" "$@"; }
   if ! rpod load -q -i "$IMG" >$WORK/pload 2>&1; then notok "podman" "podman load: $(tail -3 $WORK/pload | tr '\n' '|')"
   else
     for RT in runrs runc; do
